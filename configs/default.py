@@ -1,0 +1,79 @@
+"""Every configuration key of twostream_jax, with its default and what it means.
+
+The other configs start from this one and change what they need. Not meant to be run as it is (it
+names no data set); run e.g.:
+
+  python -m twostream_jax.main --config configs/temporal.py --workdir runs/temporal \
+      --config.data.data_dirs=data/ucf101_records
+
+Override any key on the command line with `--config.<section>.<key>=value`; an unknown key fails.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """Returns the locked default config."""
+  c = ml_collections.ConfigDict()
+  c.mode = 'train'  # 'train' | 'eval' | 'train_eval' (train, then evaluate the final state).
+  c.seed = 0  # The one seed: parameters, dropout, data order and augmentation derive from it.
+
+  # ---- Data (read by twostream_jax.input_pipeline) ----
+  d = c.data = ml_collections.ConfigDict()
+  # Records folders written by tools/make_tfrecords.py, comma-separated. One for a single-task run;
+  # two or more for multi-task training (one head per data set, e.g. UCF101 and HMDB51).
+  d.data_dirs = ''
+  d.train_split = 'train1'  # Official split to train on: train1 | train2 | train3.
+  d.eval_split = 'test1'  # Split evaluated with the paper's protocol (mode=eval / train_eval).
+  # Held-out split used for periodic clip-level validation during training ('' disables it).
+  d.val_split = 'test1'
+  d.modality = 'rgb'  # 'rgb': one frame (spatial stream); 'flow': L stacked flow fields (temporal).
+  d.num_flow_fields = 10  # L: flow fields per stack, giving 2L input channels (modality='flow').
+  d.flow_mean_subtraction = 'per_field'  # 'per_field' (the paper's camera-motion compensation) | 'none'.
+  d.crop_size = 224  # Side of the square network input, pixels.
+  d.multiscale_crop = False  # TSN corner cropping (crop sizes 1, .875, .75, .66 of the short side).
+  d.random_flip = True  # Horizontal flip in training (negates flow x).
+  d.color_jitter = 0.0  # RGB colour-jitter strength (0 disables; e.g. 0.2).
+  d.normalization = 'imagenet'  # RGB: 'imagenet' (torchvision weights' mean/std) | 'unit' ([0, 1]).
+  d.frames_per_video = 1  # Training examples drawn from each video per pass over the data.
+  d.class_balanced = False  # Draw each example's class uniformly (the paper), else uniform over videos.
+  d.mix_weights = ''  # Multi-task: comma-separated sampling weights per data set ('' = by size).
+  d.shuffle_buffer = 256  # Videos (encoded) held for shuffling per process.
+  d.test_num_frames = 25  # Paper protocol: frames / flow stacks per video, equally spaced.
+  d.test_num_crops = 10  # Paper protocol: 4 corners + centre and their flips (10), or 1 (centre).
+  d.val_num_frames = 1  # Clip-level validation: frames per held-out video.
+  d.val_num_crops = 1  # Clip-level validation: crops per frame (1 = centre).
+  d.val_max_videos = 0  # Validate on at most this many held-out videos (0: all).
+
+  # ---- Model (twostream_jax.models) ----
+  m = c.model = ml_collections.ConfigDict()
+  m.name = 'resnet18'  # tiny | cnn_m_2048 | cnn_m_2048_temporal | resnet18..152 | vgg16 | vgg16_bn
+  m.dropout_rate = 0.5
+  m.dtype = 'float32'  # Compute dtype: 'float32' or 'bfloat16' (parameters stay float32).
+  # Converted torchvision weights (tools/convert_torchvision.py --output_dir); '' trains from scratch.
+  m.init_from = ''
+
+  # ---- Optimisation ----
+  o = c.optim = ml_collections.ConfigDict()
+  o.learning_rate = 1e-2
+  # Piecewise-constant schedule: the rate is multiplied by `decay_factor` at each boundary step.
+  o.decay_boundaries_steps = '50000,70000'
+  o.decay_factor = 0.1
+  o.warmup_steps = 0  # Linear warm-up from 0 over this many steps (0: none).
+  o.momentum = 0.9
+  o.nesterov = False
+  o.weight_decay = 5e-4  # L2 on weights (not on biases or batch-norm parameters).
+  o.train_last_layer_only = False  # Fine-tune only the classifier head(s).
+
+  # ---- Training loop ----
+  t = c.train = ml_collections.ConfigDict()
+  t.global_batch_size = 256  # Across all devices and hosts (the paper: 256).
+  t.num_train_steps = 80000
+  t.log_every_steps = 50
+  t.checkpoint_every_steps = 1000
+  t.keep_checkpoints = 3
+  t.val_every_steps = 1000  # Clip-level validation period (0 disables).
+  t.eval_batch_size = 250  # Global batch of test views (25 frames x 10 crops = 250 per video).
+
+  c.lock()
+  return c
