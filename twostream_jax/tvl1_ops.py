@@ -1,0 +1,273 @@
+"""Building blocks of TV-L1 optical flow, written to reproduce OpenCV's DualTVL1 numerics.
+
+Each function mirrors the OpenCV routine that ``cv::optflow::DualTVL1OpticalFlow`` calls
+(``modules/optflow/src/tvl1flow.cpp``): ``cv::resize(INTER_LINEAR)`` for the pyramid and flow
+upscaling, ``cv::remap(INTER_CUBIC, BORDER_CONSTANT)`` for warping, ``cv::medianBlur(5)`` on float
+images, and the file's own centred / forward gradients and divergence with their border rules.
+The rules were checked against cv2 5.0 (see tests/test_tvl1_ops.py); where OpenCV's arithmetic order
+matters for float32 rounding we follow it, elsewhere agreement is to about one ulp.
+
+Images are float32 ``[..., H, W]`` (leading dimensions broadcast) unless a docstring says otherwise.
+JAX only: no cv2 or TensorFlow import here.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+# OpenCV's bicubic kernel parameter (interpolateCubic in imgproc).
+_CUBIC_A = -0.75
+
+
+def pyramid_shapes(height: int, width: int, num_scales: int, scale_step: float,
+                   min_size: int = 16) -> list[tuple[int, int]]:
+    """Image sizes of OpenCV's TV-L1 pyramid, finest first.
+
+    Each level is ``cv::resize(prev, Size(), scale_step, scale_step)`` of the previous one, whose size
+    is ``cvRound(prev * scale_step)`` (round half to even, like Python's ``round``). OpenCV stops
+    adding levels as soon as one would be narrower or shorter than 16 pixels.
+
+    Args:
+      height: H of the full-resolution frames.
+      width: W of the full-resolution frames.
+      num_scales: the most levels to build (>= 1).
+      scale_step: size ratio between consecutive levels, in (0, 1).
+      min_size: smallest allowed side (OpenCV: 16).
+
+    Returns:
+      ``[(H0, W0), (H1, W1), ...]`` with ``(H0, W0) == (height, width)``.
+    """
+    shapes = [(height, width)]
+    for _ in range(1, num_scales):
+        prev_h, prev_w = shapes[-1]
+        h, w = round(prev_h * scale_step), round(prev_w * scale_step)
+        if h < min_size or w < min_size:
+            break
+        shapes.append((h, w))
+    return shapes
+
+
+def _linear_taps(out_size: int, in_size: int, src_per_dst: float):
+    """Source indices and float32 weights of OpenCV's INTER_LINEAR along one axis.
+
+    OpenCV maps destination pixel d to source coordinate ``(d + 0.5) * src_per_dst - 0.5`` (in double)
+    and clamps at the edges by collapsing to the edge pixel with weight 1.
+    """
+    coord = (np.arange(out_size, dtype=np.float64) + 0.5) * src_per_dst - 0.5
+    left = np.floor(coord).astype(np.int64)
+    frac = coord - left
+    below = left < 0
+    frac[below], left[below] = 0.0, 0
+    above = left >= in_size - 1
+    frac[above], left[above] = 0.0, in_size - 1
+    right = np.minimum(left + 1, in_size - 1)
+    frac32 = frac.astype(np.float32)
+    return left, right, np.float32(1.0) - frac32, frac32
+
+
+def resize_linear(x: jax.Array, out_hw: tuple[int, int],
+                  src_per_dst: Optional[tuple[float, float]] = None) -> jax.Array:
+    """Bilinear resize matching ``cv2.resize(..., interpolation=cv2.INTER_LINEAR)`` on float32.
+
+    Args:
+      x: images ``[..., H, W]``.
+      out_hw: output size ``(H_out, W_out)``.
+      src_per_dst: source pixels per destination pixel along (y, x). OpenCV uses ``1 / fx`` when
+        called with scale factors (``dsize=Size()``, the pyramid) and ``H / H_out`` when called with
+        a destination size (flow upscaling, the default here).
+
+    Returns:
+      ``[..., H_out, W_out]`` float32.
+    """
+    in_h, in_w = x.shape[-2:]
+    out_h, out_w = out_hw
+    if src_per_dst is None:
+        src_per_dst = (in_h / out_h, in_w / out_w)
+    x0, x1, ax0, ax1 = _linear_taps(out_w, in_w, src_per_dst[1])
+    y0, y1, ay0, ay1 = _linear_taps(out_h, in_h, src_per_dst[0])
+    # Horizontal pass first, then vertical, as OpenCV's separable resize does.
+    rows = jnp.take(x, x0, axis=-1) * ax0 + jnp.take(x, x1, axis=-1) * ax1
+    return (jnp.take(rows, y0, axis=-2) * ay0[:, None]
+            + jnp.take(rows, y1, axis=-2) * ay1[:, None])
+
+
+def _pad_edge(x: jax.Array, pad_y: int, pad_x: int) -> jax.Array:
+    """Replicates the border of ``[..., H, W]`` by pad_y rows and pad_x columns on each side."""
+    widths = [(0, 0)] * (x.ndim - 2) + [(pad_y, pad_y), (pad_x, pad_x)]
+    return jnp.pad(x, widths, mode='edge')
+
+
+def _pad_hw(x: jax.Array, top: int, bottom: int, left: int, right: int) -> jax.Array:
+    """Zero-pads the last two axes of ``[..., H, W]``."""
+    return jnp.pad(x, [(0, 0)] * (x.ndim - 2) + [(top, bottom), (left, right)])
+
+
+def centered_gradient(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """OpenCV TV-L1's ``centeredGradient``: half central differences, half one-sided at borders.
+
+    Args:
+      x: images ``[..., H, W]``.
+
+    Returns:
+      ``(dx, dy)``, each ``[..., H, W]``; e.g. ``dx[:, 0] = 0.5 * (x[:, 1] - x[:, 0])``.
+    """
+    # With a replicated border the one-sided border rule is the central formula.
+    px = _pad_edge(x, 0, 1)
+    py = _pad_edge(x, 1, 0)
+    dx = 0.5 * (px[..., :, 2:] - px[..., :, :-2])
+    dy = 0.5 * (py[..., 2:, :] - py[..., :-2, :])
+    return dx, dy
+
+
+def forward_gradient(u: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Forward differences with zero in the last column (dx) / last row (dy).
+
+    Args:
+      u: ``[..., H, W]``.
+
+    Returns:
+      ``(ux, uy)``, each ``[..., H, W]``.
+    """
+    ux = _pad_hw(u[..., :, 1:] - u[..., :, :-1], 0, 0, 0, 1)
+    uy = _pad_hw(u[..., 1:, :] - u[..., :-1, :], 0, 1, 0, 0)
+    return ux, uy
+
+
+def divergence(v1: jax.Array, v2: jax.Array) -> jax.Array:
+    """Backward-difference divergence of the field (v1, v2), the adjoint used by OpenCV's TV-L1.
+
+    ``div[y, x] = (v1[y, x] - v1[y, x-1]) + (v2[y, x] - v2[y-1, x])`` with the out-of-image
+    neighbours taken as zero (first row and column).
+
+    Args:
+      v1: x component ``[..., H, W]``.
+      v2: y component ``[..., H, W]``.
+
+    Returns:
+      ``[..., H, W]``.
+    """
+    return ((v1 - _pad_hw(v1[..., :, :-1], 0, 0, 1, 0))
+            + (v2 - _pad_hw(v2[..., :-1, :], 1, 0, 0, 0)))
+
+
+def _cubic_weights(t: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """The four bicubic tap weights (for offsets -1, 0, 1, 2) at fractional position t in [0, 1)."""
+    a = _CUBIC_A
+    t1 = t + 1.0
+    s = 1.0 - t
+    w0 = ((a * t1 - 5.0 * a) * t1 + 8.0 * a) * t1 - 4.0 * a
+    w1 = ((a + 2.0) * t - (a + 3.0)) * t * t + 1.0
+    w2 = ((a + 2.0) * s - (a + 3.0)) * s * s + 1.0
+    return w0, w1, w2, 1.0 - w0 - w1 - w2
+
+
+def warp_bicubic(images: jax.Array, flow_x: jax.Array, flow_y: jax.Array) -> jax.Array:
+    """Samples images at ``(x + flow_x, y + flow_y)`` like ``cv2.remap(INTER_CUBIC)`` with zeros outside.
+
+    cv2 5.0 uses the float coordinates directly (no 1/32-pixel table), and with BORDER_CONSTANT each
+    of the 16 taps that falls outside the image counts as 0.
+
+    Args:
+      images: ``[C, H, W]`` channels sampled at the same positions (e.g. image, dx, dy).
+      flow_x: ``[H, W]`` horizontal displacement in pixels.
+      flow_y: ``[H, W]`` vertical displacement in pixels.
+
+    Returns:
+      ``[C, H, W]`` float32.
+    """
+    c, h, w = images.shape
+    xs = jnp.arange(w, dtype=jnp.float32)[None, :] + flow_x
+    ys = jnp.arange(h, dtype=jnp.float32)[:, None] + flow_y
+    x_floor, y_floor = jnp.floor(xs), jnp.floor(ys)
+    wx = _cubic_weights(xs - x_floor)
+    wy = _cubic_weights(ys - y_floor)
+    # Clamping far-away points keeps int32 safe; every tap of a clamped point is still outside.
+    ix = jnp.clip(x_floor, -3, w + 1).astype(jnp.int32)
+    iy = jnp.clip(y_floor, -3, h + 1).astype(jnp.int32)
+    # One ring of zeros: any outside tap is clamped onto it.
+    table = jnp.pad(images, ((0, 0), (1, 1), (1, 1))).reshape(c, -1).T  # [(H+2)(W+2), C]
+    cols = [jnp.clip(ix + (k - 1), -1, w) + 1 for k in range(4)]
+    out = None
+    for j in range(4):
+        row_index = (jnp.clip(iy + (j - 1), -1, h) + 1) * (w + 2)
+        row = None
+        for k in range(4):
+            tap = table[row_index + cols[k]] * wx[k][..., None]  # [H, W, C]
+            row = tap if row is None else row + tap
+        term = row * wy[j][..., None]
+        out = term if out is None else out + term
+    return jnp.moveaxis(out, -1, 0)
+
+
+def _batcher_pairs(n: int) -> list[tuple[int, int]]:
+    """Comparator pairs of Batcher's odd-even merge sort for n a power of two."""
+    pairs = []
+    p = 1
+    while p < n:
+        k = p
+        while k >= 1:
+            for j in range(k % p, n - k, 2 * k):
+                for i in range(min(k, n - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    return pairs
+
+
+def sort_network(values: Sequence[jax.Array]) -> list[jax.Array]:
+    """Elementwise ascending sort of a list of equally shaped arrays by a min/max network.
+
+    Only min/max ops: XLA removes the comparators whose outputs are unused, so asking for one
+    rank of the result (e.g. a median) costs a selection network, not a full sort.
+
+    Args:
+      values: n arrays of the same shape.
+
+    Returns:
+      n arrays: out[k] holds the k-th smallest value at each position.
+    """
+    n = len(values)
+    size = 1
+    while size < n:
+        size *= 2
+    # None stands for +inf padding, folded away at trace time.
+    wires: list[Optional[jax.Array]] = list(values) + [None] * (size - n)
+    for i, j in _batcher_pairs(size):
+        a, b = wires[i], wires[j]
+        if b is None:
+            continue
+        if a is None:
+            wires[i], wires[j] = b, None
+            continue
+        wires[i], wires[j] = jnp.minimum(a, b), jnp.maximum(a, b)
+    return wires[:n]
+
+
+def median_filter(x: jax.Array, ksize: int = 5) -> jax.Array:
+    """``cv2.medianBlur(x, ksize)`` for float32 images: k x k median, replicated borders.
+
+    A min/max selection network over the k*k shifted views of the edge-padded image (XLA keeps
+    only the comparators that feed the median: about 100 min/max per pixel for k = 5, ~1 ms at
+    340x256 on one CPU core, where jnp.sort over the window is two orders of magnitude slower).
+
+    Args:
+      x: images ``[..., H, W]``.
+      ksize: odd window size (OpenCV supports 3 and 5 on float images).
+
+    Returns:
+      ``[..., H, W]``.
+    """
+    if ksize % 2 != 1 or ksize < 1:
+        raise ValueError(f'median_filter needs an odd ksize >= 1, got {ksize}.')
+    if ksize == 1:
+        return x
+    h, w = x.shape[-2:]
+    r = ksize // 2
+    padded = _pad_edge(x, r, r)
+    window = [padded[..., dy:dy + h, dx:dx + w] for dy in range(ksize) for dx in range(ksize)]
+    return sort_network(window)[(ksize * ksize - 1) // 2]
