@@ -1,0 +1,168 @@
+"""Late fusion from score files: fit on training-split scores, evaluate on test-split scores.
+
+    python -m twostream_jax.fuse \\
+        --train_scores runs/spatial/scores_train1.npz,runs/temporal/scores_train1.npz \\
+        --test_scores runs/spatial/scores_test1.npz,runs/temporal/scores_test1.npz \\
+        --output_dir runs/fusion_split1 [--methods average,fitted_average,svm] [--weights 1,1.5] \\
+        [--svm_c 1]
+
+List the streams in the same order in both lists. Score files that do not match (different videos,
+labels or classes; train and test from the same split or sharing videos) are refused before anything
+is written. Writes into --output_dir one fused score file per method (`fused_<method>.npz`, the
+score-file format of `score_files`), `results.md` and `results.json` (each stream and each fusion:
+top-1, top-5, mean class accuracy, number of videos; `results_table`), and prints the markdown table.
+
+Methods (`fusion` holds the maths): 'average' averages the softmax scores with --weights (equal
+weights if not given: the paper's fusion by averaging); 'fitted_average' picks the weights on the
+training scores; 'svm' fits the paper's linear SVM on the training scores.
+
+The flags are defined only when this module runs as a program, so importing it (for `run_fusion`)
+adds nothing to absl's global flags; `twostream_jax.main` stays the package's flag-defining module.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from typing import Any, Sequence
+
+import numpy as np
+
+from twostream_jax import classification_metrics
+from twostream_jax import fusion
+from twostream_jax import results_table
+from twostream_jax import score_files
+
+
+def _fused_filename(method: str) -> str:
+  return f'fused_{method}.npz'
+
+
+def _row(name: str, scores: score_files.VideoScores, notes: str, **extra: Any) -> dict[str, Any]:
+  row = {'name': name, **classification_metrics.compute_metrics(scores.probs, scores.labels)}
+  row.update(notes=notes, split=scores.split, **extra)
+  return row
+
+
+def run_fusion(train_paths: Sequence[str], test_paths: Sequence[str], output_dir: str,
+               methods: Sequence[str] = fusion.METHODS, weights: Sequence[float] | None = None,
+               svm_c: float = fusion.DEFAULT_SVM_C, *, svm_steps: int = fusion.DEFAULT_SVM_STEPS,
+               weight_step: float = fusion.DEFAULT_WEIGHT_STEP, seed: int = 0,
+               confusion_matrices: bool = False) -> dict[str, Any]:
+  """Fits each fusion method on the training score files and evaluates it on the test score files.
+
+  Args:
+    train_paths: one score file per stream on the training split.
+    test_paths: the same streams, in the same order, on the test split.
+    output_dir: where fused score files, results.md and results.json go (created if needed).
+    methods: names from `fusion.METHODS`, in table order.
+    weights: per-stream weights for 'average' (None: equal weights).
+    svm_c: the SVM's C.
+    svm_steps: L-BFGS steps of the SVM fit.
+    weight_step: grid step of 'fitted_average'.
+    seed: SVM initialisation seed.
+    confusion_matrices: also draw `confusion_<name>.png` for every stream and fusion.
+
+  Returns:
+    {'rows': the table rows, 'markdown': the table, 'results_md': path, 'results_json': path,
+     'fused_scores': method -> fused score file path, 'fusions': method -> `fusion.FusionResult`}.
+
+  Raises:
+    FileNotFoundError, score_files.ScoreFileError, fusion.FusionError: unusable inputs, before any
+      file is written.
+  """
+  methods = list(methods)
+  unknown = [m for m in methods if m not in fusion.METHODS]
+  if unknown or not methods:
+    raise fusion.FusionError(f'Unknown or no fusion methods {unknown or methods}; choose from '
+                             f'{list(fusion.METHODS)}.')
+  if len(set(methods)) != len(methods):
+    raise fusion.FusionError(f'Fusion methods {methods} list one twice.')
+  if weights is not None and 'average' not in methods:
+    raise fusion.FusionError('--weights is only used by the "average" method, which is not in '
+                             f'--methods {methods}.')
+  train = [score_files.load_scores(p) for p in train_paths]
+  test = [score_files.load_scores(p) for p in test_paths]
+  # Refuse mismatched inputs before any method runs or any file is written.
+  train, test = fusion.check_train_test(train, test)
+  if weights is not None:
+    fusion.check_weights(weights, len(test))
+
+  rows = [_row(s.stream, s, f'{s.split}, {s.num_views} views per video', score_file=path)
+          for s, path in zip(test, test_paths)]
+  fusions, fused_paths = {}, {}
+  for method in methods:
+    result = fusion.fuse(train, test, method, weights=weights if method == 'average' else None,
+                         svm_c=svm_c, svm_steps=svm_steps, weight_step=weight_step, seed=seed)
+    fusions[method] = result
+    fused_paths[method] = os.path.join(output_dir, _fused_filename(method))
+    score_files.save_scores(fused_paths[method], result.scores)
+    extra = {'train_top1': result.train_top1, 'score_file': fused_paths[method]}
+    if result.weights is not None:
+      extra['weights'] = [float(w) for w in result.weights]
+    if method == 'svm':
+      extra['svm_c'] = float(svm_c)
+    rows.append(_row(method, result.scores, result.description, **extra))
+
+  if confusion_matrices:
+    for row, scores in zip(rows, test + [fusions[m].scores for m in methods]):
+      cm = classification_metrics.confusion_matrix(np.argmax(scores.probs, axis=1), scores.labels,
+                                                   scores.num_classes)
+      safe_name = re.sub(r'[^A-Za-z0-9_.+-]', '_', row['name'])
+      path = os.path.join(output_dir, f'confusion_{safe_name}.png')
+      classification_metrics.save_confusion_matrix_png(
+          cm, scores.class_names, path, f'{scores.stream} on {scores.split}: '
+          f'top-1 {100 * row["top1"]:.1f}%')
+      row['confusion_png'] = path
+
+  md_path, json_path = results_table.write_results_table(rows, output_dir)
+  return {'rows': rows, 'markdown': results_table.markdown_table(rows), 'results_md': md_path,
+          'results_json': json_path, 'fused_scores': fused_paths, 'fusions': fusions}
+
+
+def _define_flags() -> None:
+  from absl import flags  # Only the program needs absl's flags; see the module docstring.
+  flags.DEFINE_list('train_scores', None, 'Score files (.npz) of each stream on the TRAINING split, '
+                    'comma-separated; fusion weights and the SVM are fitted on these.', required=True)
+  flags.DEFINE_list('test_scores', None, 'Score files of the same streams, in the same order, on '
+                    'the TEST split.', required=True)
+  flags.DEFINE_string('output_dir', None, 'Folder for fused score files, results.md and '
+                      'results.json.', required=True)
+  flags.DEFINE_list('methods', list(fusion.METHODS), f'Fusion methods, from {list(fusion.METHODS)}.')
+  flags.DEFINE_list('weights', None, 'Per-stream weights for "average" (default: equal weights).')
+  flags.DEFINE_float('svm_c', fusion.DEFAULT_SVM_C, 'The linear SVM\'s regularisation constant C '
+                     '(liblinear / LinearSVC meaning: larger fits the training scores more closely).')
+  flags.DEFINE_integer('svm_steps', fusion.DEFAULT_SVM_STEPS, 'L-BFGS steps of the SVM fit.')
+  flags.DEFINE_float('weight_step', fusion.DEFAULT_WEIGHT_STEP, 'Grid step of "fitted_average".')
+  flags.DEFINE_integer('seed', 0, 'Seed of the SVM initialisation.')
+  flags.DEFINE_bool('confusion_matrices', False, 'Also draw a confusion-matrix PNG per row.')
+
+
+def main(argv: Sequence[str]) -> None:
+  """Runs `run_fusion` from the flags of `_define_flags` and prints the markdown table."""
+  from absl import app, flags
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  f = flags.FLAGS
+  try:
+    weights = None if f.weights is None else [float(w) for w in f.weights]
+  except ValueError as e:
+    raise app.UsageError(f'--weights must be comma-separated numbers, got {f.weights}.') from e
+  try:
+    result = run_fusion(f.train_scores, f.test_scores, f.output_dir, f.methods, weights, f.svm_c,
+                        svm_steps=f.svm_steps, weight_step=f.weight_step, seed=f.seed,
+                        confusion_matrices=f.confusion_matrices)
+  except (FileNotFoundError, score_files.ScoreFileError, fusion.FusionError) as e:
+    # A user's mistake: one clear line, no traceback.
+    print(f'fuse: error: {e}', file=sys.stderr)
+    sys.exit(1)
+  print(result['markdown'], end='')
+  print(f'Wrote {result["results_md"]}, {result["results_json"]} and '
+        f'{len(result["fused_scores"])} fused score files in {f.output_dir}.')
+
+
+if __name__ == '__main__':
+  from absl import app
+  _define_flags()
+  app.run(main)
