@@ -161,7 +161,7 @@ def save_confusion_matrix_png(cm: np.ndarray, class_names: Sequence[str], path: 
   fig = Figure(figsize=(side_in + 1.5, side_in), dpi=150 if num_classes > 50 else 100)
   FigureCanvasAgg(fig)
   ax = fig.add_subplot(1, 1, 1)
-  image = ax.imshow(fractions, cmap='Blues', vmin=0.0, vmax=1.0, interpolation='nearest')
+  image = ax.imshow(fractions, cmap='Blues', vmin=0.0, vmax=1.0, interpolation='none')
   fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label='fraction of the true class')
   ticks = np.arange(num_classes)
   ax.set_xticks(ticks)
