@@ -1,0 +1,154 @@
+"""The fusion command end to end on small synthetic score files."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from twostream_jax import fuse
+from twostream_jax import fusion
+from twostream_jax import score_files
+from twostream_jax.score_files import VideoScores
+
+CLASSES = ['Archery', 'Basketball', 'CliffDiving']
+
+
+def _write_streams(folder, split, num_videos, seed):
+  """Writes spatial and temporal score files of one split; returns their paths.
+
+  Spatial always names the other class for classes 0 and 1 (a consistent confusion) and is right
+  for class 2 (0.8 on its pick, 0.1 elsewhere); temporal is right but unsure (0.4 vs 0.3). Worked
+  out by hand (w: spatial's weight):
+    spatial alone: only class 2 right -> top-1 = mean class accuracy = 1/3.
+    temporal alone: all right.
+    average (w = 0.5): classes 0/1 get 0.55 on the wrong class vs 0.25 -> 1/3.
+    fitted_average: a class-0 video is right iff 0.4 - 0.3 w > 0.3 + 0.5 w, i.e. w < 0.125: on the
+      0.05 grid w in {0, 0.05, 0.10} get every training video right; 0.10 is closest to equal
+      weights -> weights (0.10, 0.90), all test videos right.
+    svm: the stacked scores are a fixed vector per class -> all right.
+  """
+  labels = np.tile(np.arange(3), num_videos // 3)
+  np.random.default_rng(seed).shuffle(labels)
+  rows = np.arange(num_videos)
+  spatial = np.full((num_videos, 3), 0.1, np.float32)
+  spatial[rows, np.array([1, 0, 2])[labels]] = 0.8
+  temporal = np.full((num_videos, 3), 0.3, np.float32)
+  temporal[rows, labels] = 0.4
+  paths = []
+  for stream, probs in (('spatial', spatial), ('temporal', temporal)):
+    scores = VideoScores(video_ids=[f'{split}/v{i:03d}' for i in range(num_videos)], labels=labels,
+                         logits=np.log(probs), probs=probs, class_names=CLASSES, split=split,
+                         stream=stream, num_views=250)
+    paths.append(os.path.join(folder, f'{stream}_{split}.npz'))
+    score_files.save_scores(paths[-1], scores)
+  return paths
+
+
+@pytest.fixture
+def score_paths(tmp_path):
+  return (_write_streams(str(tmp_path), 'train1', 60, seed=0),
+          _write_streams(str(tmp_path), 'test1', 30, seed=1))
+
+
+def _env():
+  # The child must find the package whether or not it is installed, and run on the CPU.
+  root = os.path.dirname(os.path.dirname(os.path.abspath(fuse.__file__)))
+  return dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get('PYTHONPATH', ''),
+              JAX_PLATFORMS='cpu')
+
+
+def _run_cli(*args):
+  return subprocess.run([sys.executable, '-m', 'twostream_jax.fuse', *args], capture_output=True,
+                        text=True, env=_env(), timeout=300)
+
+
+def test_cli_writes_fused_scores_and_results_table(score_paths, tmp_path):
+  train, test = score_paths
+  out = str(tmp_path / 'fusion')
+  proc = _run_cli('--train_scores', ','.join(train), '--test_scores', ','.join(test),
+                  '--output_dir', out, '--svm_c', '10')
+  assert proc.returncode == 0, proc.stderr
+
+  with open(os.path.join(out, 'results.md')) as f:
+    markdown = f.read()
+  assert markdown in proc.stdout  # the table is printed as written
+  assert markdown.splitlines()[0].startswith('| Scores | Top-1 (%) | Top-5 (%) |')
+
+  with open(os.path.join(out, 'results.json')) as f:
+    rows = {row['name']: row for row in json.load(f)['rows']}
+  assert list(rows) == ['spatial', 'temporal', 'average', 'fitted_average', 'svm']
+  expected_top1 = {'spatial': 1 / 3, 'temporal': 1.0, 'average': 1 / 3, 'fitted_average': 1.0,
+                   'svm': 1.0}
+  for name, top1 in expected_top1.items():
+    assert rows[name]['top1'] == pytest.approx(top1), name
+    assert rows[name]['top5'] == pytest.approx(1.0)  # k = 5 clipped to 3 classes
+    assert rows[name]['mean_class_accuracy'] == pytest.approx(top1)  # 10 videos per class
+    assert rows[name]['num_videos'] == 30
+  np.testing.assert_allclose(rows['fitted_average']['weights'], [0.10, 0.90], atol=1e-6)
+  assert rows['svm']['svm_c'] == 10.0
+  assert '| spatial | 33.3 | 100.0 | 33.3 | 30 |' in markdown
+
+  for method in fusion.METHODS:
+    fused = score_files.load_scores(os.path.join(out, f'fused_{method}.npz'))
+    assert fused.stream == f'{method}(spatial+temporal)' and fused.split == 'test1'
+    assert fused.num_videos == 30
+
+
+def test_cli_refuses_test_scores_as_training_scores(score_paths, tmp_path):
+  _, test = score_paths
+  out = str(tmp_path / 'fusion')
+  proc = _run_cli('--train_scores', ','.join(test), '--test_scores', ','.join(test),
+                  '--output_dir', out)
+  assert proc.returncode == 1
+  assert 'never fitted on the test set' in proc.stderr
+  assert 'Traceback' not in proc.stderr  # one clear line, not a stack
+  assert not os.path.exists(out)
+
+
+def test_run_fusion_with_given_weights_and_confusion_matrices(score_paths, tmp_path):
+  train, test = score_paths
+  out = str(tmp_path / 'fusion')
+  result = fuse.run_fusion(train, test, out, ['average'], weights=[1.0, 3.0],
+                           confusion_matrices=True)
+  # Weights (0.25, 0.75): a class-0 video scores 0.25 * 0.1 + 0.75 * 0.4 = 0.325 on its class
+  # against 0.25 * 0.8 + 0.75 * 0.3 = 0.425 on the other -> still only class 2 right.
+  average = result['rows'][-1]
+  assert average['weights'] == pytest.approx([0.25, 0.75])
+  assert average['top1'] == pytest.approx(1 / 3)
+  assert sorted(os.listdir(out)) == [
+      'confusion_average.png', 'confusion_spatial.png', 'confusion_temporal.png',
+      'fused_average.npz', 'results.json', 'results.md']
+  assert result['results_md'] == os.path.join(out, 'results.md')
+
+
+def test_run_fusion_refuses_mismatched_files_before_writing(score_paths, tmp_path):
+  train, test = score_paths
+  full = score_files.load_scores(test[1])
+  short = dataclasses.replace(full, video_ids=full.video_ids[:-1], labels=full.labels[:-1],
+                              logits=full.logits[:-1], probs=full.probs[:-1])
+  short_path = str(tmp_path / 'temporal_test1_short.npz')
+  score_files.save_scores(short_path, short)
+  out = str(tmp_path / 'fusion')
+  with pytest.raises(score_files.ScoreFileError,
+                     match="'test1/v029' is in 'spatial/test1' but not in 'temporal/test1'"):
+    fuse.run_fusion(train, [test[0], short_path], out, ['average'])
+  with pytest.raises(fusion.FusionError, match='3 fusion weights given for 2 streams'):
+    fuse.run_fusion(train, test, out, ['average'], weights=[1.0, 2.0, 3.0])
+  with pytest.raises(fusion.FusionError, match='Unknown or no fusion methods'):
+    fuse.run_fusion(train, test, out, ['vote'])
+  with pytest.raises(FileNotFoundError, match='missing.npz'):
+    fuse.run_fusion(train, [test[0], str(tmp_path / 'missing.npz')], out, ['average'])
+  assert not os.path.exists(out)
+
+
+def test_fusion_modules_import_no_tensorflow():
+  code = ('import sys; import twostream_jax.fuse, twostream_jax.fusion, '
+          'twostream_jax.classification_metrics, twostream_jax.results_table; '
+          'assert "tensorflow" not in sys.modules, "TensorFlow was imported"')
+  proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=_env(),
+                        timeout=120)
+  assert proc.returncode == 0, proc.stderr
