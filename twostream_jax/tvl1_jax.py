@@ -149,8 +149,7 @@ def _solve_one_scale(i0: jax.Array, i1: jax.Array, u1: jax.Array, u2: jax.Array,
             u1, u2, p11, p12, p21, p22, error, n_outer = state
             active = outer_running(state)
             if ksize > 1:
-                u1 = tvl1_ops.median_filter(u1, ksize)
-                u2 = tvl1_ops.median_filter(u2, ksize)
+                u1, u2 = tvl1_ops.median_filter(jnp.stack([u1, u2]), ksize)
             inner = jax.lax.while_loop(
                 inner_running, inner_step,
                 (u1, u2, p11, p12, p21, p22, error, jnp.int32(0), active))

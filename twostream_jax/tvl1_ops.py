@@ -190,14 +190,15 @@ def warp_bicubic(images: jax.Array, flow_x: jax.Array, flow_y: jax.Array) -> jax
     iy = jnp.clip(y_floor, -3, h + 1).astype(jnp.int32)
     # One ring of zeros: any outside tap is clamped onto it.
     table = jnp.pad(images, ((0, 0), (1, 1), (1, 1))).reshape(c, -1).T  # [(H+2)(W+2), C]
-    cols = [jnp.clip(ix + (k - 1), -1, w) + 1 for k in range(4)]
+    offsets = jnp.arange(-1, 3, dtype=jnp.int32)
+    rows = (jnp.clip(iy[None] + offsets[:, None, None], -1, h) + 1) * (w + 2)  # [4, H, W]
+    cols = jnp.clip(ix[None] + offsets[:, None, None], -1, w) + 1
+    taps = table[rows[:, None] + cols[None, :]]  # one gather: [4, 4, H, W, C]
     out = None
     for j in range(4):
-        row_index = (jnp.clip(iy + (j - 1), -1, h) + 1) * (w + 2)
-        row = None
-        for k in range(4):
-            tap = table[row_index + cols[k]] * wx[k][..., None]  # [H, W, C]
-            row = tap if row is None else row + tap
+        row = taps[j, 0] * wx[0][..., None]
+        for k in range(1, 4):
+            row = row + taps[j, k] * wx[k][..., None]
         term = row * wy[j][..., None]
         out = term if out is None else out + term
     return jnp.moveaxis(out, -1, 0)
@@ -219,41 +220,56 @@ def _batcher_pairs(n: int) -> list[tuple[int, int]]:
     return pairs
 
 
-def sort_network(values: Sequence[jax.Array]) -> list[jax.Array]:
-    """Elementwise ascending sort of a list of equally shaped arrays by a min/max network.
+def select_rank(values: Sequence[jax.Array], rank: int) -> jax.Array:
+    """Elementwise rank-th smallest of equally shaped arrays, by a pruned min/max network.
 
-    Only min/max ops: XLA removes the comparators whose outputs are unused, so asking for one
-    rank of the result (e.g. a median) costs a selection network, not a full sort.
+    Runs Batcher's sorting network on the values (padded to a power of two with +inf) but emits
+    only the comparator halves that feed output wire ``rank``, so a median of 25 costs ~100 min/max
+    ops per element, traced once (XLA would drop the rest too, but tracing them costs compile time).
 
     Args:
       values: n arrays of the same shape.
+      rank: 0-based rank to return, ``0 <= rank < n``.
 
     Returns:
-      n arrays: out[k] holds the k-th smallest value at each position.
+      An array of that shape.
     """
     n = len(values)
+    if not 0 <= rank < n:
+        raise ValueError(f'select_rank needs 0 <= rank < {n}, got {rank}.')
     size = 1
     while size < n:
         size *= 2
+    pairs = _batcher_pairs(size)
+    # Backward liveness: which halves (min to wire i, max to wire j) of each comparator are used.
+    needed = {rank}
+    plan = []
+    for i, j in reversed(pairs):
+        want_min, want_max = i in needed, j in needed
+        if want_min or want_max:
+            plan.append((i, j, want_min, want_max))
+            needed |= {i, j}
     # None stands for +inf padding, folded away at trace time.
     wires: list[Optional[jax.Array]] = list(values) + [None] * (size - n)
-    for i, j in _batcher_pairs(size):
+    for i, j, want_min, want_max in reversed(plan):
         a, b = wires[i], wires[j]
         if b is None:
             continue
         if a is None:
             wires[i], wires[j] = b, None
             continue
-        wires[i], wires[j] = jnp.minimum(a, b), jnp.maximum(a, b)
-    return wires[:n]
+        # An unwanted half is never read again (every comparator reads the wires it writes).
+        wires[i] = jnp.minimum(a, b) if want_min else None
+        wires[j] = jnp.maximum(a, b) if want_max else None
+    return wires[rank]
 
 
 def median_filter(x: jax.Array, ksize: int = 5) -> jax.Array:
     """``cv2.medianBlur(x, ksize)`` for float32 images: k x k median, replicated borders.
 
-    A min/max selection network over the k*k shifted views of the edge-padded image (XLA keeps
-    only the comparators that feed the median: about 100 min/max per pixel for k = 5, ~1 ms at
-    340x256 on one CPU core, where jnp.sort over the window is two orders of magnitude slower).
+    A pruned min/max selection network over the k*k shifted views of the edge-padded image: about
+    100 min/max per pixel for k = 5, ~1-2 ms at 340x256 on one CPU core, where jnp.sort over the
+    window is two orders of magnitude slower.
 
     Args:
       x: images ``[..., H, W]``.
@@ -270,4 +286,4 @@ def median_filter(x: jax.Array, ksize: int = 5) -> jax.Array:
     r = ksize // 2
     padded = _pad_edge(x, r, r)
     window = [padded[..., dy:dy + h, dx:dx + w] for dy in range(ksize) for dx in range(ksize)]
-    return sort_network(window)[(ksize * ksize - 1) // 2]
+    return select_rank(window, (ksize * ksize - 1) // 2)
