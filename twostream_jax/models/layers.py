@@ -83,9 +83,10 @@ class TorchBatchNorm(nn.Module):
     else:
       mean, var = ra_mean.value, ra_var.value
 
-    # Folding into one multiply-add keeps bfloat16 compute cheap and float32 compute exact enough.
+    # Subtract the mean before scaling, as torch does: folding it into the bias (x * m + b') loses
+    # precision by cancellation when |mean| >> std, which deep random-weight nets reach.
     mul = scale * jax.lax.rsqrt(var + self.epsilon)
-    y = x32 * mul + (bias - mean * mul)
+    y = (x32 - mean) * mul + bias
     return y.astype(self.dtype)
 
 
