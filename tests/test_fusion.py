@@ -92,6 +92,18 @@ def test_svm_features_normalise_each_stream_then_concatenate():
   np.testing.assert_allclose(features, [[0.6, 0.8, 1.0, 0.0], [s, s, 0.0, 1.0]], rtol=1e-6)
 
 
+def test_svm_objective_is_the_scaled_one_vs_rest_squared_hinge():
+  # Two videos, two features, two classes; W = [[1, 0], [0, 2]], b = [0, -1], c = 0.5.
+  params = fusion.SvmParams(weights=jnp.array([[1.0, 0.0], [0.0, 2.0]]), bias=jnp.array([0.0, -1.0]))
+  features = jnp.array([[1.0, 0.0], [0.5, 1.0]])
+  # Scores: video 0 [1, -1], video 1 [0.5, 1].
+  # Video 0, label 0: class 0 (+1) margin 1 -> slack 0; class 1 (-1) margin 1 -> slack 0.
+  # Video 1, label 0: class 0 (+1) margin 0.5 -> slack 0.5; class 1 (-1) margin -1 -> slack 2.
+  # Objective: 0.5 * (1 + 4) / (0.5 * 2) + (0.5^2 + 2^2) / 2 = 2.5 + 2.125.
+  value = fusion.svm_objective(params, features, jnp.array([0, 0]), 0.5)
+  assert float(value) == pytest.approx(4.625)
+
+
 def _blobs(rng, num_per_class):
   """Three Gaussian blobs in 6-D, 1.0 apart per axis on two axes, spread 0.15: linearly separable
   with overwhelming probability (a point would have to stray 3 spreads to cross)."""

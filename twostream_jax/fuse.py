@@ -1,10 +1,12 @@
 """Late fusion from score files: fit on training-split scores, evaluate on test-split scores.
 
     python -m twostream_jax.fuse \\
-        --train_scores runs/spatial/scores_train1.npz,runs/temporal/scores_train1.npz \\
-        --test_scores runs/spatial/scores_test1.npz,runs/temporal/scores_test1.npz \\
+        --train_scores runs/spatial/eval/train1/scores.npz,runs/temporal/eval/train1/scores.npz \\
+        --test_scores runs/spatial/eval/test1/scores.npz,runs/temporal/eval/test1/scores.npz \\
         --output_dir runs/fusion_split1 [--methods average,fitted_average,svm] [--weights 1,1.5] \\
         [--svm_c 1]
+
+(`<workdir>/eval/<split>/scores.npz` is where the evaluation job writes a stream's scores.)
 
 List the streams in the same order in both lists. Score files that do not match (different videos,
 labels or classes; train and test from the same split or sharing videos) are refused before anything
@@ -100,7 +102,8 @@ def run_fusion(train_paths: Sequence[str], test_paths: Sequence[str], output_dir
     score_files.save_scores(fused_paths[method], result.scores)
     extra = {'train_top1': result.train_top1, 'score_file': fused_paths[method]}
     if result.weights is not None:
-      extra['weights'] = [float(w) for w in result.weights]
+      # Grid weights are float32 multiples of the step; 6 decimals print them as the step intends.
+      extra['weights'] = [round(float(w), 6) for w in result.weights]
     if method == 'svm':
       extra['svm_c'] = float(svm_c)
     rows.append(_row(method, result.scores, result.description, **extra))
