@@ -1,0 +1,250 @@
+"""TensorFlow ops on single examples: crops, flips, flow rules, colour jitter, normalisation.
+
+Usable eagerly and inside tf.data (every op is a TF op; randomness is stateless, from a `[2]` int
+seed). Conventions:
+  * An image is `[H, W, 3]`; a flow stack is `[H, W, 2L]` with channel 2k the x and 2k+1 the y
+    component of field k (`record_format`'s interleaved order).
+  * Quantised flow is the uint8 `q` of `record_format` (v = (q - 127.5) / 127.5 * B); float flow is
+    in pixels.
+  * A box is int32 `[4]` = (y0, x0, height, width) in pixels of the frame it crops.
+
+Flow rules (DESIGN.md): a horizontal flip negates x (q -> 255 - q on quantised flow, exact); one box
+and one flip serve every channel of a stack; resizing from (h, w) to (h', w') multiplies x by w'/w
+and y by h'/h; mean flow subtraction subtracts each channel's own spatial mean, i.e. each field's
+mean vector, computed on the network input (after crop, flip and resize).
+
+Frames smaller than the crop: a box never exceeds the frame, so the paper's S x S crop of a frame
+with a side below S is a square of the short side, resized up to S x S (flow scaled accordingly).
+
+TensorFlow only (no JAX).
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# TSN's multi-scale crop: box sides are these fractions of the frame's short side.
+MULTISCALE_SCALES = (1.0, 0.875, 0.75, 0.66)
+NORMALIZATIONS = ('imagenet', 'unit')
+MEAN_SUBTRACTIONS = ('per_field', 'none')
+TEST_NUM_CROPS = (1, 2, 5, 10)
+
+
+def _seed(seed, op: int):
+  """An independent `[2]` seed per random op of one example."""
+  return tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), op)
+
+
+def crop(image, box):
+  """Crops `[H, W, C]` to the box `[4]` = (y0, x0, h, w); returns `[h, w, C]`."""
+  box = tf.cast(box, tf.int32)
+  return tf.slice(image, tf.stack([box[0], box[1], 0]), tf.stack([box[2], box[3], -1]))
+
+
+def flip_image(image):
+  """Mirrors `[H, W, C]` left-right."""
+  return tf.reverse(image, axis=[1])
+
+
+def _per_axis(x_value, y_value, num_channels):
+  """float32 `[2L]`: x_value on x channels (even), y_value on y channels (odd)."""
+  return tf.tile(tf.stack([x_value, y_value]), [num_channels // 2])
+
+
+def flip_flow(flow):
+  """Mirrors float flow `[H, W, 2L]` left-right and negates its x channels."""
+  return tf.reverse(flow, axis=[1]) * _per_axis(-1.0, 1.0, tf.shape(flow)[-1])
+
+
+def flip_flow_quantised(q):
+  """Mirrors quantised flow uint8 `[H, W, 2L]` left-right; x channels q -> 255 - q (exact negation)."""
+  is_x = tf.equal(tf.range(tf.shape(q)[-1]) % 2, 0)
+  q = tf.reverse(q, axis=[1])
+  return tf.where(is_x, 255 - q, q)
+
+
+def resize_flow(flow, size):
+  """Resizes float flow `[h, w, 2L]` to `size` = (h', w') bilinearly, scaling x by w'/w and y by h'/h."""
+  hw = tf.cast(tf.shape(flow)[:2], tf.float32)
+  out = tf.image.resize(flow, size, method='bilinear')
+  new_hw = tf.cast(tf.shape(out)[:2], tf.float32)
+  return out * _per_axis(new_hw[1] / hw[1], new_hw[0] / hw[0], tf.shape(flow)[-1])
+
+
+def subtract_mean_flow(flow):
+  """Subtracts from each channel of `[H, W, 2L]` its spatial mean (each field's mean vector)."""
+  return flow - tf.reduce_mean(flow, axis=[0, 1], keepdims=True)
+
+
+def random_crop_box(seed, height, width, size: int):
+  """The paper's crop: a uniformly placed square of side min(size, H, W); returns `[4]` int32."""
+  side = tf.minimum(size, tf.minimum(height, width))
+  y0 = tf.random.stateless_uniform([], _seed(seed, 0), 0, height - side + 1, dtype=tf.int32)
+  x0 = tf.random.stateless_uniform([], _seed(seed, 1), 0, width - side + 1, dtype=tf.int32)
+  return tf.stack([y0, x0, side, side])
+
+
+def _five_positions(height, width, h, w):
+  """y0, x0 `[5]` of the corner and centre boxes: top-left, top-right, bottom-left, bottom-right, centre."""
+  y0 = tf.stack([0, 0, height - h, height - h, (height - h) // 2])
+  x0 = tf.stack([0, width - w, 0, width - w, (width - w) // 2])
+  return y0, x0
+
+
+def multiscale_crop_box(seed, height, width, scales=MULTISCALE_SCALES, max_distort: int = 1):
+  """TSN's corner cropping: returns a box `[4]` int32 (to be resized to the network input).
+
+  Box height and width are floor(s * min(H, W)) for scales s_i, s_j of `scales` with
+  |i - j| <= max_distort (the pair drawn uniformly), at one of 5 positions drawn uniformly (4
+  corners and the centre, as in `_five_positions`).
+  """
+  short = tf.cast(tf.minimum(height, width), tf.float32)
+  sides = tf.cast(tf.floor(short * tf.constant(scales, tf.float32)), tf.int32)
+  pairs = tf.constant([(i, j) for i in range(len(scales)) for j in range(len(scales))
+                       if abs(i - j) <= max_distort], tf.int32)
+  k = tf.random.stateless_uniform([], _seed(seed, 2), 0, pairs.shape[0], dtype=tf.int32)
+  h, w = sides[pairs[k, 0]], sides[pairs[k, 1]]
+  y0, x0 = _five_positions(height, width, h, w)
+  p = tf.random.stateless_uniform([], _seed(seed, 3), 0, 5, dtype=tf.int32)
+  return tf.stack([y0[p], x0[p], h, w])
+
+
+def random_flip(seed):
+  """A fair coin (bool scalar)."""
+  return tf.random.stateless_uniform([], _seed(seed, 4)) < 0.5
+
+
+def test_crop_boxes(height, width, size: int, num_crops: int):
+  """The test protocol's crops of an H x W frame.
+
+  Square boxes of side c = min(size, H, W) (resized to `size` when c < size). The unflipped boxes
+  are, in order, centre, top-left, top-right, bottom-left, bottom-right (num_crops 5 or 10), or the
+  centre only (num_crops 1 or 2); num_crops 2 and 10 then repeat them flipped (the paper: 10).
+
+  Returns:
+    (boxes int32 `[num_crops, 4]`, flips bool `[num_crops]`).
+  """
+  if num_crops not in TEST_NUM_CROPS:
+    raise ValueError(f'test num_crops must be one of {TEST_NUM_CROPS}, got {num_crops}')
+  side = tf.minimum(size, tf.minimum(height, width))
+  y0, x0 = _five_positions(height, width, side, side)
+  order = tf.constant([4, 0, 1, 2, 3] if num_crops >= 5 else [4])
+  boxes = tf.stack([tf.gather(y0, order), tf.gather(x0, order), tf.fill(tf.shape(order), side),
+                    tf.fill(tf.shape(order), side)], axis=1)
+  flipped = num_crops in (2, 10)
+  flips = tf.constant([False] * (num_crops // 2 if flipped else num_crops) +
+                      [True] * (num_crops // 2 if flipped else 0))
+  return (tf.concat([boxes, boxes], axis=0) if flipped else boxes), flips
+
+
+def color_jitter(image, seed, strength: float):
+  """Random brightness, contrast and saturation, each a factor in [1 - strength, 1 + strength].
+
+  Applied in that order to float RGB `[H, W, 3]` in [0, 1], clipped to [0, 1] after each (as
+  torchvision's ColorJitter with brightness = contrast = saturation = strength, in fixed order).
+  """
+  factors = tf.random.stateless_uniform([3], _seed(seed, 5), 1.0 - strength, 1.0 + strength)
+  gray_weights = tf.constant([0.299, 0.587, 0.114])
+  image = tf.clip_by_value(image * factors[0], 0.0, 1.0)
+  mean = tf.reduce_mean(tf.reduce_sum(image * gray_weights, axis=-1))
+  image = tf.clip_by_value((image - mean) * factors[1] + mean, 0.0, 1.0)
+  gray = tf.reduce_sum(image * gray_weights, axis=-1, keepdims=True)
+  return tf.clip_by_value(gray + (image - gray) * factors[2], 0.0, 1.0)
+
+
+def normalize_rgb(image, normalization: str):
+  """Float RGB `[..., 3]` in [0, 1] -> network input: 'imagenet' (x - mean) / std, or 'unit' (as is)."""
+  if normalization == 'imagenet':
+    return (image - tf.constant(IMAGENET_MEAN)) / tf.constant(IMAGENET_STD)
+  if normalization == 'unit':
+    return image
+  raise ValueError(f'normalization must be one of {NORMALIZATIONS}, got {normalization!r}')
+
+
+def _crop_flip_resize(image, box, flip, size: int, flip_fn):
+  """Crop, optional flip, and resize to size x size when the box differs; returns float32."""
+  image = crop(image, box)
+  image = tf.cond(flip, lambda: flip_fn(image), lambda: image)
+  same = tf.logical_and(tf.equal(box[2], size), tf.equal(box[3], size))
+  out = tf.cond(same, lambda: tf.cast(image, tf.float32),
+                lambda: tf.image.resize(image, [size, size], method='bilinear'))
+  return tf.ensure_shape(out, [size, size, image.shape[-1]])
+
+
+def rgb_view(frame, box, flip, size: int, normalization: str, jitter_seed=None,
+             jitter_strength: float = 0.0):
+  """One network input from a frame: crop, flip, resize, colour jitter, normalise.
+
+  Args:
+    frame: uint8 `[H, W, 3]`.
+    box: int32 `[4]`.
+    flip: bool scalar.
+    size: S, the network input side.
+    normalization: 'imagenet' or 'unit'.
+    jitter_seed: `[2]` seed of the colour jitter (used when jitter_strength > 0).
+    jitter_strength: 0 disables colour jitter.
+
+  Returns:
+    float32 `[S, S, 3]`.
+  """
+  image = _crop_flip_resize(frame, box, flip, size, flip_image) / 255.0
+  if jitter_strength > 0:
+    image = color_jitter(image, jitter_seed, jitter_strength)
+  return normalize_rgb(image, normalization)
+
+
+def flow_view(stack, box, flip, size: int, bound_px: float, mean_subtraction: str):
+  """One network input from a quantised flow stack: crop, flip, resize, dequantise, subtract means.
+
+  Cropping and flipping work on the uint8 values (flip: q -> 255 - q on x); resizing works on q
+  (bilinear weights sum to 1, so resizing q then dequantising equals dequantising then resizing);
+  values are then scaled by the resize factor of their axis.
+
+  Args:
+    stack: uint8 `[H, W, 2L]`, quantised flow with bound `bound_px`.
+    box: int32 `[4]`.
+    flip: bool scalar.
+    size: S.
+    bound_px: B of the quantisation.
+    mean_subtraction: 'per_field' or 'none'.
+
+  Returns:
+    float32 `[S, S, 2L]` flow in pixels of the network input.
+  """
+  if mean_subtraction not in MEAN_SUBTRACTIONS:
+    raise ValueError(f'flow_mean_subtraction must be one of {MEAN_SUBTRACTIONS}, got {mean_subtraction!r}')
+  q = _crop_flip_resize(stack, box, flip, size, flip_flow_quantised)
+  step = float(bound_px) / 127.5
+  box = tf.cast(box, tf.float32)
+  scale = _per_axis(size / box[3] * step, size / box[2] * step, tf.shape(stack)[-1])
+  if mean_subtraction == 'per_field':
+    return (q - tf.reduce_mean(q, axis=[0, 1], keepdims=True)) * scale
+  return (q - 127.5) * scale
+
+
+def decode_flow_fields_quantised(flow_x_jpeg, flow_y_jpeg):
+  """Decodes K x and K y flow JPEGs to their quantised values, fields interleaved.
+
+  The uint8 counterpart of `record_format.decode_flow_stack_tf` (same decoder settings and channel
+  order, channel-first): dequantising `fields_to_stack` of the result gives exactly what
+  `decode_flow_stack_tf` gives. Working on uint8 until the network input saves 4x the memory traffic
+  of float crops and flips.
+
+  Args:
+    flow_x_jpeg, flow_y_jpeg: tf.string `[K]`.
+
+  Returns:
+    uint8 `[2K, H, W]`: x_0, y_0, x_1, y_1, ...
+  """
+  jpegs = tf.reshape(tf.stack([flow_x_jpeg, flow_y_jpeg], axis=1), [-1])
+  return tf.map_fn(
+      lambda s: tf.io.decode_jpeg(s, channels=1, dct_method='INTEGER_ACCURATE')[..., 0], jpegs,
+      fn_output_signature=tf.TensorSpec([None, None], tf.uint8))
+
+
+def fields_to_stack(fields):
+  """Channel-first fields `[..., 2K, H, W]` -> channel-last stack `[..., H, W, 2K]`."""
+  rank = len(fields.shape)
+  return tf.transpose(fields, list(range(rank - 3)) + [rank - 2, rank - 1, rank - 3])
