@@ -294,7 +294,7 @@ def check_train_test(train: Sequence[VideoScores],
 
   Raises:
     FusionError: fewer than two streams, different stream orders, train and test on the same split,
-      or a video id in both.
+      a video id in both, or no videos.
     score_files.ScoreFileError: streams of one split that do not cover the same videos and labels.
   """
   if len(train) != len(test):
@@ -312,6 +312,9 @@ def check_train_test(train: Sequence[VideoScores],
                         'on test-split scores, never fitted on the test set.')
   train = score_files.align_all(train)
   test = score_files.align_all(test)
+  if train[0].num_videos == 0 or test[0].num_videos == 0:
+    raise FusionError(f'The training scores ({train[0].num_videos} videos) and the test scores '
+                      f'({test[0].num_videos} videos) must both hold videos.')
   if train[0].class_names != test[0].class_names:
     raise FusionError(f'The training scores {train[0].name!r} ({train[0].num_classes} classes) and '
                       f'the test scores {test[0].name!r} ({test[0].num_classes} classes) use '
