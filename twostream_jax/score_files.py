@@ -42,7 +42,8 @@ class ScoreFileError(ValueError):
   """A score file, or a `VideoScores`, that is malformed or does not match another one."""
 
 
-@dataclasses.dataclass
+# eq=False: a generated __eq__ would compare arrays elementwise and fail on `==` of the tuples.
+@dataclasses.dataclass(eq=False)
 class VideoScores:
   """One stream's per-video scores on one split.
 
