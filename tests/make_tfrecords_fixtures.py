@@ -106,3 +106,74 @@ def decode_flow(record: record_format.VideoRecord, bound: float) -> np.ndarray:
   x = np.stack([record_format.decode_jpeg(b, 1) for b in record.flow_x])
   y = np.stack([record_format.decode_jpeg(b, 1) for b in record.flow_y])
   return record_format.dequantise_flow(np.stack([x, y], -1), bound)
+
+
+def shifting_texture(shifts_px, height: int = HEIGHT, width: int = WIDTH) -> np.ndarray:
+  """Frames of a smooth texture moved right by shifts_px[i] pixels between frames i and i+1.
+
+  Returns:
+    [len(shifts_px) + 1, H, W, 3] uint8 RGB; the true flow of pair i is (shifts_px[i], 0) away
+    from the wrap-around seam.
+  """
+  rng = np.random.default_rng(7)
+  texture = cv2.GaussianBlur(rng.integers(0, 256, (height, width, 3), dtype=np.uint8), (0, 0), 1.5,
+                             borderType=cv2.BORDER_WRAP)
+  offsets = np.concatenate([[0], np.cumsum(shifts_px)]).astype(int)
+  return np.stack([np.roll(texture, o, axis=1) for o in offsets])
+
+
+def jpeg_allowance_levels(q_reference: np.ndarray, quality: int = 95) -> float:
+  """The JPEG codec's own error on the reference's quantised flow: 99th percentile, in levels.
+
+  If the tool stored exactly the reference flow, its decoded values differ from the unquantised
+  reference by at most half a level (rounding) plus this JPEG error; any other difference is an
+  error of the tool. Checked against the codec's theoretical RMS error (`jpeg_rms_levels`).
+  """
+  errors = [np.abs(record_format.decode_jpeg(record_format.encode_jpeg(q, quality), 1).astype(int)
+                   - q.astype(int)) for q in q_reference.reshape(-1, *q_reference.shape[-2:])]
+  return float(np.percentile(np.concatenate([e.ravel() for e in errors]), 99))
+
+
+def jpeg_rms_levels(quality: int = 95) -> float:
+  """RMS pixel error of JPEG's coefficient rounding, with every coefficient uniformly distributed
+  in its quantisation bin (a ceiling: smooth images have most coefficients near 0).
+
+  libjpeg scales the standard luminance table (ITU T.81 Annex K) by (200 - 2Q)% for Q >= 50; a
+  uniform rounding error of step q has variance q^2/12, and the orthonormal 8x8 DCT spreads the
+  mean coefficient variance evenly over the pixels.
+  """
+  base = np.array([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24,
+                   40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77,
+                   24, 35, 55, 64, 81, 104, 113, 92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92,
+                   95, 98, 112, 100, 103, 99])
+  scale = 200 - 2 * quality if quality >= 50 else 5000 // quality
+  q = np.clip((base * scale + 50) // 100, 1, 255)
+  return float(np.sqrt(np.mean(q.astype(float) ** 2) / 12))
+
+
+def check_flow_accuracy(stored_px: np.ndarray, reference_px: np.ndarray, bound: float,
+                        quality: int = 95) -> dict:
+  """Compares stored flow with the float reference; asserts the quantisation + JPEG bound.
+
+  Args:
+    stored_px: [..., H, W, 2] flow decoded from the records.
+    reference_px: [..., H, W, 2] float flow OpenCV computes on the same frames.
+    bound: the flow bound B (values beyond it are clipped before quantisation).
+
+  Returns:
+    The measured figures (step, allowance, fraction within, mean and max errors).
+  """
+  step = record_format.flow_quantisation_step(bound)
+  clipped = np.clip(reference_px, -bound, bound)
+  q_reference = record_format.quantise_flow(reference_px, bound)
+  q_planes = np.moveaxis(q_reference, -1, 0)  # x and y planes as single-channel images
+  allowance = jpeg_allowance_levels(q_planes, quality)
+  assert allowance <= 3 * jpeg_rms_levels(quality)
+  error_levels = np.abs(stored_px - clipped) / step
+  within = float(np.mean(error_levels <= 0.5 + allowance + 1e-3))
+  figures = {'step_px': step, 'allowance_levels': allowance, 'fraction_within': within,
+             'mean_error_px': float(np.mean(error_levels) * step),
+             'max_error_px': float(error_levels.max() * step),
+             'clipped_fraction': float(np.mean(np.abs(reference_px) > bound))}
+  assert within >= 0.99, figures
+  return figures

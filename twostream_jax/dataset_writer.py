@@ -142,9 +142,12 @@ def _start_method() -> str:
 
   Importing TensorFlow starts no threads and this process runs no TF op and no OpenCV parallel
   code before the workers exist, so forking is as safe as with numpy alone, and saves each worker
-  the seconds of a TF import. A process that has imported JAX (whose runtime runs threads) spawns.
+  the seconds of a TF import. A process whose JAX runtime has started (it runs threads) spawns;
+  importing TensorFlow imports a bit of JAX, which does not count.
   """
-  if 'fork' in multiprocessing.get_all_start_methods() and 'jax' not in sys.modules:
+  xla_bridge = sys.modules.get('jax._src.xla_bridge')
+  jax_started = bool(getattr(xla_bridge, '_backends', None))
+  if 'fork' in multiprocessing.get_all_start_methods() and not jax_started:
     import tensorflow  # pylint: disable=g-import-not-at-top,unused-import
     return 'fork'
   return 'spawn'
