@@ -144,7 +144,8 @@ def _parse_small_feature(key: str, data: bytes):
 
 def _index_example(view: _FileView, start: int, end: int) -> dict:
   """Reads the framing of one serialised Example in [start, end) of the file; see the module doc."""
-  head = view.read(start, 16)
+  read = lambda pos, n: view.read(pos, min(n, end - pos))  # never past the record
+  head = read(start, 16)
   if not head or head[0] != 0x0A:  # Example.features: field 1, length-delimited.
     raise ValueError('not a tf.train.Example with features')
   length, p = _varint(head, 1)
@@ -152,7 +153,7 @@ def _index_example(view: _FileView, start: int, end: int) -> dict:
   if pos + length != end:
     raise ValueError('Example framing does not fill the record')
   while pos < end:  # Features.feature: repeated map entries (field 1).
-    head = view.read(pos, 64)
+    head = read(pos, 64)
     if head[0] != 0x0A:
       raise ValueError('unexpected field in Features')
     entry_len, p = _varint(head, 1)
@@ -161,22 +162,22 @@ def _index_example(view: _FileView, start: int, end: int) -> dict:
       raise ValueError('map entry runs past the record')
     key, value_range, q = None, None, entry_start
     while q < entry_end:  # MapEntry: key (field 1) and value (field 2), in any order.
-      head = view.read(q, 16)
+      head = read(q, 16)
       tag, p = _varint(head, 0)
       if tag & 7 != 2:
         raise ValueError('unexpected wire type in a map entry')
       n, p = _varint(head, p)
       if tag >> 3 == 1:
-        key = view.read(q + p, n).decode()
+        key = read(q + p, n).decode()
       elif tag >> 3 == 2:
         value_range = (q + p, q + p + n)
       q += p + n
     if q != entry_end or key is None or value_range is None:
       raise ValueError('malformed map entry')
     if key in _SMALL_FEATURES:
-      out[key] = _parse_small_feature(key, view.read(value_range[0], value_range[1] - value_range[0]))
+      out[key] = _parse_small_feature(key, read(value_range[0], value_range[1] - value_range[0]))
     elif key in LIST_FEATURES:
-      head = view.read(value_range[0], 16)
+      head = read(value_range[0], 16)
       if value_range[1] == value_range[0]:  # An empty Feature: no values.
         out[key] = (value_range[0], value_range[0])
       elif head[0] == 0x0A:  # Feature.bytes_list
