@@ -1,8 +1,8 @@
 """Synthetic action videos in the UCF101 layout, for the demo and for tests without a real data set.
 
-Every class is a pair (appearance family, motion type) of a factorial design: a textured disc (the
-"actor") with a family pattern (stripes, checkerboard, dots, rings; random colours, scale, rotation
-and phase) moves over a smoothed-noise background in one of a few flip-safe ways (up, down, zoom in,
+Every class is a pair (appearance family, motion type) of a factorial design: a disc (the "actor")
+painted with a family pattern (stripes, checkerboard, dots, rings; random hue, scale, rotation and
+phase) moves over a smoothed-noise background in one of a few flip-safe ways (up, down, zoom in,
 zoom out, horizontal or vertical oscillation; random speed and position). Classes that share an
 appearance differ only in motion and classes that share a motion differ only in appearance, so a
 single RGB frame (spatial stream) and a stack of flow fields (temporal stream) each reach only a
@@ -16,7 +16,12 @@ Design choices that the two-stream training relies on:
     (the camera pan distribution is symmetric), so single frames of the two have the same
     distribution of position and size. Sway/Bob trace other position spreads than Up/Down, so mixing
     those families leaks a little motion into single frames; the default set avoids that.
-  * Flow-friendly: textured object and background, sub-pixel motion of 1-4 px/frame, supersampled
+  * No appearance cue in the flow: the family pattern is drawn in chroma only (ink and paper are
+    opposite hues of exactly the disc's BT.601 luma, the luma that OpenCV's gray conversion, JPEG
+    and the flow see), while the luma carries a smoothed-noise texture of the same distribution for
+    every family. A first version drew the patterns in luma: a small CNN on Farneback flow then told
+    the families apart (75% on 6 classes against a 33% motion-only ceiling).
+  * Flow-friendly: textured disc and background, sub-pixel motion of 1-4 px/frame, supersampled
     (anti-aliased) rendering.
   * Optional camera pan: the whole view translates at a random per-video velocity (x and y) on top
     of the object motion, so the object's absolute flow no longer tells its motion and mean flow
@@ -34,7 +39,6 @@ numpy + cv2 only: no TensorFlow, no JAX.
 
 from __future__ import annotations
 
-import colorsys
 import dataclasses
 import json
 import math
@@ -63,7 +67,12 @@ _OSC_AMPLITUDE_PX = (5.0, 8.0)     # Sway/Bob
 _OSC_PERIOD_FRAMES = (14.0, 20.0)
 _PAN_PX = 2.0                      # camera velocity, each axis uniform in [-_PAN_PX, _PAN_PX]
 _EDGE_MARGIN_PX = 2.0
-_PERIOD_IN_RADII = (0.5, 0.7)      # pattern period / disc radius: ~3-4 periods across the disc
+_PERIOD_IN_RADII = (0.6, 0.8)      # pattern period / disc radius: ~2.5-3.3 periods across the disc
+# The disc's luma: mean, and a smoothed-noise texture in disc coordinates (blobs of ~2 px).
+_DISC_LUMA = (110.0, 145.0)
+_TEXTURE_TEXELS, _TEXTURE_EXTENT, _TEXTURE_SIGMA_TEXELS = 64, 1.25, 3.0
+_TEXTURE_STD, _TEXTURE_CLIP = (14.0, 18.0), 30.0
+_CHROMA = (32.0, 45.0)             # |(Cb, Cr)| of ink and paper: Y +- 30 +- 1.772 * 45 in 0..255
 _SUPERSAMPLE = 3
 
 
@@ -192,29 +201,38 @@ class VideoTruth:
 
 @dataclasses.dataclass(frozen=True)
 class _Look:
-  """Random appearance of one disc; pattern coordinates are in disc radii."""
-  ink_rgb: np.ndarray
-  paper_rgb: np.ndarray
+  """Random appearance of one disc; pattern coordinates are in disc radii.
+
+  Attributes:
+    luma: mean luma (BT.601 Y) of the disc.
+    texture: [N, N] float32 luma offsets over disc coordinates [-_TEXTURE_EXTENT, _TEXTURE_EXTENT]^2.
+    chroma_rgb: [3] RGB of the ink's chroma (Y = 0); the paper has minus this.
+    period, angle, phase: the family pattern's period (radii), rotation (radians), phase (periods).
+  """
+  luma: float
+  texture: np.ndarray
+  chroma_rgb: np.ndarray
   period: float
   angle: float
   phase: np.ndarray
 
 
-def _hsv_rgb(rng: np.random.Generator, value_range: tuple[float, float]) -> np.ndarray:
-  rgb = colorsys.hsv_to_rgb(rng.uniform(), rng.uniform(0.3, 0.9), rng.uniform(*value_range))
-  return np.array(rgb, np.float32) * 255.0
-
-
-def _draw_look(rng: np.random.Generator, appearance: str) -> _Look:
-  light, dark = _hsv_rgb(rng, (0.75, 1.0)), _hsv_rgb(rng, (0.08, 0.35))
-  ink, paper = (light, dark) if rng.uniform() < 0.5 else (dark, light)
-  period = rng.uniform(*_PERIOD_IN_RADII)
-  # Stripes are kept diagonal (25-65 degrees either way, a mirror-symmetric set) so that both
-  # vertical and horizontal motion cross them: no aperture problem for the flow. Checker and dot
-  # grids repeat every 90 degrees.
-  tilt = math.radians(rng.uniform(25.0, 65.0)) * (1 if rng.uniform() < 0.5 else -1)
-  angle = tilt if appearance == 'Stripes' else rng.uniform(0.0, math.pi / 2)
-  return _Look(ink, paper, period, angle, rng.uniform(0.0, 1.0, size=2))
+def _draw_look(rng: np.random.Generator) -> _Look:
+  # Luma: the same distribution for every family (a smoothed-noise texture that the flow tracks).
+  luma = rng.uniform(*_DISC_LUMA)
+  noise = rng.standard_normal((_TEXTURE_TEXELS, _TEXTURE_TEXELS)).astype(np.float32)
+  texture = cv2.GaussianBlur(noise, (0, 0), _TEXTURE_SIGMA_TEXELS)
+  texture *= rng.uniform(*_TEXTURE_STD) / (texture.std() + 1e-6)
+  texture = np.clip(texture, -_TEXTURE_CLIP, _TEXTURE_CLIP)
+  # Chroma: ink and paper are opposite points of the (Cb, Cr) plane at a random hue; full-range
+  # BT.601 as JPEG uses, so both have exactly the disc's luma and stay in gamut by the ranges above.
+  hue, magnitude = rng.uniform(0.0, 2 * math.pi), rng.uniform(*_CHROMA)
+  cb, cr = magnitude * math.cos(hue), magnitude * math.sin(hue)
+  chroma_rgb = np.array([1.402 * cr, -0.344136 * cb - 0.714136 * cr, 1.772 * cb], np.float32)
+  # Orientations cover mirror-symmetric ranges (stripes: any angle; grids repeat every 90 degrees).
+  angle = rng.uniform(0.0, math.pi)
+  return _Look(luma, texture, chroma_rgb, rng.uniform(*_PERIOD_IN_RADII), angle,
+               rng.uniform(0.0, 1.0, size=2))
 
 
 def _ink(appearance: str, look: _Look, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -249,11 +267,18 @@ def _paint_disc(frame: np.ndarray, appearance: str, look: _Look, cx: float, cy: 
   inside = u**2 + v**2 <= 1.0
   ink = _ink(appearance, look, u, v)
   # Coverage of each pixel by inked and by plain disc (block means of the supersamples); the disc
-  # colour is linear in them, so this equals averaging supersampled colours, at a third of the cost.
+  # colour is linear in them, so this equals averaging supersampled colours, at a fraction of the cost.
   coverage = np.stack([inside & ink, inside & ~ink], axis=-1).astype(np.float32)
   coverage = cv2.resize(coverage, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
   alpha = coverage.sum(axis=-1, keepdims=True)
-  premultiplied = coverage[..., :1] * look.ink_rgb + coverage[..., 1:] * look.paper_rgb
+  # The luma texture is smooth, so sampling it at pixel centres is enough.
+  texels_per_radius = _TEXTURE_TEXELS / (2 * _TEXTURE_EXTENT)
+  map_x = ((np.arange(x0, x1, dtype=np.float32) - cx) / radius + _TEXTURE_EXTENT) * texels_per_radius
+  map_y = ((np.arange(y0, y1, dtype=np.float32) - cy) / radius + _TEXTURE_EXTENT) * texels_per_radius
+  map_x, map_y = (m.astype(np.float32) for m in np.meshgrid(map_x - 0.5, map_y - 0.5))
+  luma = look.luma + cv2.remap(look.texture, map_x, map_y, cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REFLECT)[..., None]
+  premultiplied = alpha * luma + (coverage[..., :1] - coverage[..., 1:]) * look.chroma_rgb
   frame[y0:y1, x0:x1] = frame[y0:y1, x0:x1] * (1.0 - alpha) + premultiplied
 
 
@@ -265,7 +290,7 @@ def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray
     noise = cv2.GaussianBlur(rng.standard_normal((height, width)).astype(np.float32), (0, 0),
                              rng.uniform(*sigma_range))
     noise /= noise.std() + 1e-6
-    tint = rng.uniform(0.6, 1.4, size=3).astype(np.float32)
+    tint = rng.uniform(0.8, 1.2, size=3).astype(np.float32)
     out = out + rng.uniform(*amp_range) * noise[..., None] * tint
   return out
 
@@ -283,8 +308,12 @@ def _path_start(rng: np.random.Generator, offsets: np.ndarray, radius: np.ndarra
   return float(lo + draw * (hi - lo)) if lo <= hi else float((lo + hi) / 2)
 
 
-def _draw_video(spec: SyntheticSpec, class_index: int, video_seed: int):
-  """Draws every random choice of one video; returns (truth, look, world background, margin)."""
+def _draw_video(spec: SyntheticSpec, class_index: int, video_seed: int,
+                with_background: bool = True):
+  """Draws every random choice of one video; returns (truth, look, world, margin, pan, ts).
+
+  The background is drawn last, so skipping it (world None) leaves everything else the same.
+  """
   num_classes = len(spec.appearances) * len(spec.motions)
   if not 0 <= class_index < num_classes:
     raise ValueError(f'class_index={class_index} is out of range: the spec has {num_classes} '
@@ -316,9 +345,9 @@ def _draw_video(spec: SyntheticSpec, class_index: int, video_seed: int):
   offsets = rel - pan[None, :] * ts[:, None]
   center = np.stack([_path_start(rng, offsets[:, 0], radius, w) + offsets[:, 0],
                      _path_start(rng, offsets[:, 1], radius, h) + offsets[:, 1]], axis=1)
-  look = _draw_look(rng, appearance)
+  look = _draw_look(rng)
   margin = int(math.ceil(_PAN_PX * (t - 1) / 2)) + 2
-  world = _background(rng, h + 2 * margin, w + 2 * margin)
+  world = _background(rng, h + 2 * margin, w + 2 * margin) if with_background else None
   truth = VideoTruth(appearance, motion, center, radius, -pan)
   return truth, look, world, margin, pan, ts
 
@@ -355,7 +384,7 @@ def render_video(spec: SyntheticSpec, class_index: int, video_seed: int) -> np.n
 
 def video_truth(spec: SyntheticSpec, class_index: int, video_seed: int) -> VideoTruth:
   """The ground truth of `render_video(spec, class_index, video_seed)`, without rendering."""
-  return _draw_video(spec, class_index, video_seed)[0]
+  return _draw_video(spec, class_index, video_seed, with_background=False)[0]
 
 
 def split_videos(spec: SyntheticSpec) -> dict[str, list[tuple[int, int, int]]]:
@@ -382,7 +411,7 @@ def video_relpath(spec: SyntheticSpec, class_index: int, group: int, clip: int) 
 
 
 def write_avi(frames: np.ndarray, path: str, fps: int) -> None:
-  """Writes frames [T, H, W, 3] uint8 RGB as an MJPG .avi (OpenCV's built-in encoder, quality 90)."""
+  """Writes frames [T, H, W, 3] uint8 RGB as MJPG .avi (OpenCV's own encoder, quality 90)."""
   _, h, w, _ = frames.shape
   fourcc = cv2.VideoWriter_fourcc(*'MJPG')
   writer = cv2.VideoWriter(path, cv2.CAP_OPENCV_MJPEG, fourcc, float(fps), (w, h))
@@ -452,10 +481,11 @@ def write_dataset(spec: SyntheticSpec, out_dir: str, *, overwrite: bool = False)
       meta = json.load(f)
     if _is_complete(spec, root, meta):
       return result
-    if meta.get('complete') and not overwrite:
+    same_spec = {k: meta.get(k) for k in ('generator_version', 'spec')} == _stored_spec(spec)
+    if meta.get('complete') and not same_spec and not overwrite:
       raise ValueError(f'{root} holds a synthetic data set of another spec ({meta.get("spec")}); '
                        'pass overwrite=True (--overwrite) to replace it, or choose another folder.')
-    # An interrupted write or a replaced spec: remove only what this function writes.
+    # An interrupted write, a lost file or a replaced spec: remove only what this function writes.
     for path in (videos_dir, splits_dir):
       shutil.rmtree(path, ignore_errors=True)
   os.makedirs(splits_dir, exist_ok=True)
