@@ -73,7 +73,16 @@ def get_config() -> ml_collections.ConfigDict:
   t.checkpoint_every_steps = 1000
   t.keep_checkpoints = 3
   t.val_every_steps = 1000  # Clip-level validation period (0 disables).
-  t.eval_batch_size = 250  # Global batch of test views (25 frames x 10 crops = 250 per video).
+  t.eval_batch_size = 256  # Global batch of test views (the paper's protocol: 250 views a video).
+
+  # ---- Evaluation (mode=eval / train_eval; the paper's protocol uses data.test_num_*) ----
+  e = c.eval = ml_collections.ConfigDict()
+  e.stream_name = ''  # Name in score files and tables ('': 'spatial' for rgb, 'temporal' for flow).
+  # Also score the training split (fewer views), so that fusion is fitted on training scores.
+  e.score_train_split = True
+  e.train_num_frames = 5  # Views per training video for those scores: frames ...
+  e.train_num_crops = 1  # ... x crops (1 = centre).
+  e.max_videos = 0  # Evaluate at most this many videos per split (0: all; >0 for quick checks).
 
   c.lock()
   return c

@@ -14,6 +14,9 @@ from __future__ import annotations
 import os
 import sys
 
+# Before TensorFlow loads: keep its C++ start-up chatter out of the console.
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
 from absl import app
 from absl import flags
 from absl import logging
@@ -49,20 +52,67 @@ def default_workdir(config_path: str) -> str:
   return os.path.join('runs', os.path.splitext(os.path.basename(config_path))[0])
 
 
+def check_config_overrides(argv: list[str]) -> str | None:
+  """Returns a message naming the first `--config.<key>` override that the config does not have.
+
+  Runs before flag parsing, which would otherwise fail with a bare AttributeError.
+  """
+  from twostream_jax import config_loading  # pylint: disable=g-import-not-at-top
+  path, overrides = None, []
+  for i, arg in enumerate(argv):
+    if arg.startswith('--config='):
+      path = arg.split('=', 1)[1]
+    elif arg == '--config' and i + 1 < len(argv):
+      path = argv[i + 1]
+    elif arg.startswith('--config.'):
+      overrides.append(arg[len('--config.'):].split('=', 1)[0])
+  if not path or not overrides:
+    return None
+  try:
+    config = config_loading.load_config_file(path)
+  except FileNotFoundError as e:
+    return str(e)
+  for key in overrides:
+    node = config
+    for i, part in enumerate(key.split('.')):
+      if not hasattr(node, 'keys') or part not in node.keys():
+        where = '.'.join(key.split('.')[:i]) or 'the top level'
+        known = ', '.join(sorted(node.keys())) if hasattr(node, 'keys') else '(not a section)'
+        return (f'unknown config key {key!r} (--config.{key}): {where} has {known}. '
+                f'Every key is documented in configs/default.py.')
+      node = node[part]
+  return None
+
+
+def check_data(config) -> None:
+  """Fails in a second, before TensorFlow and JAX load, on missing data sets or splits."""
+  from twostream_jax import dataset_metadata  # pylint: disable=g-import-not-at-top
+  dirs = [d for d in config.data.data_dirs.split(',') if d]
+  if not dirs:
+    raise dataset_metadata.DatasetError(
+        'config.data.data_dirs is empty: pass --config.data.data_dirs=<records folder> '
+        '(written by tools/make_tfrecords.py)')
+  for d in dirs:
+    metadata = dataset_metadata.load_metadata(d)
+    for split in {config.data.train_split, config.data.eval_split, config.data.val_split} - {''}:
+      metadata.tfds_split(split)  # Raises naming the splits it has.
+
+
 def run(config, workdir: str) -> int:
   """Runs the config's mode; returns the process exit status."""
-  # Imported here so that `--help` and config errors come back before TensorFlow and JAX load.
-  from twostream_jax import train_loop  # pylint: disable=g-import-not-at-top
-  from twostream_jax import evaluation  # pylint: disable=g-import-not-at-top
-
-  os.makedirs(workdir, exist_ok=True)
   mode = config.mode
+  if mode != 'demo':
+    check_data(config)
+  os.makedirs(workdir, exist_ok=True)
   if mode == 'demo':
     from twostream_jax import demo  # pylint: disable=g-import-not-at-top
     demo.run_demo(config, workdir)
     return 0
   if mode not in ('train', 'eval', 'train_eval'):
     raise ValueError(f'config.mode must be train, eval, train_eval or demo, got {mode!r}')
+  # Imported here so that `--help` and config errors come back before TensorFlow and JAX load.
+  from twostream_jax import evaluation  # pylint: disable=g-import-not-at-top
+  from twostream_jax import train_loop  # pylint: disable=g-import-not-at-top
   state = None
   if mode in ('train', 'train_eval'):
     state = train_loop.train(config, workdir)
@@ -75,20 +125,23 @@ def main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   config = _CONFIG.value
+  if not flags.FLAGS['verbosity'].present:
+    # orbax and TF log every file they write at INFO; progress lines are printed instead.
+    logging.set_verbosity(logging.WARNING)
   workdir = _WORKDIR.value or default_workdir(config_flags.get_config_filename(flags.FLAGS['config']))
   initialize_distributed()
-  # Fail early with one line for the errors a user makes (missing data, bad keys or values).
-  from twostream_jax import dataset_metadata  # pylint: disable=g-import-not-at-top
-  from twostream_jax import train_loop  # pylint: disable=g-import-not-at-top
+  # One line, no traceback, for the errors a user makes (missing data, bad values, NaN loss).
   try:
     sys.exit(run(config, workdir))
-  except (dataset_metadata.DatasetError, ValueError, FileNotFoundError,
-          train_loop.NonFiniteLossError) as e:
-    logging.error('%s', e)
+  except (ValueError, FileNotFoundError, FloatingPointError) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(1)
 
 
 if __name__ == '__main__':
   flags.mark_flag_as_required('config')
+  _problem = check_config_overrides(sys.argv[1:])
+  if _problem:
+    print(f'error: {_problem}', file=sys.stderr)
+    sys.exit(2)
   app.run(main)

@@ -91,10 +91,11 @@ def clip_accuracy(config: ml_collections.ConfigDict, state: TrainState, eval_fn,
 
 
 def _check_finite(step: int, metrics: dict[str, Any]) -> None:
-  loss = float(jax.device_get(metrics['loss']))
-  if not np.isfinite(loss):
+  loss, norm = (float(x) for x in jax.device_get((metrics['loss'], metrics['param_norm'])))
+  if not (np.isfinite(loss) and np.isfinite(norm)):
+    what = f'loss is {loss}' if not np.isfinite(loss) else f'parameters became {norm}'
     raise NonFiniteLossError(
-        f'loss is {loss} at step {step}: training stopped; the last good checkpoint is kept. '
+        f'{what} at step {step}: training stopped; the last good checkpoint is kept. '
         'Lower optim.learning_rate or add optim.warmup_steps, then run the same command to resume.')
 
 

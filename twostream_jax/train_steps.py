@@ -67,7 +67,8 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array,
     learning_rate_fn: the schedule, for logging.
 
   Returns:
-    (new state, metrics with `loss`, `accuracy`, `learning_rate`, per-head `loss_<k>`).
+    (new state, metrics with `loss`, `accuracy`, `learning_rate`, `param_norm` (of the
+    updated parameters), per-head `loss_<k>`).
   """
   dropout_rng = jax.random.fold_in(rng, state.step)
 
@@ -87,8 +88,11 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array,
   new_state = state.apply_gradients(grads=grads)
   if updates:
     new_state = new_state.replace(batch_stats=updates['batch_stats'])
+  # The updated parameters' norm: a finite loss can still come with an update that overflows, and a
+  # checkpoint must never hold such a state.
   out = {'loss': loss, 'accuracy': metrics['correct'] / jnp.maximum(metrics['count'], 1.0),
-         'learning_rate': learning_rate_fn(state.step)}
+         'learning_rate': learning_rate_fn(state.step),
+         'param_norm': optax.global_norm(new_state.params)}
   out.update({k: v for k, v in metrics.items() if k.startswith('loss_')})
   return new_state, out
 
