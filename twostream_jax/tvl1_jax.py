@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -29,9 +30,8 @@ import numpy as np
 
 from twostream_jax import tvl1_ops
 
-# Single-precision constants OpenCV compares against.
+# OpenCV starts each warp's error at FLT_MAX.
 _FLT_MAX = float(np.finfo(np.float32).max)
-_FLT_EPSILON = float(np.finfo(np.float32).eps)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +80,7 @@ class TVL1Params:
 
 
 def _solve_one_scale(i0: jax.Array, i1: jax.Array, u1: jax.Array, u2: jax.Array,
-                     params: TVL1Params) -> tuple[jax.Array, jax.Array]:
+                     params: TVL1Params) -> tuple[jax.Array, jax.Array, jax.Array]:
     """All warps of one pyramid level for one pair (OpenCV's ``procOneScale``).
 
     Args:
@@ -91,7 +91,8 @@ def _solve_one_scale(i0: jax.Array, i1: jax.Array, u1: jax.Array, u2: jax.Array,
       params: solver parameters.
 
     Returns:
-      ``(u1, u2)``, each ``[h, w]``.
+      ``(u1, u2, inner_counts)``: flow ``[h, w]`` twice, and the inner iterations run in each
+      warp ``[num_warps]`` int32.
     """
     h, w = i0.shape
     # OpenCV computes these in double and stores them as float.
@@ -104,36 +105,17 @@ def _solve_one_scale(i0: jax.Array, i1: jax.Array, u1: jax.Array, u2: jax.Array,
     i1x, i1y = tvl1_ops.centered_gradient(i1)
     to_warp = jnp.stack([i1, i1x, i1y])
 
-    def one_warp(_, carry):
-        u1, u2, p11, p12, p21, p22 = carry
+    def one_warp(warp, carry):
+        u1, u2, p11, p12, p21, p22, counts = carry
         i1w, i1wx, i1wy = tvl1_ops.warp_bicubic(to_warp, u1, u2)
         grad = i1wx * i1wx + i1wy * i1wy
         rho_c = i1w - i1wx * u1 - i1wy * u2 - i0
-        l_t_grad = l_t * grad
 
         def inner_step(state):
-            u1, u2, p11, p12, p21, p22, _, n_inner, active = state
-            # Thresholding step for v (OpenCV's estimateV).
-            rho = rho_c + (i1wx * u1 + i1wy * u2)
-            fi = -rho / jnp.where(grad > _FLT_EPSILON, grad, 1.0)
-            fi = jnp.where(grad > _FLT_EPSILON, fi, 0.0)
-            fi = jnp.where(rho < -l_t_grad, l_t, jnp.where(rho > l_t_grad, -l_t, fi))
-            v1 = u1 + fi * i1wx
-            v2 = u2 + fi * i1wy
-            # Flow update and its squared change (estimateU).
-            new_u1 = v1 + theta * tvl1_ops.divergence(p11, p12)
-            new_u2 = v2 + theta * tvl1_ops.divergence(p21, p22)
-            error = jnp.sum(jnp.square(new_u1 - u1) + jnp.square(new_u2 - u2))
-            # Dual update (estimateDualVariables).
-            u1x, u1y = tvl1_ops.forward_gradient(new_u1)
-            u2x, u2y = tvl1_ops.forward_gradient(new_u2)
-            ng1 = 1.0 + taut * jnp.sqrt(u1x * u1x + u1y * u1y)
-            ng2 = 1.0 + taut * jnp.sqrt(u2x * u2x + u2y * u2y)
-            p11 = (p11 + taut * u1x) / ng1
-            p12 = (p12 + taut * u1y) / ng1
-            p21 = (p21 + taut * u2x) / ng2
-            p22 = (p22 + taut * u2y) / ng2
-            return new_u1, new_u2, p11, p12, p21, p22, error, n_inner + 1, active
+            *flow_and_duals, _, n_inner, active = state
+            updated = tvl1_ops.primal_dual_step(*flow_and_duals, i1wx, i1wy, grad, rho_c,
+                                                l_t=l_t, theta=theta, taut=taut)
+            return updated + (n_inner + 1, active)
 
         def inner_running(state):
             error, n_inner, active = state[6:]
@@ -142,31 +124,36 @@ def _solve_one_scale(i0: jax.Array, i1: jax.Array, u1: jax.Array, u2: jax.Array,
             return active & (error > scaled_epsilon) & (n_inner < params.inner_iterations)
 
         def outer_running(state):
-            error, n_outer = state[6:]
+            error, n_outer = state[6:8]
             return (error > scaled_epsilon) & (n_outer < params.outer_iterations)
 
         def outer_step(state):
-            u1, u2, p11, p12, p21, p22, error, n_outer = state
+            u1, u2, p11, p12, p21, p22, error, n_outer, n_total = state
             active = outer_running(state)
             if ksize > 1:
                 u1, u2 = tvl1_ops.median_filter(jnp.stack([u1, u2]), ksize)
             inner = jax.lax.while_loop(
                 inner_running, inner_step,
                 (u1, u2, p11, p12, p21, p22, error, jnp.int32(0), active))
-            return inner[:7] + (n_outer + 1,)
+            return inner[:7] + (n_outer + 1, n_total + inner[7])
 
-        state = (u1, u2, p11, p12, p21, p22, jnp.float32(_FLT_MAX), jnp.int32(0))
+        state = (u1, u2, p11, p12, p21, p22, jnp.float32(_FLT_MAX), jnp.int32(0), jnp.int32(0))
         state = jax.lax.while_loop(outer_running, outer_step, state)
-        return state[:6]
+        return state[:6] + (counts.at[warp].set(state[8]),)
 
     zeros = jnp.zeros_like(i0)
-    carry = (u1, u2, zeros, zeros, zeros, zeros)
-    u1, u2 = jax.lax.fori_loop(0, params.num_warps, one_warp, carry)[:2]
-    return u1, u2
+    carry = (u1, u2, zeros, zeros, zeros, zeros, jnp.zeros((params.num_warps,), jnp.int32))
+    u1, u2, *_, counts = jax.lax.fori_loop(0, params.num_warps, one_warp, carry)
+    return u1, u2, counts
 
 
-def _flow_one_pair(frame0: jax.Array, frame1: jax.Array, params: TVL1Params) -> jax.Array:
-    """Coarse-to-fine TV-L1 for one pair ``[H, W]`` -> flow ``[H, W, 2]`` (OpenCV's ``calc``)."""
+def _flow_one_pair(frame0: jax.Array, frame1: jax.Array,
+                   params: TVL1Params) -> tuple[jax.Array, jax.Array]:
+    """Coarse-to-fine TV-L1 for one pair (OpenCV's ``calc``).
+
+    Returns:
+      Flow ``[H, W, 2]`` and inner iterations run ``[levels, num_warps]`` (finest level first).
+    """
     height, width = frame0.shape
     shapes = tvl1_ops.pyramid_shapes(height, width, params.num_scales, params.scale_step)
     step = 1.0 / params.scale_step
@@ -176,19 +163,30 @@ def _flow_one_pair(frame0: jax.Array, frame1: jax.Array, params: TVL1Params) -> 
         frames1.append(tvl1_ops.resize_linear(frames1[-1], shape, (step, step)))
     u1 = jnp.zeros(shapes[-1], jnp.float32)
     u2 = jnp.zeros(shapes[-1], jnp.float32)
+    counts = []
     for level in range(len(shapes) - 1, -1, -1):
-        u1, u2 = _solve_one_scale(frames0[level], frames1[level], u1, u2, params)
+        u1, u2, level_counts = _solve_one_scale(frames0[level], frames1[level], u1, u2, params)
+        counts.insert(0, level_counts)
         if level > 0:
             finer = shapes[level - 1]
             u1 = tvl1_ops.resize_linear(u1, finer) * np.float32(step)
             u2 = tvl1_ops.resize_linear(u2, finer) * np.float32(step)
-    return jnp.stack([u1, u2], axis=-1)
+    return jnp.stack([u1, u2], axis=-1), jnp.stack(counts)
 
 
-@functools.partial(jax.jit, static_argnames=('params',))
-def _tvl1_flow_jit(frames0: jax.Array, frames1: jax.Array, params: TVL1Params) -> jax.Array:
-    per_pair = functools.partial(_flow_one_pair, params=params)
-    return jax.vmap(per_pair)(frames0.astype(jnp.float32), frames1.astype(jnp.float32))
+@functools.partial(jax.jit, static_argnames=('params', 'pairs_in_parallel'))
+def _tvl1_flow_jit(frames0: jax.Array, frames1: jax.Array, params: TVL1Params,
+                   pairs_in_parallel: int) -> tuple[jax.Array, jax.Array]:
+    def per_pair(pair):
+        return _flow_one_pair(pair[0], pair[1], params)
+
+    pairs = (frames0.astype(jnp.float32), frames1.astype(jnp.float32))
+    if pairs_in_parallel >= frames0.shape[0]:
+        return jax.vmap(per_pair)(pairs)
+    if pairs_in_parallel == 1:
+        # A plain loop over pairs: no vmap, so the while loops need no per-pair masking.
+        return jax.lax.map(per_pair, pairs)
+    return jax.lax.map(per_pair, pairs, batch_size=pairs_in_parallel)
 
 
 def _check_frames(shape0: tuple[int, ...], shape1: tuple[int, ...]) -> None:
@@ -201,33 +199,74 @@ def _check_frames(shape0: tuple[int, ...], shape1: tuple[int, ...]) -> None:
         raise ValueError(f'TV-L1 needs frames of at least 3x3 pixels; got H, W = {shape0[1:]}.')
 
 
-def tvl1_flow(frames0: jax.Array, frames1: jax.Array,
-              params: TVL1Params = TVL1Params()) -> jax.Array:
+def default_pairs_in_parallel(batch_size: int, backend: Optional[str] = None) -> int:
+    """How many pairs of a batch to iterate together by default.
+
+    On CPU, one at a time: the ~10 float32 images of a pair's state stay in cache, and no pair
+    waits for a slower partner. On GPU/TPU, the whole batch: one 340x256 image is far too little
+    work for the chip, and the loops' per-iteration overhead is paid once for all pairs.
+    """
+    backend = backend or jax.default_backend()
+    return 1 if backend == 'cpu' else batch_size
+
+
+def tvl1_flow(frames0: jax.Array, frames1: jax.Array, params: TVL1Params = TVL1Params(), *,
+              pairs_in_parallel: Optional[int] = None) -> jax.Array:
     """TV-L1 optical flow from frames0 to frames1, like ``cv2.optflow.DualTVL1OpticalFlow``.
 
-    Jitted; compiles once per (B, H, W, params). Each pair stops on its own epsilon test, but the
-    batch runs until its slowest pair is done, so batch pairs of similar content and equal size.
+    Jitted; compiles once per (B, H, W, params, pairs_in_parallel). Each pair stops on its own
+    epsilon test; pairs iterated together run until the slowest of them is done.
 
     Args:
       frames0: ``[B, H, W]`` grayscale frames, float32 in 0..255 (OpenCV's uint8 scale).
       frames1: ``[B, H, W]`` the following frames.
       params: solver parameters (OpenCV's defaults).
+      pairs_in_parallel: pairs vectorised together (the rest of the batch is a sequential loop
+        over such groups); None picks :func:`default_pairs_in_parallel`. Does not change results.
 
     Returns:
       ``[B, H, W, 2]`` float32 flow (x, y) in pixels with ``frames1(p + flow(p)) ~ frames0(p)``.
     """
+    return tvl1_flow_with_counts(frames0, frames1, params, pairs_in_parallel=pairs_in_parallel)[0]
+
+
+def tvl1_flow_with_counts(frames0: jax.Array, frames1: jax.Array,
+                          params: TVL1Params = TVL1Params(), *,
+                          pairs_in_parallel: Optional[int] = None) -> tuple[jax.Array, jax.Array]:
+    """:func:`tvl1_flow` plus how many inner iterations each pair ran (same compiled function).
+
+    Useful to see where the time goes: a batched call costs, per level and warp, the largest
+    count in the batch.
+
+    Args:
+      frames0: ``[B, H, W]`` grayscale frames, float32 in 0..255.
+      frames1: ``[B, H, W]`` the following frames.
+      params: solver parameters.
+      pairs_in_parallel: as in :func:`tvl1_flow`.
+
+    Returns:
+      ``(flow, counts)``: flow ``[B, H, W, 2]`` float32 and inner iterations
+      ``[B, levels, num_warps]`` int32, finest level first (``levels <= num_scales``).
+    """
     _check_frames(tuple(frames0.shape), tuple(frames1.shape))
-    return _tvl1_flow_jit(frames0, frames1, params=params)
+    batch = frames0.shape[0]
+    if pairs_in_parallel is None:
+        pairs_in_parallel = default_pairs_in_parallel(batch)
+    if pairs_in_parallel < 1:
+        raise ValueError(f'pairs_in_parallel must be >= 1 or None, got {pairs_in_parallel}.')
+    return _tvl1_flow_jit(frames0, frames1, params=params,
+                          pairs_in_parallel=min(int(pairs_in_parallel), batch))
 
 
-def compute_flow_batch(gray0: np.ndarray, gray1: np.ndarray,
-                       params: TVL1Params = TVL1Params()) -> np.ndarray:
+def compute_flow_batch(gray0: np.ndarray, gray1: np.ndarray, params: TVL1Params = TVL1Params(),
+                       *, pairs_in_parallel: Optional[int] = None) -> np.ndarray:
     """Numpy convenience around :func:`tvl1_flow` for uint8 grayscale frames.
 
     Args:
       gray0: ``[B, H, W]`` uint8 (or float in 0..255) first frames.
       gray1: ``[B, H, W]`` second frames.
       params: solver parameters.
+      pairs_in_parallel: as in :func:`tvl1_flow`.
 
     Returns:
       ``[B, H, W, 2]`` float32 numpy flow (x, y) in pixels.
@@ -237,5 +276,6 @@ def compute_flow_batch(gray0: np.ndarray, gray1: np.ndarray,
     for name, arr in (('gray0', gray0), ('gray1', gray1)):
         if not (arr.dtype == np.uint8 or np.issubdtype(arr.dtype, np.floating)):
             raise ValueError(f'{name} must be uint8 (or float in 0..255), got dtype {arr.dtype}.')
-    flow = tvl1_flow(jnp.asarray(gray0, jnp.float32), jnp.asarray(gray1, jnp.float32), params)
+    flow = tvl1_flow(jnp.asarray(gray0, jnp.float32), jnp.asarray(gray1, jnp.float32), params,
+                     pairs_in_parallel=pairs_in_parallel)
     return np.asarray(flow)

@@ -21,6 +21,8 @@ import numpy as np
 
 # OpenCV's bicubic kernel parameter (interpolateCubic in imgproc).
 _CUBIC_A = -0.75
+# estimateV only divides by |grad I1|^2 above single-precision epsilon.
+_FLT_EPSILON = float(np.finfo(np.float32).eps)
 
 
 def pyramid_shapes(height: int, width: int, num_scales: int, scale_step: float,
@@ -154,6 +156,59 @@ def divergence(v1: jax.Array, v2: jax.Array) -> jax.Array:
             + (v2 - _pad_hw(v2[..., :-1, :], 1, 0, 0, 0)))
 
 
+def primal_dual_step(u1: jax.Array, u2: jax.Array, p11: jax.Array, p12: jax.Array,
+                     p21: jax.Array, p22: jax.Array, i1wx: jax.Array, i1wy: jax.Array,
+                     grad: jax.Array, rho_c: jax.Array, *, l_t: float, theta: float,
+                     taut: float) -> tuple[jax.Array, ...]:
+    """One inner iteration of OpenCV's TV-L1, in its order of operations.
+
+    estimateV (pointwise thresholding of the linearised data term), divergence of the duals,
+    estimateU (and the squared update that drives early stopping), forwardGradient of the new
+    flow, estimateDualVariables. Everything is elementwise or a one-pixel shift, so XLA fuses
+    the step into a couple of loops over the image.
+
+    Args:
+      u1: x flow ``[..., H, W]``.
+      u2: y flow.
+      p11: dual of u1, x part.
+      p12: dual of u1, y part.
+      p21: dual of u2, x part.
+      p22: dual of u2, y part.
+      i1wx: warped x gradient of the second frame.
+      i1wy: warped y gradient.
+      grad: ``i1wx**2 + i1wy**2``.
+      rho_c: constant part of the linearised residual, ``I1w - I1wx u1_0 - I1wy u2_0 - I0``.
+      l_t: lambda * theta.
+      theta: coupling weight.
+      taut: tau / theta.
+
+    Returns:
+      ``(u1, u2, p11, p12, p21, p22, error)``, error = sum of squared flow updates over the
+      last two axes (``[...]``).
+    """
+    l_t, theta, taut = np.float32(l_t), np.float32(theta), np.float32(taut)
+    rho = rho_c + (i1wx * u1 + i1wy * u2)
+    l_t_grad = l_t * grad
+    # Step length along the gradient: clipped to +-l_t, or the exact zero of rho inside the band.
+    textured = grad > _FLT_EPSILON
+    fi = jnp.where(textured, -rho / jnp.where(textured, grad, 1.0), 0.0)
+    fi = jnp.where(rho < -l_t_grad, l_t, jnp.where(rho > l_t_grad, -l_t, fi))
+    v1 = u1 + fi * i1wx
+    v2 = u2 + fi * i1wy
+    new_u1 = v1 + theta * divergence(p11, p12)
+    new_u2 = v2 + theta * divergence(p21, p22)
+    error = jnp.sum(jnp.square(new_u1 - u1) + jnp.square(new_u2 - u2), axis=(-2, -1))
+    u1x, u1y = forward_gradient(new_u1)
+    u2x, u2y = forward_gradient(new_u2)
+    ng1 = 1.0 + taut * jnp.sqrt(u1x * u1x + u1y * u1y)
+    ng2 = 1.0 + taut * jnp.sqrt(u2x * u2x + u2y * u2y)
+    p11 = (p11 + taut * u1x) / ng1
+    p12 = (p12 + taut * u1y) / ng1
+    p21 = (p21 + taut * u2x) / ng2
+    p22 = (p22 + taut * u2y) / ng2
+    return new_u1, new_u2, p11, p12, p21, p22, error
+
+
 def _cubic_weights(t: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     """The four bicubic tap weights (for offsets -1, 0, 1, 2) at fractional position t in [0, 1)."""
     a = _CUBIC_A
@@ -185,20 +240,27 @@ def warp_bicubic(images: jax.Array, flow_x: jax.Array, flow_y: jax.Array) -> jax
     x_floor, y_floor = jnp.floor(xs), jnp.floor(ys)
     wx = _cubic_weights(xs - x_floor)
     wy = _cubic_weights(ys - y_floor)
-    # Clamping far-away points keeps int32 safe; every tap of a clamped point is still outside.
-    ix = jnp.clip(x_floor, -3, w + 1).astype(jnp.int32)
-    iy = jnp.clip(y_floor, -3, h + 1).astype(jnp.int32)
-    # One ring of zeros: any outside tap is clamped onto it.
-    table = jnp.pad(images, ((0, 0), (1, 1), (1, 1))).reshape(c, -1).T  # [(H+2)(W+2), C]
-    offsets = jnp.arange(-1, 3, dtype=jnp.int32)
-    rows = (jnp.clip(iy[None] + offsets[:, None, None], -1, h) + 1) * (w + 2)  # [4, H, W]
-    cols = jnp.clip(ix[None] + offsets[:, None, None], -1, w) + 1
-    taps = table[rows[:, None] + cols[None, :]]  # one gather: [4, 4, H, W, C]
+    # A 4-pixel ring of zeros holds a whole 4x4 window: clamping the window's top-left corner into
+    # it keeps every read in bounds and leaves exactly the outside taps at 0.
+    pad = 4
+    left = jnp.clip(x_floor - 1, -pad, w).astype(jnp.int32) + pad
+    top = jnp.clip(y_floor - 1, -pad, h).astype(jnp.int32) + pad
+    # Rows of interleaved channels, so that the 4 taps x C channels of a row are contiguous.
+    table = jnp.pad(jnp.moveaxis(images, 0, -1), ((pad, pad), (pad, pad), (0, 0)))
+    table = table.reshape(h + 2 * pad, (w + 2 * pad) * c)
+    dims = jax.lax.GatherDimensionNumbers(offset_dims=(2,), collapsed_slice_dims=(0,),
+                                          start_index_map=(0, 1))
     out = None
     for j in range(4):
-        row = taps[j, 0] * wx[0][..., None]
+        # One gather of 4*C contiguous floats per pixel and row: ~5x faster on CPU than 16
+        # scalar-index gathers.
+        starts = jnp.stack([top + j, left * c], axis=-1)
+        taps = jax.lax.gather(table, starts, dims, slice_sizes=(1, 4 * c),
+                              mode=jax.lax.GatherScatterMode.PROMISE_IN_BOUNDS)
+        taps = taps.reshape(h, w, 4, c)
+        row = taps[:, :, 0] * wx[0][..., None]
         for k in range(1, 4):
-            row = row + taps[j, k] * wx[k][..., None]
+            row = row + taps[:, :, k] * wx[k][..., None]
         term = row * wy[j][..., None]
         out = term if out is None else out + term
     return jnp.moveaxis(out, -1, 0)
