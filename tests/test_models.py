@@ -87,7 +87,8 @@ def _vgg16_count(batch_norm, num_classes=1000):
   for cout in (64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512):
     total += _conv(cin, cout, 3, bias=True) + (_bn(cout) if batch_norm else 0)
     cin = cout
-  return total + (512 * 7 * 7 * 4096 + 4096) + (4096 * 4096 + 4096) + 4096 * num_classes + num_classes
+  fc6, fc7 = 512 * 7 * 7 * 4096 + 4096, 4096 * 4096 + 4096
+  return total + fc6 + fc7 + 4096 * num_classes + num_classes
 
 
 @pytest.mark.parametrize('name,expected,documented', [
@@ -293,7 +294,8 @@ def test_max_pool_ceil_mode_matches_brute_force():
   assert got.shape == (1, out_h, out_w, 2) == (1, 13, 4, 2)
   for i in range(out_h):
     for j in range(out_w):
-      np.testing.assert_array_equal(got[0, i, j], x[0, 2 * i:2 * i + 3, 2 * j:2 * j + 3].max((0, 1)))
+      window = x[0, 2 * i:2 * i + 3, 2 * j:2 * j + 3]
+      np.testing.assert_array_equal(got[0, i, j], window.max((0, 1)))
 
 
 def test_core_modules_import_neither_tensorflow_nor_torch():

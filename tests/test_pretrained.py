@@ -77,7 +77,8 @@ def test_merge_keeps_resized_head_and_new_first_conv_fresh():
   assert sorted(line.split(':')[0] for line in kept) == [
       'params/conv1/kernel', 'params/head/bias', 'params/head/kernel']
   assert any('(64, 5)' in line and '(64, 10)' in line for line in kept)
-  np.testing.assert_array_equal(merged['params']['head']['kernel'], fresh['params']['head']['kernel'])
+  np.testing.assert_array_equal(merged['params']['head']['kernel'],
+                                fresh['params']['head']['kernel'])
   np.testing.assert_array_equal(merged['params']['conv1']['kernel'],
                                 fresh['params']['conv1']['kernel'])
   for path in (('params', 'conv2', 'kernel'), ('params', 'bn1', 'scale'),

@@ -185,7 +185,8 @@ def test_cross_modality_kernel_replicates_channel_mean():
   out = tc.cross_modality_kernel(kernel, 20)
   assert out.shape == (2, 2, 20, 4)
   for c in range(20):
-    np.testing.assert_allclose(out[:, :, c], (kernel[:, :, 0] + kernel[:, :, 1] + kernel[:, :, 2]) / 3)
+    np.testing.assert_allclose(out[:, :, c],
+                               (kernel[:, :, 0] + kernel[:, :, 1] + kernel[:, :, 2]) / 3)
 
 
 def test_vgg_first_classifier_rows_follow_nhwc_flattening():

@@ -134,7 +134,8 @@ def merge_pretrained(variables: Mapping[str, Any],
 
   Returns:
     (merged variables with the structure of `variables`, one line per leaf kept from the fresh
-    init, e.g. "params/head/kernel: shape (2048, 101) but pretrained (2048, 1000); kept fresh init").
+    init, e.g. "params/head/kernel: shape (2048, 101) but pretrained (2048, 1000); kept fresh
+    init").
 
   Raises:
     ValueError: no leaf matches (the pretrained weights are for another architecture).

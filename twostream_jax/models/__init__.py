@@ -48,7 +48,8 @@ def build_model(name: str, num_classes: int | tuple[int, ...], *, dropout_rate: 
       'resnet152', 'vgg16', 'vgg16_bn').
     num_classes: classes of the single head `head`, or a tuple giving one head per task
       (`head_0`, `head_1`, ...), e.g. (101, 51) for UCF101 + HMDB51 multi-task training.
-    dropout_rate: dropout before the classifier (VGG, CNN-M: after each hidden fully-connected layer).
+    dropout_rate: dropout before the classifier (VGG, CNN-M: after each hidden fully-connected
+      layer).
     dtype: compute dtype, 'float32' or 'bfloat16'; parameters always stay float32.
     **kwargs: further attributes of the model class (e.g. `second_lrn` for CNN-M).
 

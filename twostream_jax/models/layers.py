@@ -94,8 +94,9 @@ class LocalResponseNorm(nn.Module):
   """Cross-channel local response normalisation (Krizhevsky et al. 2012), as torch/Caffe define it.
 
   `b_c = a_c / (k + alpha / size * sum_{c' in window(c)} a_c'^2) ** beta`, the window being `size`
-  channels centred on c, zero-padded at the ends (torch pads size // 2 before, (size - 1) // 2 after).
-  Defaults are those of the CNN-M models (Chatfield et al. 2014): size 5, alpha 5e-4, beta 0.75, k 2.
+  channels centred on c, zero-padded at the ends (torch pads size // 2 before and (size - 1) // 2
+  after). Defaults are those of the CNN-M models (Chatfield et al. 2014): size 5, alpha 5e-4,
+  beta 0.75, k 2.
   """
   size: int = 5
   alpha: float = 5e-4

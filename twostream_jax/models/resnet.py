@@ -1,8 +1,8 @@
-"""ResNet-18/34/50/101/152 in torchvision's exact layout (He et al. 2016; torchvision's v1.5 bottleneck).
+"""ResNet-18/34/50/101/152 in torchvision's exact layout (He et al. 2016; v1.5 bottleneck).
 
 Module names mirror torchvision's state_dict keys with '.' written as '_' (`layer1_0/conv1`,
-`layer2_0/downsample_0`, ...), except the classifier, which is `head` (or `head_0`, `head_1`, ... for
-several tasks) instead of torchvision's `fc`. Padding is explicit and equal to torch's, so converted
+`layer2_0/downsample_0`, ...), except the classifier, which is `head` (or `head_0`, `head_1`, ...
+for several tasks) instead of torchvision's `fc`. Padding is explicit and equal to torch's, so converted
 weights give torch's outputs to float32 rounding.
 """
 

@@ -1,0 +1,237 @@
+r"""Forward and train-step throughput (images/s) of the Flax models, beside PyTorch's same models.
+
+    python bench/bench_models.py                                  # CPU defaults: short
+    python bench/bench_models.py --models=resnet18,resnet50,vgg16,cnn_m_2048 --batch=64 --iters=20
+
+JAX runs on its default device (GPU/TPU when there is one). PyTorch (torchvision's model, or an
+equivalent nn.Sequential for CNN-M-2048) runs in the same process on the same kind of device when
+torch is installed and can use it; otherwise only the JAX figures print. No TensorFlow is imported.
+
+The train step is what training does: softmax cross-entropy, gradients, SGD with momentum 0.9,
+BatchNorm statistics updated, dropout on; JAX's is jitted with the state donated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from typing import Any, Callable
+
+# Lets `python bench/bench_models.py` run from a checkout that is not pip-installed.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # pylint: disable=wrong-import-position
+import jax.numpy as jnp  # pylint: disable=wrong-import-position
+import numpy as np  # pylint: disable=wrong-import-position
+import optax  # pylint: disable=wrong-import-position
+
+from twostream_jax import models  # pylint: disable=wrong-import-position
+
+NUM_CLASSES = 101
+DROPOUT = 0.5
+
+
+def _timed(fn: Callable[[], Any]) -> float:
+  start = time.perf_counter()
+  fn()
+  return time.perf_counter() - start
+
+
+def _interleaved_medians(fns: dict[str, Callable[[], Any]], warmup: int,
+                         iters: int) -> dict[str, float]:
+  """Median seconds per call of each function, timed round-robin.
+
+  Interleaving puts JAX and torch under the same background load, so their ratio stays
+  meaningful on a shared machine.
+  """
+  for fn in fns.values():
+    for _ in range(warmup):
+      fn()
+  times: dict[str, list[float]] = {k: [] for k in fns}
+  for _ in range(iters):
+    for key, fn in fns.items():
+      times[key].append(_timed(fn))
+  return {k: statistics.median(v) for k, v in times.items()}
+
+
+def jax_benchmarks(name: str, batch: int, size: int, channels: int,
+                   dtype: str) -> tuple[Callable[[], Any], Callable[[], Any], float]:
+  """(forward, train step, train-step compile seconds) of the Flax model, compiled and ready."""
+  model = models.build_model(name, NUM_CLASSES, dropout_rate=DROPOUT, dtype=dtype)
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.standard_normal((batch, size, size, channels), np.float32))
+  labels = jnp.asarray(rng.integers(0, NUM_CLASSES, batch))
+  variables = jax.jit(lambda inp: model.init(jax.random.key(0), inp, train=False))(x)
+  params = variables['params']
+  batch_stats = variables.get('batch_stats', {})
+  tx = optax.sgd(0.01, momentum=0.9)
+  opt_state = tx.init(params)
+
+  apply_eval = jax.jit(lambda v, inp: model.apply(v, inp, train=False))
+
+  def train_step(params, batch_stats, opt_state, inp, lab, key):
+    def loss_fn(p):
+      logits, updates = model.apply({'params': p, 'batch_stats': batch_stats}, inp, train=True,
+                                    rngs={'dropout': key}, mutable=['batch_stats'])
+      loss = optax.softmax_cross_entropy_with_integer_labels(logits, lab).mean()
+      return loss, updates.get('batch_stats', {})
+    (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), new_stats, opt_state, loss
+
+  step = jax.jit(train_step, donate_argnums=(0, 1, 2))
+  state = [params, batch_stats, opt_state]
+  counter = [0]
+
+  def forward():
+    # The train step donates its state, so read the live one rather than `variables`.
+    apply_eval({'params': state[0], 'batch_stats': state[1]}, x).block_until_ready()
+
+  def run_step():
+    counter[0] += 1
+    p, s, o, loss = step(*state, x, labels, jax.random.key(counter[0]))
+    state[:] = [p, s, o]
+    loss.block_until_ready()
+
+  forward()
+  compile_s = _timed(run_step)
+  return forward, run_step, compile_s
+
+
+def _torch_model(name: str, channels: int):
+  """torchvision's model, or CNN-M-2048 as an nn.Sequential, with `channels` input channels."""
+  from torch import nn  # pylint: disable=g-import-not-at-top
+  if name == 'tiny':
+    return None  # no PyTorch twin
+  if name.startswith('cnn_m_2048'):
+    lrn = lambda: nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)
+    pool = lambda: nn.MaxPool2d(3, 2, ceil_mode=True)
+    second = [lrn()] if name == 'cnn_m_2048' else []
+    return nn.Sequential(
+        nn.Conv2d(channels, 96, 7, 2), nn.ReLU(), lrn(), pool(),
+        nn.Conv2d(96, 256, 5, 2, 1), nn.ReLU(), *second, pool(),
+        nn.Conv2d(256, 512, 3, 1, 1), nn.ReLU(), nn.Conv2d(512, 512, 3, 1, 1), nn.ReLU(),
+        nn.Conv2d(512, 512, 3, 1, 1), nn.ReLU(), pool(), nn.Flatten(),
+        nn.LazyLinear(4096), nn.ReLU(), nn.Dropout(DROPOUT), nn.Linear(4096, 2048), nn.ReLU(),
+        nn.Dropout(DROPOUT), nn.Linear(2048, NUM_CLASSES))
+  import torchvision  # pylint: disable=g-import-not-at-top
+  model = torchvision.models.get_model(name, weights=None, num_classes=NUM_CLASSES)
+  if channels != 3:
+    first = model.conv1 if name.startswith('resnet') else model.features[0]
+    replacement = nn.Conv2d(channels, first.out_channels, first.kernel_size, first.stride,
+                            first.padding, bias=first.bias is not None)
+    if name.startswith('resnet'):
+      model.conv1 = replacement
+    else:
+      model.features[0] = replacement
+  return model
+
+
+def torch_benchmarks(name: str, batch: int, size: int, channels: int,
+                     device: str) -> tuple[Callable[[], Any], Callable[[], Any]] | None:
+  """(forward, train step) of the PyTorch model on `device`, or None when it has no twin."""
+  import torch  # pylint: disable=g-import-not-at-top
+  model = _torch_model(name, channels)
+  if model is None:
+    return None
+  model = model.to(device)
+  x = torch.randn(batch, channels, size, size, device=device)
+  labels = torch.randint(0, NUM_CLASSES, (batch,), device=device)
+  sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
+  with torch.no_grad():
+    model.eval()
+    model(x)  # materialises LazyLinear
+  optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+  loss_fn = torch.nn.CrossEntropyLoss()
+
+  def forward():
+    model.eval()
+    with torch.no_grad():
+      model(x)
+    sync()
+
+  def step():
+    model.train()
+    optimizer.zero_grad(set_to_none=True)
+    loss = loss_fn(model(x), labels)
+    loss.backward()
+    optimizer.step()
+    sync()
+
+  return forward, step
+
+
+def _torch_device(jax_platform: str) -> str | None:
+  """The torch device matching JAX's, or None when torch is absent or cannot use it."""
+  try:
+    import torch  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return None
+  if jax_platform == 'cpu':
+    torch.set_num_threads(os.cpu_count() or 1)
+    return 'cpu'
+  if jax_platform == 'gpu' and torch.cuda.is_available():
+    return 'cuda'
+  return None
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--models', default=None,
+                      help='comma-separated model names (default: resnet18,cnn_m_2048 on CPU; '
+                      'resnet18,resnet50,vgg16,cnn_m_2048 on an accelerator)')
+  parser.add_argument('--batch', type=int, default=None, help='default 8 on CPU, 64 otherwise')
+  parser.add_argument('--size', type=int, default=224)
+  parser.add_argument('--channels', type=int, default=3, help='3 (RGB) or 2L (flow stacks)')
+  parser.add_argument('--dtype', default=None, help="JAX compute dtype (default float32 on CPU, "
+                      "bfloat16 otherwise)")
+  parser.add_argument('--iters', type=int, default=None, help='timed iterations (median)')
+  parser.add_argument('--warmup', type=int, default=1)
+  parser.add_argument('--no_torch', action='store_true', help='JAX only')
+  args = parser.parse_args()
+
+  device = jax.devices()[0]
+  on_cpu = device.platform == 'cpu'
+  names = (args.models or ('resnet18,cnn_m_2048' if on_cpu else
+                           'resnet18,resnet50,vgg16,cnn_m_2048')).split(',')
+  batch = args.batch or (8 if on_cpu else 64)
+  iters = args.iters or (3 if on_cpu else 20)
+  dtype = args.dtype or ('float32' if on_cpu else 'bfloat16')
+  torch_device = None if args.no_torch else _torch_device(device.platform)
+
+  load = f', load average {os.getloadavg()[0]:.1f}' if hasattr(os, 'getloadavg') else ''
+  print(f'JAX {jax.__version__} on {device.platform} ({device.device_kind}), '
+        f'{os.cpu_count()} CPU cores; batch {batch}, {args.size}x{args.size}x{args.channels}, '
+        f'JAX dtype {dtype}, median of {iters} interleaved iterations{load}')
+  if torch_device:
+    import torch  # pylint: disable=g-import-not-at-top
+    print(f'PyTorch {torch.__version__} on {torch_device} ({torch.get_num_threads()} threads), '
+          'float32')
+  header = (f'{"model":<22}{"JAX fwd":>10}{"torch fwd":>11}{"ratio":>7}'
+            f'{"JAX train":>11}{"torch train":>13}{"ratio":>7}{"compile s":>11}')
+  print('images/s (ratio = JAX / torch)')
+  print(header)
+  for name in names:
+    fns = {}
+    fns['jax_fwd'], fns['jax_train'], compile_s = jax_benchmarks(name, batch, args.size,
+                                                                 args.channels, dtype)
+    torch_fns = (torch_benchmarks(name, batch, args.size, args.channels, torch_device)
+                 if torch_device else None)
+    if torch_fns:
+      fns['torch_fwd'], fns['torch_train'] = torch_fns
+    sec = _interleaved_medians(fns, args.warmup, iters)
+    jf, jt = batch / sec['jax_fwd'], batch / sec['jax_train']
+    if torch_fns:
+      tf_, tt = batch / sec['torch_fwd'], batch / sec['torch_train']
+      print(f'{name:<22}{jf:>10.1f}{tf_:>11.1f}{jf / tf_:>7.2f}{jt:>11.1f}{tt:>13.1f}'
+            f'{jt / tt:>7.2f}{compile_s:>11.1f}', flush=True)
+    else:
+      print(f'{name:<22}{jf:>10.1f}{"-":>11}{"-":>7}{jt:>11.1f}{"-":>13}{"-":>7}'
+            f'{compile_s:>11.1f}', flush=True)
+
+
+if __name__ == '__main__':
+  main()
