@@ -33,14 +33,14 @@ def test_test_flow_stacks_span_l_fields_and_clamp_short_videos():
 
 def test_train_flow_indices_are_consecutive_or_clamped():
   starts = set()
-  for i in range(60):
-    idx = sampling.train_flow_indices(tf.constant([1, i], tf.int64), 12, 5).numpy()
+  for u in np.linspace(0, 0.99, 60):
+    idx = sampling.train_flow_indices(tf.constant(u, tf.float32), 12, 5).numpy()
     np.testing.assert_array_equal(np.diff(idx), 1)
     assert 0 <= idx[0] <= 6
     starts.add(int(idx[0]))
   assert starts == set(range(7))
   np.testing.assert_array_equal(
-      sampling.train_flow_indices(tf.constant([1, 2], tf.int64), 3, 4).numpy(), [0, 1, 1, 1])
+      sampling.train_flow_indices(tf.constant(0.7), 3, 4).numpy(), [0, 1, 1, 1])
 
 
 def test_epochs_are_permutations_showing_each_video_f_times():

@@ -10,8 +10,8 @@ from twostream_jax import video_ops
 B = 20.0  # flow bound of the quantised tests
 
 
-def _seed(i):
-  return tf.constant([7, i], tf.int64)
+def _uniforms(i, count):
+  return video_ops.uniforms(tf.constant([7, i], tf.int64), count)
 
 
 def test_flip_negates_x_exactly_and_keeps_y():
@@ -93,8 +93,8 @@ def test_multiscale_boxes_follow_tsn_scales_and_positions():
   h, w = 60, 80  # short side 60: sides floor(60 * s) = 60, 52, 45, 39
   sides = [60, 52, 45, 39]
   seen_pairs, seen_positions = set(), set()
-  boxes = tf.data.Dataset.range(300).map(
-      lambda i: video_ops.multiscale_crop_box(tf.stack([tf.constant(7, tf.int64), i]), h, w))
+  boxes = tf.data.Dataset.range(300).map(lambda i: video_ops.multiscale_crop_box(
+      video_ops.uniforms(tf.stack([tf.constant(7, tf.int64), i]), 2), h, w))
   for y0, x0, bh, bw in boxes.as_numpy_iterator():
     i_h, i_w = sides.index(bh), sides.index(bw)
     assert abs(i_h - i_w) <= 1
@@ -108,20 +108,23 @@ def test_multiscale_boxes_follow_tsn_scales_and_positions():
 
 def test_random_crop_box_stays_inside_and_reaches_both_ends():
   y, x = [], []
-  boxes = tf.data.Dataset.range(200).map(
-      lambda i: video_ops.random_crop_box(tf.stack([tf.constant(7, tf.int64), i]), 30, 40, 24))
+  boxes = tf.data.Dataset.range(200).map(lambda i: video_ops.random_crop_box(
+      video_ops.uniforms(tf.stack([tf.constant(7, tf.int64), i]), 2), 30, 40, 24))
   for y0, x0, bh, bw in boxes.as_numpy_iterator():
     assert (bh, bw) == (24, 24) and 0 <= y0 <= 6 and 0 <= x0 <= 16
     y.append(y0)
     x.append(x0)
   assert {min(y), max(y), min(x), max(x)} == {0, 6, 16}
-  assert list(video_ops.random_crop_box(_seed(0), 20, 40, 24).numpy()[2:]) == [20, 20]
+  assert list(video_ops.random_crop_box(_uniforms(0, 2), 20, 40, 24).numpy()[2:]) == [20, 20]
+  # The extremes of u reach the extreme positions and never leave the frame.
+  np.testing.assert_array_equal(video_ops.random_crop_box(tf.constant([0.0, 0.9999999]), 30, 40, 24),
+                                [0, 16, 24, 24])
 
 
 def test_color_jitter_on_gray_is_brightness_only():
   # On a uniform gray image contrast and saturation change nothing: out = 0.5 * b, b in [0.8, 1.2].
   gray = tf.fill([4, 4, 3], 0.5)
-  values = [video_ops.color_jitter(gray, _seed(i), 0.2).numpy() for i in range(50)]
+  values = [video_ops.color_jitter(gray, _uniforms(i, 3), 0.2).numpy() for i in range(50)]
   for v in values:
     assert np.ptp(v) < 1e-6 and 0.4 - 1e-6 <= v[0, 0, 0] <= 0.6 + 1e-6
   assert np.ptp([v[0, 0, 0] for v in values]) > 0.05
@@ -144,10 +147,10 @@ def test_ops_agree_eagerly_and_inside_tf_data():
   stack = tf.constant(rng.integers(0, 256, size=(30, 36, 6)).astype(np.uint8))
 
   def views(i):
-    seed = tf.stack([tf.constant(7, tf.int64), tf.cast(i, tf.int64)])
-    box = video_ops.multiscale_crop_box(seed, 30, 36)
-    flip = video_ops.random_flip(seed)
-    return (video_ops.rgb_view(frame, box, flip, 16, 'imagenet', seed, 0.3),
+    u = video_ops.uniforms(tf.stack([tf.constant(7, tf.int64), tf.cast(i, tf.int64)]), 6)
+    box = video_ops.multiscale_crop_box(u[:2], 30, 36)
+    flip = u[2] < 0.5
+    return (video_ops.rgb_view(frame, box, flip, 16, 'imagenet', u[3:], 0.3),
             video_ops.flow_view(stack, box, flip, 16, B, 'per_field'))
 
   in_data = list(tf.data.Dataset.range(3).map(views).as_numpy_iterator())

