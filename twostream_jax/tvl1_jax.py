@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Optional
+from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -79,72 +79,70 @@ class TVL1Params:
             raise ValueError(f'Invalid TVL1Params {self}: ' + '; '.join(problems) + '.')
 
 
-def _solve_one_scale(i0: jax.Array, i1: jax.Array, u1: jax.Array, u2: jax.Array,
-                     params: TVL1Params) -> tuple[jax.Array, jax.Array, jax.Array]:
+def _solve_one_scale(i0: jax.Array, i1: jax.Array, u: jax.Array,
+                     params: TVL1Params) -> tuple[jax.Array, jax.Array]:
     """All warps of one pyramid level for one pair (OpenCV's ``procOneScale``).
 
     Args:
       i0: first frame at this level ``[h, w]`` float32, 0..255.
       i1: second frame ``[h, w]``.
-      u1: initial x flow ``[h, w]``.
-      u2: initial y flow ``[h, w]``.
+      u: initial flow ``[2, h, w]`` (x, y).
       params: solver parameters.
 
     Returns:
-      ``(u1, u2, inner_counts)``: flow ``[h, w]`` twice, and the inner iterations run in each
-      warp ``[num_warps]`` int32.
+      ``(u, inner_counts)``: the flow ``[2, h, w]`` and the inner iterations run in each warp
+      ``[num_warps]`` int32.
     """
     h, w = i0.shape
     # OpenCV computes these in double and stores them as float.
     scaled_epsilon = np.float32(params.epsilon * params.epsilon * h * w)
-    l_t = np.float32(params.lambda_ * params.theta)
-    taut = np.float32(params.tau / params.theta)
-    theta = np.float32(params.theta)
+    step_constants = dict(l_t=params.lambda_ * params.theta, theta=params.theta,
+                          taut=params.tau / params.theta)
     ksize = params.median_filtering
 
     i1x, i1y = tvl1_ops.centered_gradient(i1)
     to_warp = jnp.stack([i1, i1x, i1y])
 
     def one_warp(warp, carry):
-        u1, u2, p11, p12, p21, p22, counts = carry
-        i1w, i1wx, i1wy = tvl1_ops.warp_bicubic(to_warp, u1, u2)
-        grad = i1wx * i1wx + i1wy * i1wy
-        rho_c = i1w - i1wx * u1 - i1wy * u2 - i0
+        u, p, counts = carry
+        warped = tvl1_ops.warp_bicubic(to_warp, u[0], u[1])
+        i1w, i1w_grad = warped[0], warped[1:]
+        grad = i1w_grad[0] * i1w_grad[0] + i1w_grad[1] * i1w_grad[1]
+        rho_c = i1w - i1w_grad[0] * u[0] - i1w_grad[1] * u[1] - i0
 
         def inner_step(state):
-            *flow_and_duals, _, n_inner, active = state
-            updated = tvl1_ops.primal_dual_step(*flow_and_duals, i1wx, i1wy, grad, rho_c,
-                                                l_t=l_t, theta=theta, taut=taut)
-            return updated + (n_inner + 1, active)
+            u, p, _, n_inner, active = state
+            u, p, error = tvl1_ops.primal_dual_step(u, p, i1w_grad, grad, rho_c,
+                                                    **step_constants)
+            return u, p, error, n_inner + 1, active
 
         def inner_running(state):
-            error, n_inner, active = state[6:]
+            _, _, error, n_inner, active = state
             # `active` keeps a pair whose outer loop already ended from running (under vmap the
             # outer body is evaluated for every pair and its result discarded for finished ones).
             return active & (error > scaled_epsilon) & (n_inner < params.inner_iterations)
 
         def outer_running(state):
-            error, n_outer = state[6:8]
+            _, _, error, n_outer, _ = state
             return (error > scaled_epsilon) & (n_outer < params.outer_iterations)
 
         def outer_step(state):
-            u1, u2, p11, p12, p21, p22, error, n_outer, n_total = state
+            u, p, error, n_outer, n_total = state
             active = outer_running(state)
             if ksize > 1:
-                u1, u2 = tvl1_ops.median_filter(jnp.stack([u1, u2]), ksize)
-            inner = jax.lax.while_loop(
-                inner_running, inner_step,
-                (u1, u2, p11, p12, p21, p22, error, jnp.int32(0), active))
-            return inner[:7] + (n_outer + 1, n_total + inner[7])
+                u = tvl1_ops.median_filter(u, ksize)
+            u, p, error, n_inner, _ = jax.lax.while_loop(
+                inner_running, inner_step, (u, p, error, jnp.int32(0), active))
+            return u, p, error, n_outer + 1, n_total + n_inner
 
-        state = (u1, u2, p11, p12, p21, p22, jnp.float32(_FLT_MAX), jnp.int32(0), jnp.int32(0))
-        state = jax.lax.while_loop(outer_running, outer_step, state)
-        return state[:6] + (counts.at[warp].set(state[8]),)
+        state = (u, p, jnp.float32(_FLT_MAX), jnp.int32(0), jnp.int32(0))
+        u, p, _, _, n_total = jax.lax.while_loop(outer_running, outer_step, state)
+        return u, p, counts.at[warp].set(n_total)
 
-    zeros = jnp.zeros_like(i0)
-    carry = (u1, u2, zeros, zeros, zeros, zeros, jnp.zeros((params.num_warps,), jnp.int32))
-    u1, u2, *_, counts = jax.lax.fori_loop(0, params.num_warps, one_warp, carry)
-    return u1, u2, counts
+    # The duals restart from zero on every level and carry over between its warps.
+    carry = (u, jnp.zeros((2, 2, h, w), jnp.float32), jnp.zeros((params.num_warps,), jnp.int32))
+    u, _, counts = jax.lax.fori_loop(0, params.num_warps, one_warp, carry)
+    return u, counts
 
 
 def _flow_one_pair(frame0: jax.Array, frame1: jax.Array,
@@ -161,17 +159,14 @@ def _flow_one_pair(frame0: jax.Array, frame1: jax.Array,
     for shape in shapes[1:]:
         frames0.append(tvl1_ops.resize_linear(frames0[-1], shape, (step, step)))
         frames1.append(tvl1_ops.resize_linear(frames1[-1], shape, (step, step)))
-    u1 = jnp.zeros(shapes[-1], jnp.float32)
-    u2 = jnp.zeros(shapes[-1], jnp.float32)
+    u = jnp.zeros((2,) + shapes[-1], jnp.float32)
     counts = []
     for level in range(len(shapes) - 1, -1, -1):
-        u1, u2, level_counts = _solve_one_scale(frames0[level], frames1[level], u1, u2, params)
+        u, level_counts = _solve_one_scale(frames0[level], frames1[level], u, params)
         counts.insert(0, level_counts)
         if level > 0:
-            finer = shapes[level - 1]
-            u1 = tvl1_ops.resize_linear(u1, finer) * np.float32(step)
-            u2 = tvl1_ops.resize_linear(u2, finer) * np.float32(step)
-    return jnp.stack([u1, u2], axis=-1), jnp.stack(counts)
+            u = tvl1_ops.resize_linear(u, shapes[level - 1]) * np.float32(step)
+    return jnp.moveaxis(u, 0, -1), jnp.stack(counts)
 
 
 @functools.partial(jax.jit, static_argnames=('params', 'pairs_in_parallel'))
@@ -208,6 +203,14 @@ def default_pairs_in_parallel(batch_size: int, backend: Optional[str] = None) ->
     """
     backend = backend or jax.default_backend()
     return 1 if backend == 'cpu' else batch_size
+
+
+def _resolve_pairs(pairs_in_parallel: Optional[int], batch_size: int) -> int:
+    if pairs_in_parallel is None:
+        pairs_in_parallel = default_pairs_in_parallel(batch_size)
+    if int(pairs_in_parallel) < 1:
+        raise ValueError(f'pairs_in_parallel must be >= 1 or None, got {pairs_in_parallel}.')
+    return min(int(pairs_in_parallel), batch_size)
 
 
 def tvl1_flow(frames0: jax.Array, frames1: jax.Array, params: TVL1Params = TVL1Params(), *,
@@ -249,13 +252,31 @@ def tvl1_flow_with_counts(frames0: jax.Array, frames1: jax.Array,
       ``[B, levels, num_warps]`` int32, finest level first (``levels <= num_scales``).
     """
     _check_frames(tuple(frames0.shape), tuple(frames1.shape))
-    batch = frames0.shape[0]
-    if pairs_in_parallel is None:
-        pairs_in_parallel = default_pairs_in_parallel(batch)
-    if pairs_in_parallel < 1:
-        raise ValueError(f'pairs_in_parallel must be >= 1 or None, got {pairs_in_parallel}.')
     return _tvl1_flow_jit(frames0, frames1, params=params,
-                          pairs_in_parallel=min(int(pairs_in_parallel), batch))
+                          pairs_in_parallel=_resolve_pairs(pairs_in_parallel, frames0.shape[0]))
+
+
+def compile_tvl1_flow(batch_size: int, height: int, width: int,
+                      params: TVL1Params = TVL1Params(), *,
+                      pairs_in_parallel: Optional[int] = None) -> Callable:
+    """Compiles TV-L1 ahead of time for one frame size (e.g. one size bucket of a dataset).
+
+    Args:
+      batch_size: B.
+      height: H.
+      width: W.
+      params: solver parameters.
+      pairs_in_parallel: as in :func:`tvl1_flow`.
+
+    Returns:
+      A function ``(frames0 [B, H, W] float32, frames1) -> (flow [B, H, W, 2], counts)`` with
+      counts as in :func:`tvl1_flow_with_counts`; it accepts only that shape.
+    """
+    _check_frames((batch_size, height, width), (batch_size, height, width))
+    spec = jax.ShapeDtypeStruct((batch_size, height, width), jnp.float32)
+    lowered = _tvl1_flow_jit.lower(spec, spec, params=params,
+                                   pairs_in_parallel=_resolve_pairs(pairs_in_parallel, batch_size))
+    return lowered.compile()
 
 
 def compute_flow_batch(gray0: np.ndarray, gray1: np.ndarray, params: TVL1Params = TVL1Params(),

