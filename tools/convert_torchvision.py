@@ -24,6 +24,7 @@ import sys
 
 from absl import app
 from absl import flags
+from absl import logging
 
 # Lets `python tools/convert_torchvision.py` run from a checkout that is not pip-installed.
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -64,6 +65,8 @@ _OVERWRITE = flags.DEFINE_bool('overwrite', False,
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  if not flags.FLAGS['verbosity'].present:
+    logging.set_verbosity(logging.WARNING)  # orbax logs every step of a save at INFO.
   try:
     info = torchvision_conversion.convert(
         _ARCH.value, _WEIGHTS.value, _OUTPUT_DIR.value, num_classes=_NUM_CLASSES.value,
