@@ -47,7 +47,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   # ---- Model (twostream_jax.models) ----
   m = c.model = ml_collections.ConfigDict()
-  m.name = 'resnet18'  # tiny | cnn_m_2048 | cnn_m_2048_temporal | resnet18..152 | vgg16 | vgg16_bn
+  m.name = 'resnet18'  # tiny | small | cnn_m_2048 | cnn_m_2048_temporal | resnet18..152 | vgg16 | vgg16_bn
   m.dropout_rate = 0.5
   m.dtype = 'float32'  # Compute dtype: 'float32' or 'bfloat16' (parameters stay float32).
   # Converted torchvision weights (tools/convert_torchvision.py --output_dir); '' trains from scratch.
@@ -83,6 +83,23 @@ def get_config() -> ml_collections.ConfigDict:
   e.train_num_frames = 5  # Views per training video for those scores: frames ...
   e.train_num_crops = 1  # ... x crops (1 = centre).
   e.max_videos = 0  # Evaluate at most this many videos per split (0: all; >0 for quick checks).
+
+  # ---- Demo (mode=demo: synthetic videos -> records -> both streams -> fusion; configs/demo.py) ----
+  dm = c.demo = ml_collections.ConfigDict()
+  dm.data_root = 'data/synthetic'  # Videos go to <data_root>/videos, records to <data_root>/records.
+  dm.camera_pan = True  # Global camera motion, so that mean flow subtraction matters.
+  dm.video_height = 120
+  dm.video_width = 160
+  dm.video_frames = 24
+  dm.train_per_class = 30
+  dm.test_per_class = 10
+  dm.flow_algorithm = 'dis'  # tvl1 | farneback | dis (DIS: ~25 videos/s here; TV-L1: ~1 pair/s).
+  dm.num_workers = 2  # make_tfrecords worker processes.
+  dm.spatial_steps = 300
+  dm.temporal_steps = 300
+  dm.spatial_learning_rate = 0.05
+  dm.temporal_learning_rate = 0.05
+  dm.compare_mean_subtraction = True  # Also train a temporal stream without mean flow subtraction.
 
   c.lock()
   return c

@@ -115,6 +115,13 @@ def test_tiny_is_tiny_and_counts_as_derived():
   assert 10_000 <= expected < 100_000
 
 
+def test_small_counts_as_derived_and_accepts_any_channels():
+  variables = _shapes('small', 6, 96, channels=10)
+  expected = (_conv(10, 32, 5) + _bn(32) + _conv(32, 64, 3) + _bn(64) + _conv(64, 128, 3) + _bn(128)
+              + _conv(128, 128, 3) + _bn(128) + 128 * 6 + 6)
+  assert _count(variables['params']) == expected
+
+
 # ---------------------------------------------------------------------------------------------
 # CNN-M-2048 (Simonyan & Zisserman 2014, Fig. 1; pooling rounds up as in Caffe's CNN-M).
 

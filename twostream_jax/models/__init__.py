@@ -21,11 +21,13 @@ import flax.linen as nn
 from twostream_jax.models import layers
 from twostream_jax.models.cnn_m import CNNM2048
 from twostream_jax.models.resnet import ResNet
+from twostream_jax.models.small import SmallNet
 from twostream_jax.models.tiny import TinyNet
 from twostream_jax.models.vgg import VGG
 
 _FACTORIES: dict[str, Callable[..., nn.Module]] = {
     'tiny': TinyNet,
+    'small': SmallNet,
     'cnn_m_2048': functools.partial(CNNM2048, second_lrn=True),
     'cnn_m_2048_temporal': functools.partial(CNNM2048, second_lrn=False),
     'resnet18': functools.partial(ResNet, depth=18),
@@ -44,8 +46,8 @@ def build_model(name: str, num_classes: int | tuple[int, ...], *, dropout_rate: 
   """Builds a model by name.
 
   Args:
-    name: one of MODEL_NAMES ('tiny', 'cnn_m_2048', 'cnn_m_2048_temporal', 'resnet18', ...,
-      'resnet152', 'vgg16', 'vgg16_bn').
+    name: one of MODEL_NAMES ('tiny', 'small' (the CPU demo's net), 'cnn_m_2048',
+      'cnn_m_2048_temporal', 'resnet18', ..., 'resnet152', 'vgg16', 'vgg16_bn').
     num_classes: classes of the single head `head`, or a tuple giving one head per task
       (`head_0`, `head_1`, ...), e.g. (101, 51) for UCF101 + HMDB51 multi-task training.
     dropout_rate: dropout before the classifier (VGG, CNN-M: after each hidden fully-connected
@@ -72,4 +74,4 @@ def build_model(name: str, num_classes: int | tuple[int, ...], *, dropout_rate: 
     raise ValueError(f'Model {name!r} does not accept the options {sorted(kwargs)}: {e}') from e
 
 
-__all__ = ['MODEL_NAMES', 'build_model', 'CNNM2048', 'ResNet', 'TinyNet', 'VGG']
+__all__ = ['MODEL_NAMES', 'build_model', 'CNNM2048', 'ResNet', 'SmallNet', 'TinyNet', 'VGG']
