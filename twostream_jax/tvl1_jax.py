@@ -280,13 +280,17 @@ def compile_tvl1_flow(batch_size: int, height: int, width: int,
 
 
 def compute_flow_batch(gray0: np.ndarray, gray1: np.ndarray, params: TVL1Params = TVL1Params(),
-                       *, pairs_in_parallel: Optional[int] = None) -> np.ndarray:
+                       *, chunk_size: Optional[int] = None,
+                       pairs_in_parallel: Optional[int] = None) -> np.ndarray:
     """Numpy convenience around :func:`tvl1_flow` for uint8 grayscale frames.
 
     Args:
       gray0: ``[B, H, W]`` uint8 (or float in 0..255) first frames.
       gray1: ``[B, H, W]`` second frames.
       params: solver parameters.
+      chunk_size: if given, run the pairs in calls of exactly this many, the last one padded by
+        repeating its final pair, so that clips of any length share one compiled function per
+        (chunk_size, H, W). None: one call with all B pairs (one compile per distinct B).
       pairs_in_parallel: as in :func:`tvl1_flow`.
 
     Returns:
@@ -297,6 +301,16 @@ def compute_flow_batch(gray0: np.ndarray, gray1: np.ndarray, params: TVL1Params 
     for name, arr in (('gray0', gray0), ('gray1', gray1)):
         if not (arr.dtype == np.uint8 or np.issubdtype(arr.dtype, np.floating)):
             raise ValueError(f'{name} must be uint8 (or float in 0..255), got dtype {arr.dtype}.')
-    flow = tvl1_flow(jnp.asarray(gray0, jnp.float32), jnp.asarray(gray1, jnp.float32), params,
-                     pairs_in_parallel=pairs_in_parallel)
-    return np.asarray(flow)
+    num_pairs = gray0.shape[0]
+    if chunk_size is None:
+        chunk_size = num_pairs
+    if chunk_size < 1:
+        raise ValueError(f'chunk_size must be >= 1 or None, got {chunk_size}.')
+    flows = []
+    for start in range(0, num_pairs, chunk_size):
+        index = np.minimum(np.arange(start, start + chunk_size), num_pairs - 1)
+        flow = tvl1_flow(jnp.asarray(gray0[index], jnp.float32),
+                         jnp.asarray(gray1[index], jnp.float32), params,
+                         pairs_in_parallel=pairs_in_parallel)
+        flows.append(np.asarray(flow)[:num_pairs - start])
+    return np.concatenate(flows) if flows else np.zeros(gray0.shape + (2,), np.float32)
