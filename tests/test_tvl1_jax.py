@@ -169,6 +169,11 @@ def test_rejects_mismatched_or_colour_frames():
         tvl1_jax.compute_flow_batch(np.zeros((1, 8, 8), np.int64), np.zeros((1, 8, 8), np.int64))
 
 
+def test_empty_batch_needs_no_compile():
+    empty = np.zeros((0, 20, 30), np.uint8)
+    assert tvl1_jax.compute_flow_batch(empty, empty, chunk_size=8).shape == (0, 20, 30, 2)
+
+
 def test_params_defaults_are_opencvs_and_validated():
     ref = cv2.optflow.DualTVL1OpticalFlow_create()
     params = TVL1Params()

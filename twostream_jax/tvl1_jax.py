@@ -302,10 +302,11 @@ def compute_flow_batch(gray0: np.ndarray, gray1: np.ndarray, params: TVL1Params 
         if not (arr.dtype == np.uint8 or np.issubdtype(arr.dtype, np.floating)):
             raise ValueError(f'{name} must be uint8 (or float in 0..255), got dtype {arr.dtype}.')
     num_pairs = gray0.shape[0]
-    if chunk_size is None:
-        chunk_size = num_pairs
-    if chunk_size < 1:
+    if chunk_size is not None and chunk_size < 1:
         raise ValueError(f'chunk_size must be >= 1 or None, got {chunk_size}.')
+    if num_pairs == 0:
+        return np.zeros(gray0.shape + (2,), np.float32)
+    chunk_size = chunk_size or num_pairs
     flows = []
     for start in range(0, num_pairs, chunk_size):
         index = np.minimum(np.arange(start, start + chunk_size), num_pairs - 1)
@@ -313,4 +314,4 @@ def compute_flow_batch(gray0: np.ndarray, gray1: np.ndarray, params: TVL1Params 
                          jnp.asarray(gray1[index], jnp.float32), params,
                          pairs_in_parallel=pairs_in_parallel)
         flows.append(np.asarray(flow)[:num_pairs - start])
-    return np.concatenate(flows) if flows else np.zeros(gray0.shape + (2,), np.float32)
+    return np.concatenate(flows)

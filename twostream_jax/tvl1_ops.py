@@ -29,9 +29,9 @@ def pyramid_shapes(height: int, width: int, num_scales: int, scale_step: float,
                    min_size: int = 16) -> list[tuple[int, int]]:
     """Image sizes of OpenCV's TV-L1 pyramid, finest first.
 
-    Each level is ``cv::resize(prev, Size(), scale_step, scale_step)`` of the previous one, whose size
-    is ``cvRound(prev * scale_step)`` (round half to even, like Python's ``round``). OpenCV stops
-    adding levels as soon as one would be narrower or shorter than 16 pixels.
+    Each level is ``cv::resize(prev, Size(), scale_step, scale_step)`` of the previous one, whose
+    size is ``cvRound(prev * scale_step)`` (round half to even, like Python's ``round``). OpenCV
+    stops adding levels as soon as one would be narrower or shorter than 16 pixels.
 
     Args:
       height: H of the full-resolution frames.
@@ -56,8 +56,9 @@ def pyramid_shapes(height: int, width: int, num_scales: int, scale_step: float,
 def _linear_taps(out_size: int, in_size: int, src_per_dst: float):
     """Source indices and float32 weights of OpenCV's INTER_LINEAR along one axis.
 
-    OpenCV maps destination pixel d to source coordinate ``(d + 0.5) * src_per_dst - 0.5`` (in double)
-    and clamps at the edges by collapsing to the edge pixel with weight 1.
+    OpenCV maps destination pixel d to source coordinate ``(d + 0.5) * src_per_dst - 0.5`` (in
+    double; cv2 5.0 no longer rounds it to float first) and clamps at the edges by collapsing to
+    the edge pixel with weight 1.
     """
     coord = (np.arange(out_size, dtype=np.float64) + 0.5) * src_per_dst - 0.5
     left = np.floor(coord).astype(np.int64)
@@ -211,7 +212,7 @@ def _cubic_weights(t: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array, jax.A
 
 
 def warp_bicubic(images: jax.Array, flow_x: jax.Array, flow_y: jax.Array) -> jax.Array:
-    """Samples images at ``(x + flow_x, y + flow_y)`` like ``cv2.remap(INTER_CUBIC)`` with zeros outside.
+    """Samples images at ``(x + flow_x, y + flow_y)`` like ``cv2.remap(INTER_CUBIC)``, 0 outside.
 
     cv2 5.0 uses the float coordinates directly (no 1/32-pixel table), and with BORDER_CONSTANT each
     of the 16 taps that falls outside the image counts as 0.
