@@ -182,35 +182,56 @@ def _view(s: _Settings, image, box, flip, bound_px: float, jitter_uniforms=None,
 
 # Uniform numbers drawn per training example (one stateless call), by use.
 _U_FRAME, _U_BOX, _U_FLIP, _U_JITTER, _U_BALANCED, _NUM_UNIFORMS = 0, slice(1, 3), 3, slice(4, 7), slice(7, 9), 9
+# Examples whose JPEGs one Python call reads: amortises the numpy_function round trip.
+_READ_GROUP = 8
 
 
-def _train_example_fn(s: _Settings, index: ri.RecordIndex, bound_px: float, dataset_index: int):
-  """(record, uniforms `[_NUM_UNIFORMS]`) -> one training example; see the module docstring."""
+def _train_examples(s: _Settings, index: ri.RecordIndex, bound_px: float, dataset_index: int,
+                    samples: tf.data.Dataset) -> tf.data.Dataset:
+  """Samples {'record', 'u'} -> training examples (module docstring): read, decode, augment."""
   reader = ri.RecordReader(index, [rf.FRAMES] if s.modality == 'rgb' else [rf.FLOW_X, rf.FLOW_Y])
   num_frames = tf.constant(index.num_frames, tf.int32)
   labels = tf.constant(index.labels, tf.int32)
+  num_values = 1 if s.modality == 'rgb' else s.num_fields
 
-  def example(record, u):
-    n = tf.gather(num_frames, record)
+  def choose_values(sample):
+    n, u = tf.gather(num_frames, sample['record']), sample['u']
     if s.modality == 'rgb':
-      t = tf.reshape(sampling.train_frame_index(u[_U_FRAME], n), [1])
-      (jpeg,) = _read_op(reader, record, t, 1)
-      image = rf.decode_frames_tf(jpeg, tf.zeros([1], tf.int32))[0]
+      sample['values'] = tf.reshape(sampling.train_frame_index(u[_U_FRAME], n), [1])
     else:
-      fields = sampling.train_flow_indices(u[_U_FRAME], n, s.num_fields)
-      x, y = _read_op(reader, record, fields, 2)
-      image = video_ops.fields_to_stack(video_ops.decode_flow_fields_quantised(x, y))
-    height, width = tf.shape(image)[0], tf.shape(image)[1]
+      sample['values'] = sampling.train_flow_indices(u[_U_FRAME], n, s.num_fields)
+    return sample
+
+  def read(group):
+    out = tf.numpy_function(reader.read_batch, [group['record'], group['values']],
+                            [tf.string] * (1 if s.modality == 'rgb' else 2), stateful=False)
+    group['jpegs'] = tuple(tf.ensure_shape(o, [None, num_values]) for o in out)
+    return group
+
+  def example(sample):
+    record, u = sample['record'], sample['u']
+    if s.modality == 'rgb':
+      image = rf.decode_frames_tf(sample['jpegs'][0], tf.zeros([1], tf.int32))[0]
+      height, width = tf.shape(image)[0], tf.shape(image)[1]
+    else:
+      image = video_ops.decode_flow_fields_quantised(*sample['jpegs'])  # [2L, H, W]
+      height, width = tf.shape(image)[1], tf.shape(image)[2]
     if s.multiscale_crop:
       box = video_ops.multiscale_crop_box(u[_U_BOX], height, width)
     else:
       box = video_ops.random_crop_box(u[_U_BOX], height, width, s.crop_size)
+    if s.modality == 'flow':
+      # Crop, then go channel-last: transposing uint8 is slow, so transpose only the crop.
+      image = video_ops.fields_to_stack(
+          tf.slice(image, tf.stack([0, box[0], box[1]]), tf.stack([-1, box[2], box[3]])))
+      box = tf.stack([0, 0, box[2], box[3]])
     flip = u[_U_FLIP] < 0.5 if s.random_flip else tf.constant(False)
     inputs = _view(s, image, box, flip, bound_px, u[_U_JITTER], s.color_jitter)
     return {'inputs': inputs, 'label': tf.gather(labels, record),
             'dataset_index': tf.constant(dataset_index, tf.int32)}
 
-  return example
+  samples = samples.map(choose_values).batch(_READ_GROUP).map(read, num_parallel_calls=_AUTOTUNE)
+  return samples.unbatch().map(example, num_parallel_calls=_AUTOTUNE, deterministic=True)
 
 
 def _train_stream(s: _Settings, data_dir: str, metadata: dm.DatasetMetadata, split: str, *,
@@ -228,7 +249,6 @@ def _train_stream(s: _Settings, data_dir: str, metadata: dm.DatasetMetadata, spl
   epoch_key, uniform_key = (sampling.stream_key(seed, purpose, dataset_index, process_index)
                             for purpose in range(2))
   mine_t, mine_labels = tf.constant(mine), index.labels[mine]
-  example = _train_example_fn(s, index, metadata.flow_bound_px, dataset_index)
 
   def at_position(position):
     u = video_ops.uniforms(tf.stack([tf.constant(uniform_key, tf.int64), position]), _NUM_UNIFORMS)
@@ -236,10 +256,11 @@ def _train_stream(s: _Settings, data_dir: str, metadata: dm.DatasetMetadata, spl
       j = sampling.balanced_video(u[_U_BALANCED], mine_labels)
     else:
       j = sampling.epoch_video(position, len(mine), s.frames_per_video, epoch_key)
-    return example(tf.gather(mine_t, j), u)
+    return {'record': tf.gather(mine_t, j), 'u': u}
 
   positions = tf.data.Dataset.counter(start_step * examples_per_batch, dtype=tf.int64)
-  return positions.map(at_position, num_parallel_calls=_AUTOTUNE, deterministic=True)
+  samples = positions.map(at_position, num_parallel_calls=_AUTOTUNE, deterministic=True)
+  return _train_examples(s, index, metadata.flow_bound_px, dataset_index, samples)
 
 
 def _options() -> tf.data.Options:
