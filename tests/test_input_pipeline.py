@@ -165,9 +165,9 @@ def test_eval_sees_every_video_exactly_once_over_processes(tiny, modality):
   config = _config(tiny, modality)
   video_ids = dm.load_metadata(tiny).video_ids('test1')
   labels = [int(v.split('/')[0][len('Class'):]) for v in video_ids]
-  for count, max_videos in [(1, 0), (2, 0), (2, 5)]:
-    per_process = [_eval(config, process_index=p, process_count=count, max_videos=max_videos)
-                   for p in range(count)]
+  for count, max_videos in [(1, 0), (2, 0), (2, 5), (3, 1)]:  # (3, 1): two processes get none
+    per_process = [_eval(config, process_index=p, process_count=count, max_videos=max_videos,
+                         global_batch_size=4 * count) for p in range(count)]
     assert len({len(b) for b in per_process}) == 1  # the same number of batches everywhere
     seen = np.concatenate([b['video_index'] for bs in per_process for b in bs])
     mask = np.concatenate([b['mask'] for bs in per_process for b in bs])

@@ -16,7 +16,10 @@ Training (`create_train_dataset`), per process, infinite, batched, prefetched. E
     subtraction per field ('per_field') or none. Videos with fewer than L + 1 frames repeat their
     last field (`sampling`).
   * Sampling (`sampling`): epochs of stateless permutations of the process's videos (each video
-    `data.frames_per_video` times per epoch), or class-balanced draws (`data.class_balanced`).
+    `data.frames_per_video` times per epoch, each time with its own random frame), or
+    class-balanced draws with replacement (`data.class_balanced`: a class uniformly, then one of
+    its videos; no epochs, so `frames_per_video` has no effect). No shuffle buffer: random access
+    to records makes `data.shuffle_buffer` unnecessary (it is not read).
   * Several data sets (`data.data_dirs` = 'a,b'): every batch holds a fixed number of examples of
     each, proportional to `data.mix_weights` (default: the sizes of their training splits), in a
     fixed order within the batch (largest-remainder apportionment; each data set needs at least
@@ -30,9 +33,11 @@ Training (`create_train_dataset`), per process, infinite, batched, prefetched. E
     split evenly (global % P must be 0).
 
 Test protocol (`create_eval_dataset`), finite. Per video, K equally spaced frames or flow stacks
-(`sampling.test_view_starts`), each giving C crops (`video_ops.test_crop_boxes`: centre, 4
-corners, and their flips for C = 10; the centre for C = 1). Views are ordered by video, then frame
-k, then crop c; batches may split a video. Video v of the split (index in
+(`sampling.test_view_starts`: start_k = round-half-up(k (T - s) / (K - 1))), each giving C crops
+(`video_ops.test_crop_boxes`: centre, top-left, top-right, bottom-left, bottom-right, then the same
+flipped for C = 10; centre (and its flip) for C = 1 (2)); crops are S x S boxes of the stored
+frame, not resized. Views are ordered by video, then frame k, then crop c; batches may split a
+video. Video v of the split (index in
 `metadata.video_ids(split)`, first `max_videos` if > 0) goes to process v mod P; each process pads
 its views with masked copies to `num_eval_batches(...)` batches, the same count on every process.
 Elements add 'video_index' int32 [b] (-1 for padding) and 'mask' float32 [b] (1 real, 0 padding).
@@ -134,7 +139,9 @@ def num_classes(data_config) -> int | tuple[int, ...]:
   return counts[0] if len(counts) == 1 else counts
 
 
-def _local_batch_size(global_batch_size: int, process_count: int) -> int:
+def _local_batch_size(global_batch_size: int, process_index: int, process_count: int) -> int:
+  if not 0 <= process_index < process_count:
+    raise InputConfigError(f'process_index {process_index} is not in [0, {process_count})')
   if global_batch_size < 1 or global_batch_size % process_count:
     raise InputConfigError(f'the global batch size {global_batch_size} must be a positive multiple '
                            f'of the number of processes ({process_count})')
@@ -181,7 +188,8 @@ def _view(s: _Settings, image, box, flip, bound_px: float, jitter_uniforms=None,
 
 
 # Uniform numbers drawn per training example (one stateless call), by use.
-_U_FRAME, _U_BOX, _U_FLIP, _U_JITTER, _U_BALANCED, _NUM_UNIFORMS = 0, slice(1, 3), 3, slice(4, 7), slice(7, 9), 9
+_U_FRAME, _U_BOX, _U_FLIP, _U_JITTER, _U_BALANCED = 0, slice(1, 3), 3, slice(4, 7), slice(7, 9)
+_NUM_UNIFORMS = 9
 # Examples whose JPEGs one Python call reads: amortises the numpy_function round trip.
 _READ_GROUP = 8
 
@@ -285,7 +293,7 @@ def create_train_dataset(data_config, *, global_batch_size: int, seed: int, star
     b = global_batch_size / process_count.
   """
   s = _settings(data_config)
-  batch = _local_batch_size(global_batch_size, process_count)
+  batch = _local_batch_size(global_batch_size, process_index, process_count)
   if start_step < 0:
     raise InputConfigError(f'start_step must be >= 0, got {start_step}')
   dirs, metadatas = data_dirs(data_config), load_dataset_metadata(data_config)
@@ -326,7 +334,7 @@ def num_eval_batches(data_config, *, split: str, num_frames: int, num_crops: int
                      dataset_index: int = 0) -> int:
   """Batches `create_eval_dataset` yields on every process (from the metadata, no reading)."""
   metadata = load_dataset_metadata(data_config)[dataset_index]
-  batch = _local_batch_size(global_batch_size, process_count)
+  batch = _local_batch_size(global_batch_size, 0, process_count)
   return _num_views_batches(_eval_videos(metadata, split, max_videos), num_frames * num_crops,
                             batch, process_count)
 
@@ -372,8 +380,11 @@ def create_eval_dataset(data_config, *, split: str, num_frames: int, num_crops: 
   if num_crops not in video_ops.TEST_NUM_CROPS or num_frames < 1:
     raise InputConfigError(f'the test protocol needs num_frames >= 1 and num_crops in '
                            f'{video_ops.TEST_NUM_CROPS}, got {num_frames} and {num_crops}')
-  batch = _local_batch_size(global_batch_size, process_count)
-  data_dir = data_dirs(data_config)[dataset_index]
+  batch = _local_batch_size(global_batch_size, process_index, process_count)
+  dirs = data_dirs(data_config)
+  if not 0 <= dataset_index < len(dirs):
+    raise InputConfigError(f'dataset_index {dataset_index} is not one of the {len(dirs)} data dirs')
+  data_dir = dirs[dataset_index]
   metadata = load_dataset_metadata(data_config)[dataset_index]
   num_videos = _eval_videos(metadata, split, max_videos)
   index = ri.index_records(metadata.shard_files(data_dir, split))
@@ -382,10 +393,13 @@ def create_eval_dataset(data_config, *, split: str, num_frames: int, num_crops: 
   mine = sampling.process_videos(num_videos, process_index, process_count)
   n = index.num_frames[records[mine]]
   if s.modality == 'rgb':
-    indices = np.stack([sampling.test_frame_indices(int(k), num_frames) for k in n]).reshape(-1, num_frames)
+    indices = np.zeros((len(mine), num_frames), np.int64)
+    for i, k in enumerate(n):
+      indices[i] = sampling.test_frame_indices(int(k), num_frames)
   else:
-    indices = np.stack([sampling.test_flow_indices(int(k), num_frames, s.num_fields) for k in n]
-                       ).reshape(-1, num_frames, s.num_fields)
+    indices = np.zeros((len(mine), num_frames, s.num_fields), np.int64)
+    for i, k in enumerate(n):
+      indices[i] = sampling.test_flow_indices(int(k), num_frames, s.num_fields)
   reader = ri.RecordReader(index, [rf.FRAMES] if s.modality == 'rgb' else [rf.FLOW_X, rf.FLOW_Y])
   labels = tf.constant(index.labels, tf.int32)
   views_per_video = num_frames * num_crops
