@@ -97,3 +97,24 @@ def test_results_round_trip_json(tmp_path):
                                       warnings=['w'])
   result = shard_writer.ShardResult(str(tmp_path / 's'), 10, [outcome])
   assert shard_writer.ShardResult.from_json(result.to_json()) == result
+
+
+def test_memory_does_not_grow_with_video_length_beyond_the_jpeg_bytes(tmp_path):
+  import tracemalloc
+
+  settings = shard_writer.EncodeSettings('farneback', BOUND, fx.HEIGHT, 0, 1, 95)
+  flow = shard_writer.optical_flow.make_flow_algorithm('farneback')
+  peaks = {}
+  for n in (10, 60):
+    path = str(tmp_path / f'{n}.avi')
+    fx.write_avi(path, np.concatenate([fx.render(0, 1, num_frames=10)] * (n // 10)))
+    task = shard_writer.VideoTask('v', 0, 'c', path, 'videos')
+    tracemalloc.start()
+    record, _, _ = shard_writer.encode_video(task, settings, flow)
+    peaks[n] = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    stored = sum(map(len, record.frames + record.flow_x + record.flow_y))
+  # 50 more frames cost their JPEG bytes (~150 KB here, plus list slots), far less than holding
+  # 50 float flow fields (1.2 MB) or 50 RGB frames (460 KB) would.
+  float_fields = 50 * fx.HEIGHT * fx.WIDTH * 2 * 4
+  assert peaks[60] - peaks[10] < stored + float_fields // 8, (peaks, stored)

@@ -32,9 +32,11 @@ Examples:
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import re
 import shlex
+import signal
 import sys
 
 from absl import app
@@ -183,6 +185,8 @@ def _fail(message: str, status: int) -> None:
 
 
 def main(argv: list[str]) -> None:
+  # `kill -USR1 <pid>` prints every thread's stack: a hung run can be diagnosed without a debugger.
+  faulthandler.register(signal.SIGUSR1, all_threads=True)
   if len(argv) > 1:
     _fail(f'unexpected arguments {argv[1:]}; every input is a flag (see --help)', 2)
   try:

@@ -232,6 +232,9 @@ def run_units(specs: list[shard_writer.ShardSpec], flow: optical_flow.BatchedFlo
           raise RuntimeError('decoding workers finished but some shards never completed')
   except BaseException:
     assembler.abandon()
+    # Workers blocked on the full queue would never finish: stop them rather than wait for them.
+    for process in list((getattr(executor, '_processes', None) or {}).values()):
+      process.terminate()
     raise
   finally:
     executor.shutdown(wait=True, cancel_futures=True)

@@ -102,6 +102,7 @@ class RunSummary:
   rawframes_layouts: dict[str, int]
   seconds: float
   max_failures: int
+  empty_splits: list[str] = dataclasses.field(default_factory=list)
 
 
 def prepare(options: WriterOptions) -> dataset_plan.Plan:
@@ -137,25 +138,25 @@ def _run_unit(spec: shard_writer.ShardSpec) -> shard_writer.ShardResult:
   return shard_writer.write_shard(spec, lambda o: _worker_queue.put(o.ok))
 
 
-def _start_method() -> str:
-  """'fork' where it is safe, so that workers inherit TensorFlow instead of importing it again.
+def _worker_context() -> multiprocessing.context.BaseContext:
+  """'forkserver' with TensorFlow preloaded, so that workers inherit it instead of importing it.
 
-  Importing TensorFlow starts no threads and this process runs no TF op and no OpenCV parallel
-  code before the workers exist, so forking is as safe as with numpy alone, and saves each worker
-  the seconds of a TF import. A process whose JAX runtime has started (it runs threads) spawns;
-  importing TensorFlow imports a bit of JAX, which does not count.
+  The fork server is a fresh process that only imports modules, so forking workers from it is safe
+  whatever this process did before (forking this process itself deadlocks a child when OpenCV's
+  thread pool has run here, e.g. after a one-worker run in the same process). Spawn where there is
+  no fork server (Windows).
   """
-  xla_bridge = sys.modules.get('jax._src.xla_bridge')
-  jax_started = bool(getattr(xla_bridge, '_backends', None))
-  if 'fork' in multiprocessing.get_all_start_methods() and not jax_started:
-    import tensorflow  # pylint: disable=g-import-not-at-top,unused-import
-    return 'fork'
-  return 'spawn'
+  if 'forkserver' not in multiprocessing.get_all_start_methods():
+    return multiprocessing.get_context('spawn')
+  ctx = multiprocessing.get_context('forkserver')
+  # Ignored when the fork server of this process is already running (it then has them or not).
+  ctx.set_forkserver_preload(['twostream_jax.shard_writer', 'tensorflow'])
+  return ctx
 
 
 def _run_in_pool(specs: list[shard_writer.ShardSpec], num_workers: int,
                  on_video_done: Callable[[bool], Any]) -> list[shard_writer.ShardResult]:
-  ctx = multiprocessing.get_context(_start_method())
+  ctx = _worker_context()
   progress_queue = ctx.Queue()
   results = []
   executor = concurrent.futures.ProcessPoolExecutor(
@@ -163,6 +164,8 @@ def _run_in_pool(specs: list[shard_writer.ShardSpec], num_workers: int,
       initargs=(progress_queue,))
   try:
     pending = {executor.submit(_run_unit, spec) for spec in specs}
+    # The metadata needs TF here too: import it while the fork server imports its copy.
+    import tensorflow  # pylint: disable=g-import-not-at-top,unused-import
     while pending:
       try:
         while True:
@@ -222,8 +225,12 @@ def _summarise(plan: dataset_plan.Plan, options: WriterOptions, results: dict[st
   layout_notes = collections.Counter(n for o in ok for n in o.notes)
   warnings = [{'video_id': o.video_id, 'warning': w} for o in ok for w in o.warnings]
   flow_fields = sum(o.num_frames - 1 for o in ok)
+  # TFDS cannot read a split without examples; a split emptied by failures makes the set unusable.
+  empty_splits = sorted(s for s, n in per_split.items() if n == 0)
   return RunSummary(
-      output_dir=options.output_dir, complete=len(failures) <= options.max_failures,
+      output_dir=options.output_dir,
+      complete=len(failures) <= options.max_failures and not empty_splits,
+      empty_splits=empty_splits,
       videos_total=plan.num_videos(), videos_done_before=done_before, videos_written=len(ok),
       shards_total=sum(len(p) for p in paths.values()), shards_written_now=written_now,
       per_split=per_split, per_partition=per_partition, failures=failures, warnings=warnings,
@@ -262,7 +269,9 @@ def _write_metadata(plan: dataset_plan.Plan, options: WriterOptions, results: di
       name=plan.dataset_name, class_names=plan.class_names,
       partitions={p: [o.video_id for path in ps for o in results[path].videos if o.ok]
                   for p, ps in paths.items()},
-      num_shards={p: len(ps) for p, ps in paths.items()}, splits=plan.splits,
+      num_shards={p: len(ps) for p, ps in paths.items()},
+      # A partition left empty by failures is no part of any split (TFDS reads no empty split).
+      splits={s: [p for p in parts if summary.per_partition[p]] for s, parts in plan.splits.items()},
       flow_algorithm=settings.flow_algorithm, flow_bound_px=settings.flow_bound_px,
       short_side=settings.short_side, jpeg_quality=settings.jpeg_quality,
       command_line=options.command_line,
@@ -300,9 +309,6 @@ def run(options: WriterOptions, plan: dataset_plan.Plan) -> RunSummary:
     else:
       todo.append(spec)
   done_before = sum(len(r.videos) for r in results.values())
-  if todo:
-    import tensorflow  # pylint: disable=g-import-not-at-top,unused-import
-    # Imported before the bar starts (it takes seconds), so that the rate and ETA are right.
   failed = [0]
   bar = tqdm.tqdm(total=plan.num_videos(), initial=done_before, unit='video', desc='videos',
                   disable=not options.progress, file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
@@ -354,7 +360,9 @@ def format_summary(s: RunSummary) -> str:
     lines += [f'    {f["video_id"]}: {f["reason"]}' for f in s.failures[:20]]
     if len(s.failures) > 20:
       lines.append(f'    ... and {len(s.failures) - 20} more')
-  if not s.complete:
+  if s.empty_splits:
+    lines.append(f'  Splits {", ".join(s.empty_splits)} have no videos left: metadata NOT written.')
+  elif not s.complete:
     lines.append(f'  More videos failed than --max_failures={s.max_failures}: metadata NOT written. '
                  'Replace those files and run the same command again (shards with failures are '
                  'redone), or run it again with a higher --max_failures to accept the data set '

@@ -19,10 +19,13 @@ That tool family writes several off-by-one layouts; `plan_folder` applies one ru
 
 Bytes are copied unchanged when they already are what the record format stores: JPEG frames whose
 short side is the target one, and single-channel JPEG flow of the frame size quantised with the same
-bound. Otherwise the image is decoded and re-encoded: frames are resized like decoded videos;
-flow quantised with another bound is re-quantised ('flow_requantised'; one extra rounding, at most
-half a step of the new bound); flow of another size than the (resized) frames is resized bilinearly
-and its values scaled by the size ratio ('flow_resized'). No TensorFlow, no JAX.
+bound. Otherwise the image is decoded and re-encoded: frames of another size (or not JPEG) are
+resized like decoded videos ('frames_reencoded'); flow quantised with another bound is re-quantised
+('flow_requantised'; one extra rounding, at most half a step of the new bound); flow of another size
+than the (resized) frames is resized bilinearly and its values scaled by the size ratio
+('flow_resized'); flow that is not a single-channel JPEG (PNG, 3-channel JPEG) is re-encoded
+('flow_reencoded'). The notes of each video are counted in the run summary and the metadata.
+No TensorFlow, no JAX.
 """
 
 from __future__ import annotations
