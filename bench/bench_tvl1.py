@@ -85,37 +85,43 @@ def group_iterations(counts: np.ndarray, pairs_in_parallel: int) -> float:
     return float(groups.max(axis=1).sum(axis=(1, 2)).mean())
 
 
-def component_times(batch: int, height: int, width: int, params: TVL1Params) -> dict:
-    """Seconds per call of the solver's parts at full resolution, ``batch`` pairs at once."""
-    rng = np.random.default_rng(0)
-    arrays = [jnp.asarray(rng.normal(size=(batch, height, width)).astype(np.float32))
-              for _ in range(10)]
-    l_t, taut = params.lambda_ * params.theta, params.tau / params.theta
-    steps = 20
+def in_loop_costs(batch: int, gray: np.ndarray, params: TVL1Params) -> dict:
+    """Seconds per inner iteration, per median filtering (with its outer-loop trip) and per warp,
+    measured inside the solver's own loops at full resolution on ``batch`` pairs at once.
 
-    @jax.jit
-    def step_loop(*a):
-        def body(_, state):
-            return tvl1_ops.primal_dual_step(*state, *a[6:], l_t=l_t, theta=params.theta,
-                                             taut=taut)[:6]
-        return jax.lax.fori_loop(0, steps, body, tuple(a[:6]))
-
-    median = jax.jit(lambda u: tvl1_ops.median_filter(u, params.median_filtering))
-    warp = jax.jit(jax.vmap(tvl1_ops.warp_bicubic))
-    flows = jnp.stack(arrays[:2], axis=1)
-    images = jnp.stack(arrays[:3], axis=1)
-    out = {}
-    for name, fn, args, per in (('step', step_loop, arrays, steps),
-                                ('median', median, (flows,), 1),
-                                ('warp', warp, (images, arrays[3], arrays[4]), 1)):
-        time_call(fn, *args)
-        out[name] = time_call(fn, *args, repeats=3)[0] / per
-    return out
+    Single-level variants without early stopping (epsilon = 0), compared by differences so that
+    the fixed cost of a call cancels: 1 warp x 1 iteration as the base; 11 warps (10 more warps);
+    41 inner iterations (40 more iterations); 41 outer iterations of one inner iteration each
+    with the median on (40 more medians and outer trips). Micro-benchmarks of the parts outside
+    the loops missed much of their cost inside them on this CPU, hence this.
+    """
+    height, width = gray.shape[1:]
+    frames0 = jnp.asarray(gray[:batch], jnp.float32)
+    frames1 = jnp.asarray(gray[1:batch + 1], jnp.float32)
+    base = dict(num_scales=1, epsilon=0.0, median_filtering=1)
+    variants = {
+        'base': dict(num_warps=1, inner_iterations=1, outer_iterations=1),
+        'warps': dict(num_warps=11, inner_iterations=1, outer_iterations=1),
+        'steps': dict(num_warps=1, inner_iterations=41, outer_iterations=1),
+        'medians': dict(num_warps=1, inner_iterations=1, outer_iterations=41,
+                        median_filtering=params.median_filtering),
+    }
+    seconds = {}
+    for name, variant in variants.items():
+        compiled = tvl1_jax.compile_tvl1_flow(batch, height, width,
+                                              TVL1Params(**{**base, **variant}),
+                                              pairs_in_parallel=batch)
+        time_call(compiled, frames0, frames1)
+        seconds[name] = time_call(compiled, frames0, frames1, repeats=3)[0]
+    return {'step': max(seconds['steps'] - seconds['base'], 0.0) / 40,
+            'median': max(seconds['medians'] - seconds['base'], 0.0) / 40,
+            'warp': max(seconds['warps'] - seconds['base'], 0.0) / 10,
+            'call': seconds['base']}
 
 
 def time_split(counts: np.ndarray, pairs_in_parallel: int, shapes, params: TVL1Params,
-               parts: dict) -> dict:
-    """Estimated seconds per pair in each part, scaling full-size part times by level area."""
+               costs: dict) -> dict:
+    """Estimated seconds per pair in each part, scaling full-size costs by level area."""
     groups = counts.reshape(-1, pairs_in_parallel, *counts.shape[1:]).max(axis=1)  # [G, L, W]
     area0 = shapes[0][0] * shapes[0][1]
     split = {'step': 0.0, 'median': 0.0, 'warp': 0.0}
@@ -124,9 +130,9 @@ def time_split(counts: np.ndarray, pairs_in_parallel: int, shapes, params: TVL1P
         iters = groups[:, level].astype(np.float64)  # [G, warps]
         outer = np.minimum(np.ceil(np.maximum(iters, 1) / params.inner_iterations),
                            params.outer_iterations)
-        split['step'] += scale * parts['step'] * iters.sum()
-        split['median'] += scale * parts['median'] * outer.sum()
-        split['warp'] += scale * parts['warp'] * params.num_warps * groups.shape[0]
+        split['step'] += scale * costs['step'] * iters.sum()
+        split['median'] += scale * costs['median'] * outer.sum()
+        split['warp'] += scale * costs['warp'] * params.num_warps * groups.shape[0]
     return {k: v / counts.shape[0] for k, v in split.items()}
 
 
@@ -137,6 +143,8 @@ def main() -> None:
     parser.add_argument('--opencv-pairs', type=int, default=3)
     parser.add_argument('--clip', default='bikes.mp4')
     parser.add_argument('--repeats', type=int, default=1, help='timed calls per batch size')
+    parser.add_argument('--no-split', dest='split', action='store_false',
+                        help='skip the where-the-time-goes estimate (4 extra single-level compiles)')
     parser.add_argument('--pairs-in-parallel', type=int, default=None,
                         help='pairs vectorised together; 0 = the whole batch; default: the '
                              "library's choice (1 on CPU, the batch on GPU/TPU)")
@@ -183,17 +191,20 @@ def main() -> None:
         print(f'    inner iterations: {iters:.0f} per pair (of {max_iters} without early '
               f'stopping), {run_iters:.0f} loop trips per group of {in_parallel}')
 
-        if in_parallel not in part_times:
-            part_times[in_parallel] = component_times(in_parallel, height, width, params)
-        parts = part_times[in_parallel]
-        split = time_split(counts, in_parallel, shapes, params, parts)
-        measured = seconds / batch
-        print(f'    per call at {width}x{height}, {in_parallel} pair(s): step '
-              f'{parts["step"] * 1e3:.2f} ms, median(u1,u2) {parts["median"] * 1e3:.2f} ms, '
-              f'warp(I1,Ix,Iy) {parts["warp"] * 1e3:.2f} ms')
-        print('    estimated per pair: ' + ', '.join(
-            f'{k} {v * 1e3:.0f} ms ({100 * v / measured:.0f}%)' for k, v in split.items())
-            + f'; measured {measured * 1e3:.0f} ms (rest: pyramid, loop overhead)')
+        if args.split:
+            if in_parallel not in part_times:
+                part_times[in_parallel] = in_loop_costs(in_parallel, gray, params)
+            costs = part_times[in_parallel]
+            split = time_split(counts, in_parallel, shapes, params, costs)
+            measured = seconds / batch
+            print(f'    in-loop cost at {width}x{height}, {in_parallel} pair(s) at once: inner '
+                  f'iteration {costs["step"] * 1e3:.2f} ms, median(u1,u2) + outer trip '
+                  f'{costs["median"] * 1e3:.2f} ms, warp {costs["warp"] * 1e3:.2f} ms; a whole '
+                  f'1-level call with 1 warp and 1 iteration {costs["call"] * 1e3:.1f} ms')
+            print('    estimated per pair: ' + ', '.join(
+                f'{k} {v * 1e3:.0f} ms ({100 * v / measured:.0f}%)' for k, v in split.items())
+                + f'; measured {measured * 1e3:.0f} ms (rest: pyramid, call and per-level '
+                'overheads, and timing noise)', flush=True)
 
     print('\nsummary (pairs/s):  OpenCV {:.3f} | '.format(cv_rate) + ' | '.join(
         f'JAX B={b} {r:.3f} (compile {c:.0f} s)' for b, _, r, c in rows))

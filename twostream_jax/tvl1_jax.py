@@ -176,11 +176,11 @@ def _tvl1_flow_jit(frames0: jax.Array, frames1: jax.Array, params: TVL1Params,
         return _flow_one_pair(pair[0], pair[1], params)
 
     pairs = (frames0.astype(jnp.float32), frames1.astype(jnp.float32))
-    if pairs_in_parallel >= frames0.shape[0]:
-        return jax.vmap(per_pair)(pairs)
     if pairs_in_parallel == 1:
         # A plain loop over pairs: no vmap, so the while loops need no per-pair masking.
         return jax.lax.map(per_pair, pairs)
+    if pairs_in_parallel >= frames0.shape[0]:
+        return jax.vmap(per_pair)(pairs)
     return jax.lax.map(per_pair, pairs, batch_size=pairs_in_parallel)
 
 
