@@ -157,6 +157,7 @@ def test_bad_videos_are_reported_and_set_the_exit_status(tmp_path):
   second = fx.run_tool(*args, '--max_failures', '2')
   assert second.returncode == 0, second.stderr[-3000:]
   meta = dataset_metadata.load_metadata(out)
+  assert meta.name == 'out' and all(os.path.basename(p).startswith('out-') for p in _shards(out))
   written = meta.video_ids('train1') + meta.video_ids('test1')
   assert sorted(written) == sorted(good) and meta.extra['num_failed'] == 2
 

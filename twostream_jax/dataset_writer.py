@@ -134,6 +134,10 @@ def _init_worker(progress_queue) -> None:
   cv2.setNumThreads(1)  # the workers are the parallelism; OpenCV threads would oversubscribe
 
 
+def _ready() -> None:
+  """A no-op task: its completion means the fork server (and TF in it) is up."""
+
+
 def _run_unit(spec: shard_writer.ShardSpec) -> shard_writer.ShardResult:
   return shard_writer.write_shard(spec, lambda o: _worker_queue.put(o.ok))
 
@@ -155,7 +159,8 @@ def _worker_context() -> multiprocessing.context.BaseContext:
 
 
 def _run_in_pool(specs: list[shard_writer.ShardSpec], num_workers: int,
-                 on_video_done: Callable[[bool], Any]) -> list[shard_writer.ShardResult]:
+                 on_video_done: Callable[[bool], Any],
+                 on_ready: Callable[[], Any]) -> list[shard_writer.ShardResult]:
   ctx = _worker_context()
   progress_queue = ctx.Queue()
   results = []
@@ -163,9 +168,12 @@ def _run_in_pool(specs: list[shard_writer.ShardSpec], num_workers: int,
       max_workers=num_workers, mp_context=ctx, initializer=_init_worker,
       initargs=(progress_queue,))
   try:
-    pending = {executor.submit(_run_unit, spec) for spec in specs}
+    warm_up = executor.submit(_ready)
     # The metadata needs TF here too: import it while the fork server imports its copy.
     import tensorflow  # pylint: disable=g-import-not-at-top,unused-import
+    warm_up.result()
+    on_ready()  # the start-up seconds stay out of the progress bar's rate
+    pending = {executor.submit(_run_unit, spec) for spec in specs}
     while pending:
       try:
         while True:
@@ -187,7 +195,8 @@ def _run_in_pool(specs: list[shard_writer.ShardSpec], num_workers: int,
 
 
 def _execute(plan: dataset_plan.Plan, specs: list[shard_writer.ShardSpec], options: WriterOptions,
-             on_video_done: Callable[[bool], Any]) -> list[shard_writer.ShardResult]:
+             on_video_done: Callable[[bool], Any],
+             on_ready: Callable[[], Any]) -> list[shard_writer.ShardResult]:
   settings = plan.encode_settings
   try:
     if settings.flow_algorithm in optical_flow.BATCHED_ALGORITHMS:
@@ -195,7 +204,9 @@ def _execute(plan: dataset_plan.Plan, specs: list[shard_writer.ShardSpec], optio
       flow = optical_flow.make_flow_algorithm(settings.flow_algorithm, options.flow_batch_size)
       return batched_flow_writer.run_units(specs, flow, options.num_workers, on_video_done)
     if options.num_workers > 1 and len(specs) > 1:
-      return _run_in_pool(specs, min(options.num_workers, len(specs)), on_video_done)
+      return _run_in_pool(specs, min(options.num_workers, len(specs)), on_video_done, on_ready)
+    import tensorflow  # pylint: disable=g-import-not-at-top,unused-import
+    on_ready()
     return [shard_writer.write_shard(spec, lambda o: on_video_done(o.ok)) for spec in specs]
   except concurrent.futures.process.BrokenProcessPool as e:
     raise RunError('a worker process died (killed, out of memory or crashed in a decoder) while '
@@ -277,10 +288,11 @@ def _write_metadata(plan: dataset_plan.Plan, options: WriterOptions, results: di
       command_line=options.command_line,
       extra={'flow_parameters': _flow_parameters(settings.flow_algorithm, options.flow_batch_size),
              'source_kind': plan.source_kind, 'max_frames': settings.max_frames,
-             'frame_stride': settings.frame_stride,
-             'source_flow_bound_px': settings.source_flow_bound_px,
-             'split_scheme': plan.index, 'videos_per_split': summary.per_split,
-             'num_failed': len(summary.failures), 'rawframes_layouts': summary.rawframes_layouts,
+             'frame_stride': settings.frame_stride, 'split_scheme': plan.index,
+             'videos_per_split': summary.per_split, 'num_failed': len(summary.failures),
+             'rawframes_layouts': summary.rawframes_layouts,
+             **({'source_flow_bound_px': settings.source_flow_bound_px}
+                if plan.source_kind == 'rawframes' else {}),
              **options.extra_metadata})
   dataset_metadata.save_metadata(metadata, options.output_dir)
 
@@ -313,6 +325,12 @@ def run(options: WriterOptions, plan: dataset_plan.Plan) -> RunSummary:
   bar = tqdm.tqdm(total=plan.num_videos(), initial=done_before, unit='video', desc='videos',
                   disable=not options.progress, file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
 
+  def on_ready() -> None:
+    # Restart the clock once workers and TF are loaded, so that the rate and ETA are per video.
+    bar.reset()
+    bar.n = bar.last_print_n = bar.initial = done_before
+    bar.refresh()
+
   def on_video_done(ok: bool) -> None:
     failed[0] += not ok
     bar.update(1)
@@ -320,7 +338,7 @@ def run(options: WriterOptions, plan: dataset_plan.Plan) -> RunSummary:
       bar.set_postfix(failed=failed[0], refresh=False)
 
   try:
-    for result in _execute(plan, todo, options, on_video_done):
+    for result in _execute(plan, todo, options, on_video_done, on_ready):
       results[result.path] = result
   finally:
     bar.close()
