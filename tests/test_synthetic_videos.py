@@ -70,7 +70,7 @@ def test_class_names_are_sorted_camel_case_factor_pairs():
   assert names == [a + m for a, m in sv.class_factors(spec)]
   assert set(sv.class_factors(spec)) == {(a, m) for a in spec.appearances for m in spec.motions}
   assert sv.class_names(sv.SyntheticSpec()) == [
-      'CheckerDown', 'CheckerUp', 'DotsDown', 'DotsUp', 'StripesDown', 'StripesUp']
+      'CheckerDown', 'CheckerUp', 'SolidDown', 'SolidUp', 'StripesDown', 'StripesUp']
 
 
 @pytest.mark.parametrize('kwargs, message', [
@@ -117,19 +117,24 @@ def test_family_pattern_is_in_chroma_only():
 def test_object_stays_inside_the_frame():
   for pan in (False, True):
     spec = sv.SyntheticSpec(camera_pan=pan, motions=sv.MOTIONS, appearances=('Dots',))
+    clipped = 0
     for c in range(len(sv.class_names(spec))):
-      for seed in range(20):
+      for seed in range(40):
         truth = sv.video_truth(spec, c, seed)
         lo = truth.center_xy - truth.radius_px[:, None]
         hi = truth.center_xy + truth.radius_px[:, None]
-        assert lo.min() >= 0
-        assert hi[:, 0].max() <= spec.width - 1 and hi[:, 1].max() <= spec.height - 1
+        outside = max(-lo.min(), hi[:, 0].max() - (spec.width - 1), hi[:, 1].max() - (spec.height - 1))
+        # A fast pan against a fast disc can push the path past the frame; it is then centred and
+        # loses a sliver of the disc at its ends, never more than a quarter of the radius.
+        assert outside <= (0.25 * truth.radius_px.min() if pan else 0.0)
+        clipped += outside > 0
+    assert clipped <= (0.05 * 240 if pan else 0)
 
 
 def test_single_frames_do_not_tell_up_from_down():
   # Up and Down are time reversals of each other: the same spread of disc positions and sizes.
   spec = sv.SyntheticSpec(camera_pan=True, num_frames=16)
-  up, down = sv.class_names(spec).index('DotsUp'), sv.class_names(spec).index('DotsDown')
+  up, down = sv.class_names(spec).index('SolidUp'), sv.class_names(spec).index('SolidDown')
   stats = []
   for c in (up, down):
     truths = [sv.video_truth(spec, c, s) for s in range(150)]
