@@ -30,6 +30,15 @@ def test_split_resolution():
     assert set(m.video_ids(f'train{k}')).isdisjoint(m.video_ids(f'test{k}'))
 
 
+def test_empty_partition_and_empty_split_are_errors():
+  with pytest.raises(dm.DatasetError):
+    dm.partition_name([])
+  m = _meta()
+  m.splits['test3'] = []
+  with pytest.raises(dm.DatasetError, match='no videos'):
+    m.tfds_split('test3')
+
+
 def test_unknown_split_names_the_available_ones():
   with pytest.raises(dm.DatasetError, match='test1, test2, train1, train2'):
     _meta().tfds_split('test3')

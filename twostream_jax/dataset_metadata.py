@@ -33,6 +33,8 @@ def partition_name(roles: Sequence[tuple[str, int]]) -> str:
   Returns:
     'train1_test2'.
   """
+  if not roles:
+    raise DatasetError('a partition needs at least one (role, split) pair')
   return '_'.join(f'{role}{k}' for role, k in roles)
 
 
@@ -83,6 +85,8 @@ class DatasetMetadata:
     if split not in self.splits:
       raise DatasetError(f'split {split!r} is not in this data set; it has: '
                          f'{", ".join(self.split_names())}')
+    if not self.splits[split]:
+      raise DatasetError(f'split {split!r} of this data set holds no videos')
     return self.splits[split]
 
   def tfds_split(self, split: str) -> str:
