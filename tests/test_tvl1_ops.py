@@ -147,3 +147,46 @@ def test_forward_gradient_and_divergence_are_negative_adjoints():
     assert div[0, 0] == pytest.approx(p1[0, 0] + p2[0, 0], abs=1e-6)
     assert div[0, 3] == pytest.approx(p1[0, 3] - p1[0, 2] + p2[0, 3], abs=1e-6)
     assert div[4, 0] == pytest.approx(p1[4, 0] + p2[4, 0] - p2[3, 0], abs=1e-6)
+
+
+def test_primal_dual_step_follows_opencv_per_pixel_rules():
+    rng = np.random.default_rng(6)
+    h, w = 7, 9
+    u = rng.normal(size=(2, h, w)).astype(np.float32)
+    p = rng.normal(size=(2, 2, h, w)).astype(np.float32) * 0.3
+    g = rng.normal(size=(2, h, w)).astype(np.float32) * 3
+    g[:, 0, 0] = 0  # an untextured pixel: no data step there
+    grad = (g[0] ** 2 + g[1] ** 2).astype(np.float32)
+    rho_c = rng.normal(size=(h, w)).astype(np.float32) * 2
+    l_t, theta, taut = 0.15 * 0.3, 0.3, 0.25 / 0.3
+    new_u, new_p, error = (np.asarray(a) for a in jax.jit(
+        lambda *a: tvl1_ops.primal_dual_step(*a, l_t=l_t, theta=theta, taut=taut))(
+            u, p, g, grad, rho_c))
+    # estimateV, written per pixel as in tvl1flow.cpp.
+    v = np.empty_like(u)
+    for y in range(h):
+        for x in range(w):
+            rho = rho_c[y, x] + g[0, y, x] * u[0, y, x] + g[1, y, x] * u[1, y, x]
+            if rho < -l_t * grad[y, x]:
+                d = l_t * g[:, y, x]
+            elif rho > l_t * grad[y, x]:
+                d = -l_t * g[:, y, x]
+            elif grad[y, x] > np.finfo(np.float32).eps:
+                d = -rho / grad[y, x] * g[:, y, x]
+            else:
+                d = np.zeros(2)
+            v[:, y, x] = u[:, y, x] + d
+    # divergence with zero outside, then estimateU.
+    padded = np.pad(p, ((0, 0), (0, 0), (1, 0), (1, 0)))
+    div = (p[:, 0] - padded[:, 0, 1:, :-1]) + (p[:, 1] - padded[:, 1, :-1, 1:])
+    want_u = v + theta * div
+    np.testing.assert_allclose(new_u, want_u, atol=1e-5)
+    assert error == pytest.approx(float(np.sum((want_u - u) ** 2)), rel=1e-5)
+    # forwardGradient and estimateDualVariables.
+    ux = np.zeros_like(want_u)
+    uy = np.zeros_like(want_u)
+    ux[:, :, :-1] = want_u[:, :, 1:] - want_u[:, :, :-1]
+    uy[:, :-1] = want_u[:, 1:] - want_u[:, :-1]
+    norm = 1 + taut * np.hypot(ux, uy)
+    want_p = (p + taut * np.stack([ux, uy], axis=1)) / norm[:, None]
+    np.testing.assert_allclose(new_p, want_p, atol=1e-5)
