@@ -2,8 +2,8 @@
 
 Every class is a pair (appearance family, motion type) of a factorial design: a disc (the "actor")
 painted with a family pattern (stripes, checkerboard, dots, rings, or one solid colour; random hue,
-scale, rotation and phase) moves over a smoothed-noise background in one of a few flip-safe ways (up, down, zoom in,
-zoom out, horizontal or vertical oscillation; random speed and position). Classes that share an
+scale, rotation and phase) moves over a smoothed-noise background in one of a few flip-safe ways
+(up, down, zoom in, zoom out, horizontal or vertical oscillation; random speed and position). Classes that share an
 appearance differ only in motion and classes that share a motion differ only in appearance, so a
 single RGB frame (spatial stream) and a stack of flow fields (temporal stream) each reach only a
 ceiling below 100%, while both together can reach 100%; `accuracy_ceilings` computes the ceilings.
@@ -13,15 +13,23 @@ Design choices that the two-stream training relies on:
     class is the mirror image of another (no left vs right), pattern parameters have mirror-symmetric
     distributions, and the object stays inside the frame (with pan, about 1% of Up/Down videos
     lose a sliver of the disc at their ends).
-  * No motion cue in a single frame: Up/Down and ZoomIn/ZoomOut are time reversals of each other
-    (the camera pan distribution is symmetric), so single frames of the two have the same
-    distribution of position and size. Sway/Bob trace other position spreads than Up/Down, so mixing
-    those families leaks a little motion into single frames; the default set avoids that.
-  * No appearance cue in the flow: the family pattern is drawn in chroma only (ink and paper are
-    opposite hues of exactly the disc's BT.601 luma, the luma that OpenCV's gray conversion, JPEG
-    and the flow see), while the luma carries a smoothed-noise texture of the same distribution for
-    every family. A first version drew the patterns in luma: a small CNN on Farneback flow then told
-    the families apart (75% on 6 classes against a 33% motion-only ceiling).
+  * Shared scenes, so that each stream sees exactly its factor: every random draw of a video (disc
+    size, hue, pattern scale and phase, luma texture, speed, path, pan, background) comes from
+    (spec.seed, video_seed) alone, and the class only picks the family pattern and the motion. Clip
+    gXX_cYY of every class is the same scene. Hence:
+    - No motion cue in single frames: Up is Down played backwards (camera pan included) and ZoomOut
+      is ZoomIn backwards, so CheckerUp and CheckerDown videos of one scene hold the same set of
+      frames. A spatial net cannot even memorise the motion of a training video: its best answer is
+      an even split between the motions, which keeps its softmax calibrated for late fusion.
+      Sway/Bob are not time reversals of each other or of Up/Down (other spreads of positions and
+      sizes), so mixing those leaks a little motion into single frames; the default set avoids it.
+    - No appearance cue in the flow: the family pattern is drawn in chroma only (ink and paper are
+      opposite hues of exactly the disc's BT.601 luma, the luma that OpenCV's gray conversion, JPEG
+      and the flow see) over a luma texture of the scene, so (A, m) and (B, m) have the same luma
+      frames (to within uint8 rounding) and the same flow. A first version drew the patterns in
+      luma and independent scenes per class: a small CNN on Farneback flow told the families apart
+      (75% on 6 classes against the 33% motion-only ceiling). A flow method fed with colour would
+      see the patterns.
   * Flow-friendly: textured disc and background, sub-pixel motion of 1-4 px/frame, supersampled
     (anti-aliased) rendering.
   * Optional camera pan: the whole view translates at a random per-video velocity (x and y) on top
@@ -33,7 +41,7 @@ Layout written by `write_dataset` (as UCF101 ships, but MJPG .avi):
     <out>/splits/classInd.txt, trainlist01.txt, testlist01.txt
     <out>/synthetic_spec.json
 Test videos use groups g01.. and training videos the following groups (UCF101 split 1 also tests on
-the low groups); groups are names only: every clip is drawn independently.
+the low groups), so that no test scene is seen in training.
 
 numpy + cv2 only: no TensorFlow, no JAX.
 """
@@ -52,9 +60,12 @@ import numpy as np
 
 APPEARANCES = ('Checker', 'Dots', 'Rings', 'Solid', 'Stripes')
 MOTIONS = ('Up', 'Down', 'ZoomIn', 'ZoomOut', 'Sway', 'Bob')
+# Motion -> (the motion it is rendered as, whether played backwards).
+_MOTION_BASE = {'Up': ('Down', True), 'Down': ('Down', False), 'ZoomIn': ('ZoomIn', False),
+                'ZoomOut': ('ZoomIn', True), 'Sway': ('Sway', False), 'Bob': ('Bob', False)}
 
 # Bump when rendering changes, so that `write_dataset` regenerates an existing folder.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 CLIPS_PER_GROUP = 5
 SPEC_FILENAME = 'synthetic_spec.json'
 SPLIT_INDEX = 1  # one split, written as trainlist01.txt / testlist01.txt
@@ -295,7 +306,8 @@ def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray
     noise /= noise.std() + 1e-6
     tint = rng.uniform(0.9, 1.1, size=3).astype(np.float32)
     out = out + rng.uniform(*amp_range) * noise[..., None] * tint
-  return out
+  # In gamut before compositing, so that no later clipping changes a disc edge's luma by family.
+  return np.clip(out, 0.0, 255.0)
 
 
 def _path_start(rng: np.random.Generator, offsets: np.ndarray, radius: np.ndarray,
@@ -312,10 +324,12 @@ def _path_start(rng: np.random.Generator, offsets: np.ndarray, radius: np.ndarra
 
 
 def _draw_video(spec: SyntheticSpec, class_index: int, video_seed: int, with_background: bool = True
-                ) -> tuple[VideoTruth, _Look, Optional[np.ndarray], int, np.ndarray, np.ndarray]:
-  """Draws every random choice of one video; returns (truth, look, world, margin, pan, ts).
+                ) -> tuple[VideoTruth, _Look, Optional[np.ndarray], int, np.ndarray]:
+  """Draws one video; returns (truth, look, world background, margin, camera [T, 2] world px).
 
-  The background is drawn last, so skipping it (world None) leaves everything else the same.
+  The scene (every random draw) depends on (spec.seed, video_seed) only; the class picks the family
+  pattern and the motion. The background is drawn last, so skipping it (world None) leaves
+  everything else the same.
   """
   num_classes = len(spec.appearances) * len(spec.motions)
   if not 0 <= class_index < num_classes:
@@ -324,11 +338,12 @@ def _draw_video(spec: SyntheticSpec, class_index: int, video_seed: int, with_bac
   if video_seed < 0:
     raise ValueError(f'video_seed={video_seed} must be >= 0.')
   appearance, motion = class_factors(spec)[class_index]
-  rng = np.random.default_rng([spec.seed, class_index, video_seed])
+  base_motion, reverse = _MOTION_BASE[motion]
+  rng = np.random.default_rng([spec.seed, video_seed])
   t, h, w = spec.num_frames, spec.height, spec.width
-  ts = np.arange(t, dtype=np.float64) - (t - 1) / 2  # centred time: Up reversed in time is Down
-  # Drawn in a fixed order whatever the motion and pan flag, so that a video with and without pan
-  # has the same disc (look, size, speed) and background; only the disc's path differs.
+  ts = np.arange(t, dtype=np.float64) - (t - 1) / 2  # centred time
+  # Drawn in a fixed order whatever the motion and the pan flag, so that a video with and without
+  # pan has the same disc (look, size, speed) and background; only the disc's path differs.
   pan = rng.uniform(-_PAN_PX, _PAN_PX, size=2) * float(spec.camera_pan)
   radius_mid = rng.uniform(*_RADIUS_FRAC) * h
   speed = rng.uniform(*_SPEED_PX)
@@ -338,21 +353,24 @@ def _draw_video(spec: SyntheticSpec, class_index: int, video_seed: int, with_bac
 
   radius = np.full(t, radius_mid)
   rel = np.zeros((t, 2))
-  if motion in ('Up', 'Down'):
-    rel[:, 1] = speed * ts * (-1.0 if motion == 'Up' else 1.0)
-  elif motion in ('ZoomIn', 'ZoomOut'):
-    radius = radius_mid * np.exp(zoom_rate * ts * (1.0 if motion == 'ZoomIn' else -1.0))
-  elif motion in ('Sway', 'Bob'):
-    rel[:, 0 if motion == 'Sway' else 1] = amplitude * np.sin(2 * math.pi * ts / period + phase)
-  # The camera moves by `pan` per frame, so the scene moves by -pan on screen.
-  offsets = rel - pan[None, :] * ts[:, None]
+  if base_motion == 'Down':
+    rel[:, 1] = speed * ts
+  elif base_motion == 'ZoomIn':
+    radius = radius_mid * np.exp(zoom_rate * ts)
+  else:
+    rel[:, 0 if base_motion == 'Sway' else 1] = amplitude * np.sin(2 * math.pi * ts / period + phase)
+  camera = pan[None, :] * ts[:, None]  # the scene moves by -pan per frame on screen
+  offsets = rel - camera
   center = np.stack([_path_start(rng, offsets[:, 0], radius, w) + offsets[:, 0],
                      _path_start(rng, offsets[:, 1], radius, h) + offsets[:, 1]], axis=1)
+  if reverse:  # Up is Down played backwards, camera included; ZoomOut is ZoomIn backwards
+    center, radius, camera = center[::-1].copy(), radius[::-1].copy(), camera[::-1].copy()
   look = _draw_look(rng)
   margin = int(math.ceil(_PAN_PX * (t - 1) / 2)) + 2
   world = _background(rng, h + 2 * margin, w + 2 * margin) if with_background else None
-  truth = VideoTruth(appearance, motion, center, radius, -pan)
-  return truth, look, world, margin, pan, ts
+  camera_flow = -(camera[1] - camera[0]) if t > 1 else np.zeros(2)
+  truth = VideoTruth(appearance, motion, center, radius, camera_flow)
+  return truth, look, world, margin, camera
 
 
 def render_video_with_truth(spec: SyntheticSpec, class_index: int,
@@ -362,16 +380,18 @@ def render_video_with_truth(spec: SyntheticSpec, class_index: int,
   Args:
     spec: the data set spec (frame size, number of frames, classes, pan, seed).
     class_index: 0-based label, an index into `class_names(spec)`.
-    video_seed: any int >= 0; (spec.seed, class_index, video_seed) determines the video.
+    video_seed: any int >= 0: the scene. The same (spec.seed, video_seed) gives every class the
+      same scene (see the module docstring), so that e.g. class (A, Up) is class (A, Down) played
+      backwards and (A, m) and (B, m) have the same luma frames.
 
   Returns:
     frames [T, H, W, 3] uint8 RGB, and the VideoTruth.
   """
-  truth, look, world, margin, pan, ts = _draw_video(spec, class_index, video_seed)
+  truth, look, world, margin, camera = _draw_video(spec, class_index, video_seed)
   frames = np.empty((spec.num_frames, spec.height, spec.width, 3), np.uint8)
   for i in range(spec.num_frames):
-    # Screen pixel (x, y) shows world pixel (x + margin + pan_x * t, y + margin + pan_y * t).
-    shift = np.float32([[1, 0, margin + pan[0] * ts[i]], [0, 1, margin + pan[1] * ts[i]]])
+    # Screen pixel (x, y) shows world pixel (x + margin + camera_x, y + margin + camera_y).
+    shift = np.float32([[1, 0, margin + camera[i, 0]], [0, 1, margin + camera[i, 1]]])
     frame = cv2.warpAffine(world, shift, (spec.width, spec.height),
                            flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP)
     _paint_disc(frame, truth.appearance, look, truth.center_xy[i, 0], truth.center_xy[i, 1],
