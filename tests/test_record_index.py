@@ -2,6 +2,8 @@
 
 import os
 import shutil
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -95,3 +97,25 @@ def test_foreign_records_are_rejected(tmp_path):
   with pytest.raises(ri.RecordIndexError, match='not a twostream_jax video record'):
     ri.index_records([path])
   assert isinstance(ri.RecordIndexError('x'), dm.DatasetError)
+
+
+def test_exit_guard_refuses_calls_and_waits_for_running_ones():
+  guard = ri._ExitGuard(register=False)  # pylint: disable=protected-access
+  with guard:
+    pass
+  finished = []
+
+  def slow_call():
+    with guard:
+      time.sleep(0.3)
+      finished.append(True)
+
+  thread = threading.Thread(target=slow_call)
+  thread.start()
+  time.sleep(0.05)
+  guard.wait_until_idle()  # returns only once the running call is over (and quiet for a moment)
+  assert finished == [True]
+  with pytest.raises(ri.RecordIndexError, match='exiting'):
+    with guard:
+      pass
+  thread.join()

@@ -195,14 +195,18 @@ _READ_GROUP = 8
 
 
 def _train_examples(s: _Settings, index: ri.RecordIndex, bound_px: float, dataset_index: int,
-                    samples: tf.data.Dataset) -> tf.data.Dataset:
-  """Samples {'record', 'u'} -> training examples (module docstring): read, decode, augment."""
+                    positions: tf.data.Dataset, pick) -> tf.data.Dataset:
+  """Stream positions -> training examples (module docstring): sample, read, decode, augment.
+
+  `pick(position)` gives the example's {'record': int64, 'u': float32 [_NUM_UNIFORMS]}.
+  """
   reader = ri.RecordReader(index, [rf.FRAMES] if s.modality == 'rgb' else [rf.FLOW_X, rf.FLOW_Y])
   num_frames = tf.constant(index.num_frames, tf.int32)
   labels = tf.constant(index.labels, tf.int32)
   num_values = 1 if s.modality == 'rgb' else s.num_fields
 
-  def choose_values(sample):
+  def sample(position):
+    sample = pick(position)
     n, u = tf.gather(num_frames, sample['record']), sample['u']
     if s.modality == 'rgb':
       sample['values'] = tf.reshape(sampling.train_frame_index(u[_U_FRAME], n), [1])
@@ -238,7 +242,8 @@ def _train_examples(s: _Settings, index: ri.RecordIndex, bound_px: float, datase
     return {'inputs': inputs, 'label': tf.gather(labels, record),
             'dataset_index': tf.constant(dataset_index, tf.int32)}
 
-  samples = samples.map(choose_values).batch(_READ_GROUP).map(read, num_parallel_calls=_AUTOTUNE)
+  samples = positions.map(sample, num_parallel_calls=_AUTOTUNE, deterministic=True)
+  samples = samples.batch(_READ_GROUP).map(read, num_parallel_calls=_AUTOTUNE, deterministic=True)
   return samples.unbatch().map(example, num_parallel_calls=_AUTOTUNE, deterministic=True)
 
 
@@ -267,8 +272,7 @@ def _train_stream(s: _Settings, data_dir: str, metadata: dm.DatasetMetadata, spl
     return {'record': tf.gather(mine_t, j), 'u': u}
 
   positions = tf.data.Dataset.counter(start_step * examples_per_batch, dtype=tf.int64)
-  samples = positions.map(at_position, num_parallel_calls=_AUTOTUNE, deterministic=True)
-  return _train_examples(s, index, metadata.flow_bound_px, dataset_index, samples)
+  return _train_examples(s, index, metadata.flow_bound_px, dataset_index, positions, at_position)
 
 
 def _options() -> tf.data.Options:

