@@ -160,8 +160,12 @@ def test_ops_agree_eagerly_and_inside_tf_data():
     np.testing.assert_allclose(flow, eager_flow.numpy(), rtol=0, atol=1e-6)
 
 
-def test_quantised_fields_match_record_format_decoder():
-  rng = np.random.default_rng(3)
+def test_decoders_match_record_format():
+  rng = np.random.default_rng(4)
+  jpeg = rf.encode_jpeg(rng.integers(0, 256, (12, 16, 3)).astype(np.uint8))
+  np.testing.assert_array_equal(video_ops.decode_frame(tf.constant(jpeg)).numpy(),
+                                rf.decode_frames_tf(tf.constant([jpeg]), tf.constant([0]))[0].numpy())
+  # Quantised flow fields: dequantised, they equal record_format's float flow stack.
   xs = [rf.encode_jpeg(rng.integers(0, 256, (12, 16)).astype(np.uint8)) for _ in range(3)]
   ys = [rf.encode_jpeg(rng.integers(0, 256, (12, 16)).astype(np.uint8)) for _ in range(3)]
   fields = video_ops.decode_flow_fields_quantised(tf.constant(xs), tf.constant(ys))

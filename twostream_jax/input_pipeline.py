@@ -223,7 +223,7 @@ def _train_examples(s: _Settings, index: ri.RecordIndex, bound_px: float, datase
   def example(sample):
     record, u = sample['record'], sample['u']
     if s.modality == 'rgb':
-      image = rf.decode_frames_tf(sample['jpegs'][0], tf.zeros([1], tf.int32))[0]
+      image = video_ops.decode_frame(sample['jpegs'][0][0])
       height, width = tf.shape(image)[0], tf.shape(image)[1]
     else:
       image = video_ops.decode_flow_fields_quantised(*sample['jpegs'])  # [2L, H, W]
