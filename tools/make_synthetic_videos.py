@@ -31,7 +31,8 @@ _SEED = flags.DEFINE_integer('seed', _DEFAULT.seed, 'Data set seed; the same see
                              'frames.')
 _CAMERA_PAN = flags.DEFINE_bool(
     'camera_pan', _DEFAULT.camera_pan, 'Pan the whole view at a random per-video velocity (x and y, '
-    'up to 2 px/frame each) on top of the object motion, so that mean flow subtraction matters.')
+    'each up to 2 px/frame at 120 px frame height, scaled with the height) on top of the object '
+    'motion, so that mean flow subtraction matters.')
 _TRAIN_PER_CLASS = flags.DEFINE_integer('train_per_class', _DEFAULT.train_per_class,
                                         'Training videos per class (trainlist01.txt).')
 _TEST_PER_CLASS = flags.DEFINE_integer('test_per_class', _DEFAULT.test_per_class,

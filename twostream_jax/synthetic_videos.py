@@ -70,9 +70,11 @@ CLIPS_PER_GROUP = 5
 SPEC_FILENAME = 'synthetic_spec.json'
 SPLIT_INDEX = 1  # one split, written as trainlist01.txt / testlist01.txt
 
-# Geometry and motion ranges. Sizes scale with the frame height; speeds are in px/frame (what the
-# flow sees) and keep within 1-4 px/frame with the pan added.
-_RADIUS_FRAC = (0.15, 0.18)        # disc radius / frame height (middle frame for zooms)
+# Geometry and motion ranges. Lengths are px at a frame height of _REFERENCE_HEIGHT and scale with
+# the height, so that every frame size sees the same scene geometry (speeds stay within 1-4
+# px/frame with the pan added at 120 px; 0.8-3.2 px/frame at 96 px).
+_REFERENCE_HEIGHT = 120.0
+_RADIUS_PX = (18.0, 21.6)          # disc radius (middle frame for zooms)
 _SPEED_PX = (1.0, 1.75)            # Up/Down
 _ZOOM_RATE = (0.035, 0.045)        # ZoomIn/ZoomOut: log-radius change per frame
 _OSC_AMPLITUDE_PX = (5.0, 8.0)     # Sway/Bob
@@ -344,11 +346,12 @@ def _draw_video(spec: SyntheticSpec, class_index: int, video_seed: int, with_bac
   ts = np.arange(t, dtype=np.float64) - (t - 1) / 2  # centred time
   # Drawn in a fixed order whatever the motion and the pan flag, so that a video with and without
   # pan has the same disc (look, size, speed) and background; only the disc's path differs.
-  pan = rng.uniform(-_PAN_PX, _PAN_PX, size=2) * float(spec.camera_pan)
-  radius_mid = rng.uniform(*_RADIUS_FRAC) * h
-  speed = rng.uniform(*_SPEED_PX)
+  scale = h / _REFERENCE_HEIGHT
+  pan = rng.uniform(-_PAN_PX, _PAN_PX, size=2) * float(spec.camera_pan) * scale
+  radius_mid = rng.uniform(*_RADIUS_PX) * scale
+  speed = rng.uniform(*_SPEED_PX) * scale
   zoom_rate = rng.uniform(*_ZOOM_RATE)
-  amplitude, period = rng.uniform(*_OSC_AMPLITUDE_PX), rng.uniform(*_OSC_PERIOD_FRAMES)
+  amplitude, period = rng.uniform(*_OSC_AMPLITUDE_PX) * scale, rng.uniform(*_OSC_PERIOD_FRAMES)
   phase = rng.uniform(0.0, 2 * math.pi)
 
   radius = np.full(t, radius_mid)
@@ -366,7 +369,7 @@ def _draw_video(spec: SyntheticSpec, class_index: int, video_seed: int, with_bac
   if reverse:  # Up is Down played backwards, camera included; ZoomOut is ZoomIn backwards
     center, radius, camera = center[::-1].copy(), radius[::-1].copy(), camera[::-1].copy()
   look = _draw_look(rng)
-  margin = int(math.ceil(_PAN_PX * (t - 1) / 2)) + 2
+  margin = int(math.ceil(_PAN_PX * scale * (t - 1) / 2)) + 2
   world = _background(rng, h + 2 * margin, w + 2 * margin) if with_background else None
   camera_flow = -(camera[1] - camera[0]) if t > 1 else np.zeros(2)
   truth = VideoTruth(appearance, motion, center, radius, camera_flow)
