@@ -165,7 +165,8 @@ def accuracy_ceilings(spec: SyntheticSpec) -> dict[str, float]:
     {'appearance_only', 'motion_only', 'both', 'chance'}: fractions in [0, 1].
   """
   factors = class_factors(spec)
-  videos = [spec.test_per_class] * len(factors)  # every class has the same number of test videos
+  # Every class has the same number of test videos (the design's ceilings if there are none).
+  videos = [max(spec.test_per_class, 1)] * len(factors)
   total = sum(videos)
 
   def best_knowing(key: Callable[[tuple[str, str]], Any]) -> float:
