@@ -134,7 +134,9 @@ def main(argv) -> None:
   try:
     sys.exit(run(config, workdir))
   except (ValueError, FileNotFoundError, FloatingPointError) as e:
-    print(f'error: {e}', file=sys.stderr)
+    if flags.FLAGS['verbosity'].present:
+      raise  # A user debugging asked for details: keep the traceback.
+    print(f'error: {e}\n(run with --verbosity=0 for the traceback)', file=sys.stderr)
     sys.exit(1)
 
 
