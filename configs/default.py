@@ -88,14 +88,14 @@ def get_config() -> ml_collections.ConfigDict:
   dm = c.demo = ml_collections.ConfigDict()
   dm.data_root = 'data/synthetic'  # Videos go to <data_root>/videos, records to <data_root>/records.
   dm.camera_pan = True  # Global camera motion, so that mean flow subtraction matters.
-  dm.video_height = 120
-  dm.video_width = 160
+  dm.video_height = 96
+  dm.video_width = 128
   dm.video_frames = 24
-  dm.train_per_class = 30
+  dm.train_per_class = 60
   dm.test_per_class = 10
   dm.flow_algorithm = 'dis'  # tvl1 | farneback | dis (DIS: ~25 videos/s here; TV-L1: ~1 pair/s).
   dm.num_workers = 2  # make_tfrecords worker processes.
-  dm.spatial_steps = 300
+  dm.spatial_steps = 800
   dm.temporal_steps = 300
   dm.spatial_learning_rate = 0.05
   dm.temporal_learning_rate = 0.05
