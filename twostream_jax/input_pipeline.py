@@ -443,5 +443,6 @@ def create_eval_dataset(data_config, *, split: str, num_frames: int, num_crops: 
   views = views.concatenate(tf.data.Dataset.from_tensors(padding).repeat(
       num_batches * batch - len(mine) * views_per_video))
   ds = views.batch(batch, drop_remainder=True)
-  ds = ds.apply(tf.data.experimental.assert_cardinality(num_batches)).prefetch(2)
+  # One batch ahead: a 25 x 10 flow batch is about 1 GB of float32.
+  ds = ds.apply(tf.data.experimental.assert_cardinality(num_batches)).prefetch(1)
   return ds.with_options(_options())
