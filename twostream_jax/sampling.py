@@ -65,12 +65,12 @@ def test_flow_indices(num_frames: int, num_views: int, num_fields: int) -> np.nd
   return np.minimum(starts[:, None] + np.arange(num_fields), num_flow - 1)
 
 
-def train_frame_index(u, num_frames):
+def train_frame_index(u: tf.Tensor, num_frames: tf.Tensor) -> tf.Tensor:
   """A uniform frame index in [0, N) (int32 scalar) from a uniform u in [0, 1)."""
   return video_ops.uniform_int(u, num_frames)
 
 
-def train_flow_indices(u, num_frames, num_fields: int):
+def train_flow_indices(u: tf.Tensor, num_frames: tf.Tensor, num_fields: int) -> tf.Tensor:
   """L consecutive field indices from a uniform start (u in [0, 1)), clamped to the M = N - 1 fields.
 
   Returns:
@@ -81,7 +81,7 @@ def train_flow_indices(u, num_frames, num_fields: int):
   return tf.minimum(start + tf.range(num_fields), num_flow - 1)
 
 
-def epoch_video(position, num_videos: int, frames_per_video: int, key: int):
+def epoch_video(position: tf.Tensor, num_videos: int, frames_per_video: int, key: int) -> tf.Tensor:
   """Video (in [0, n)) shown at a stream position in uniform mode; int64 scalar."""
   epoch_size = num_videos * frames_per_video
   epoch = position // epoch_size
@@ -91,7 +91,7 @@ def epoch_video(position, num_videos: int, frames_per_video: int, key: int):
   return slot % num_videos
 
 
-def balanced_video(u, labels: np.ndarray):
+def balanced_video(u: tf.Tensor, labels: np.ndarray) -> tf.Tensor:
   """Class-balanced draw: a class uniformly among those in `labels`, then one of its videos.
 
   Args:

@@ -22,7 +22,11 @@ TensorFlow only (no JAX).
 
 from __future__ import annotations
 
+from typing import Any, Sequence
+
 import tensorflow as tf
+
+TensorLike = Any  # a tf.Tensor, or a value tf.convert_to_tensor accepts
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -33,39 +37,39 @@ MEAN_SUBTRACTIONS = ('per_field', 'none')
 TEST_NUM_CROPS = (1, 2, 5, 10)
 
 
-def uniforms(seed, count: int):
+def uniforms(seed: TensorLike, count: int) -> tf.Tensor:
   """`count` independent uniform numbers in [0, 1) (float32) from a `[2]` int seed (stateless)."""
   return tf.random.stateless_uniform([count], tf.cast(seed, tf.int64))
 
 
-def uniform_int(u, n):
+def uniform_int(u: TensorLike, n: TensorLike) -> tf.Tensor:
   """An int32 in [0, n) from a uniform u in [0, 1) (clamped against float rounding up to n)."""
   n = tf.cast(n, tf.int32)
   return tf.minimum(tf.cast(tf.floor(u * tf.cast(n, tf.float32)), tf.int32), n - 1)
 
 
-def crop(image, box):
+def crop(image: tf.Tensor, box: TensorLike) -> tf.Tensor:
   """Crops `[H, W, C]` to the box `[4]` = (y0, x0, h, w); returns `[h, w, C]`."""
   box = tf.cast(box, tf.int32)
   return tf.slice(image, tf.stack([box[0], box[1], 0]), tf.stack([box[2], box[3], -1]))
 
 
-def flip_image(image):
+def flip_image(image: tf.Tensor) -> tf.Tensor:
   """Mirrors `[H, W, C]` left-right."""
   return tf.reverse(image, axis=[1])
 
 
-def _per_axis(x_value, y_value, num_channels):
+def _per_axis(x_value, y_value, num_channels) -> tf.Tensor:
   """float32 `[2L]`: x_value on x channels (even), y_value on y channels (odd)."""
   return tf.tile(tf.stack([x_value, y_value]), [num_channels // 2])
 
 
-def flip_flow(flow):
+def flip_flow(flow: tf.Tensor) -> tf.Tensor:
   """Mirrors float flow `[H, W, 2L]` left-right and negates its x channels."""
   return tf.reverse(flow, axis=[1]) * _per_axis(-1.0, 1.0, tf.shape(flow)[-1])
 
 
-def flip_flow_quantised(q):
+def flip_flow_quantised(q: tf.Tensor) -> tf.Tensor:
   """Mirrors quantised flow uint8 `[H, W, 2L]` left-right; x channels q -> 255 - q (exact negation)."""
   shape = tf.shape(q)
   mask = tf.tile(tf.constant([255, 0], tf.uint8), [shape[1] * shape[2] // 2])  # 255 - q == q ^ 255
@@ -73,7 +77,7 @@ def flip_flow_quantised(q):
   return tf.reshape(tf.bitwise.bitwise_xor(rows, mask), shape)
 
 
-def resize_flow(flow, size):
+def resize_flow(flow: tf.Tensor, size: TensorLike) -> tf.Tensor:
   """Resizes float flow `[h, w, 2L]` to `size` = (h', w') bilinearly, scaling x by w'/w and y by h'/h."""
   hw = tf.cast(tf.shape(flow)[:2], tf.float32)
   out = tf.image.resize(flow, size, method='bilinear')
@@ -81,12 +85,12 @@ def resize_flow(flow, size):
   return out * _per_axis(new_hw[1] / hw[1], new_hw[0] / hw[0], tf.shape(flow)[-1])
 
 
-def subtract_mean_flow(flow):
+def subtract_mean_flow(flow: tf.Tensor) -> tf.Tensor:
   """Subtracts from each channel of `[H, W, 2L]` its spatial mean (each field's mean vector)."""
   return flow - tf.reduce_mean(flow, axis=[0, 1], keepdims=True)
 
 
-def random_crop_box(u, height, width, size: int):
+def random_crop_box(u: TensorLike, height: TensorLike, width: TensorLike, size: int) -> tf.Tensor:
   """The paper's crop: a uniformly placed square of side min(size, H, W).
 
   Args:
@@ -101,14 +105,15 @@ def random_crop_box(u, height, width, size: int):
   return tf.stack([uniform_int(u[0], height - side + 1), uniform_int(u[1], width - side + 1), side, side])
 
 
-def _five_positions(height, width, h, w):
+def _five_positions(height, width, h, w) -> tuple[tf.Tensor, tf.Tensor]:
   """y0, x0 `[5]` of the corner and centre boxes: top-left, top-right, bottom-left, bottom-right, centre."""
   y0 = tf.stack([0, 0, height - h, height - h, (height - h) // 2])
   x0 = tf.stack([0, width - w, 0, width - w, (width - w) // 2])
   return y0, x0
 
 
-def multiscale_crop_box(u, height, width, scales=MULTISCALE_SCALES, max_distort: int = 1):
+def multiscale_crop_box(u: TensorLike, height: TensorLike, width: TensorLike,
+                        scales: Sequence[float] = MULTISCALE_SCALES, max_distort: int = 1) -> tf.Tensor:
   """TSN's corner cropping: returns a box `[4]` int32 (to be resized to the network input).
 
   Box height and width are floor(s * min(H, W)) for scales s_i, s_j of `scales` with
@@ -126,7 +131,8 @@ def multiscale_crop_box(u, height, width, scales=MULTISCALE_SCALES, max_distort:
   return tf.stack([y0[p], x0[p], h, w])
 
 
-def test_crop_boxes(height, width, size: int, num_crops: int):
+def test_crop_boxes(height: TensorLike, width: TensorLike, size: int,
+                    num_crops: int) -> tuple[tf.Tensor, tf.Tensor]:
   """The test protocol's crops of an H x W frame.
 
   Square boxes of side c = min(size, H, W) (resized to `size` when c < size). The unflipped boxes
@@ -149,7 +155,7 @@ def test_crop_boxes(height, width, size: int, num_crops: int):
   return (tf.concat([boxes, boxes], axis=0) if flipped else boxes), flips
 
 
-def color_jitter(image, u, strength: float):
+def color_jitter(image: tf.Tensor, u: TensorLike, strength: float) -> tf.Tensor:
   """Random brightness, contrast and saturation, each a factor in [1 - strength, 1 + strength].
 
   u: float32 `[3]` uniform numbers in [0, 1), one per factor.
@@ -167,7 +173,7 @@ def color_jitter(image, u, strength: float):
   return tf.clip_by_value(g + (image - g) * factors[2], 0.0, 1.0)
 
 
-def normalize_rgb(image, normalization: str):
+def normalize_rgb(image: tf.Tensor, normalization: str) -> tf.Tensor:
   """Float RGB `[..., 3]` in [0, 1] -> network input: 'imagenet' (x - mean) / std, or 'unit' (as is)."""
   if normalization == 'imagenet':
     return (image - tf.constant(IMAGENET_MEAN)) / tf.constant(IMAGENET_STD)
@@ -176,7 +182,7 @@ def normalize_rgb(image, normalization: str):
   raise ValueError(f'normalization must be one of {NORMALIZATIONS}, got {normalization!r}')
 
 
-def per_channel_affine(image, scale, offset):
+def per_channel_affine(image: tf.Tensor, scale: TensorLike, offset: TensorLike) -> tf.Tensor:
   """image * scale + offset with `[C]` scale and offset, for float `[H, W, C]`.
 
   Why not `image * scale + offset`: TF's CPU kernels broadcast a short innermost dimension
@@ -189,7 +195,7 @@ def per_channel_affine(image, scale, offset):
   return tf.reshape(out, shape)
 
 
-def channel_mean(image):
+def channel_mean(image: tf.Tensor) -> tf.Tensor:
   """Spatial mean of each channel of float `[H, W, C]`: `[C]` (fast path, see per_channel_affine)."""
   shape = tf.shape(image)
   columns = tf.reduce_sum(tf.reshape(image, [shape[0], shape[1] * shape[2]]), axis=0)
@@ -197,7 +203,7 @@ def channel_mean(image):
   return total / tf.cast(shape[0] * shape[1], tf.float32)
 
 
-def _crop_flip_resize(image, box, flip, size: int):
+def _crop_flip_resize(image: tf.Tensor, box: TensorLike, flip: TensorLike, size: int) -> tf.Tensor:
   """Crop, optional mirror, and resize to size x size when the box differs; returns float32."""
   image = crop(image, box)
   image = tf.cond(flip, lambda: flip_image(image), lambda: image)
@@ -207,8 +213,8 @@ def _crop_flip_resize(image, box, flip, size: int):
   return tf.ensure_shape(out, [size, size, image.shape[-1]])
 
 
-def rgb_view(frame, box, flip, size: int, normalization: str, jitter_uniforms=None,
-             jitter_strength: float = 0.0):
+def rgb_view(frame: tf.Tensor, box: TensorLike, flip: TensorLike, size: int, normalization: str,
+             jitter_uniforms: TensorLike | None = None, jitter_strength: float = 0.0) -> tf.Tensor:
   """One network input from a frame: crop, flip, resize, colour jitter, normalise.
 
   Args:
@@ -238,7 +244,8 @@ def rgb_view(frame, box, flip, size: int, normalization: str, jitter_uniforms=No
   return per_channel_affine(image, scale, offset)
 
 
-def flow_view(stack, box, flip, size: int, bound_px: float, mean_subtraction: str):
+def flow_view(stack: tf.Tensor, box: TensorLike, flip: TensorLike, size: int, bound_px: float,
+              mean_subtraction: str) -> tf.Tensor:
   """One network input from a quantised flow stack: crop, flip, resize, dequantise, subtract means.
 
   Crop and mirror work on the uint8 values; resizing works on q (bilinear weights sum to 1, so
@@ -269,7 +276,7 @@ def flow_view(stack, box, flip, size: int, bound_px: float, mean_subtraction: st
   return per_channel_affine(q, scale, -centre * scale)
 
 
-def decode_frame(jpeg):
+def decode_frame(jpeg: TensorLike) -> tf.Tensor:
   """Decodes one RGB JPEG (scalar tf.string) to uint8 `[H, W, 3]`.
 
   `record_format.decode_frames_tf`'s decoder call without its map_fn loop, which costs about 8% of
@@ -278,7 +285,7 @@ def decode_frame(jpeg):
   return tf.io.decode_jpeg(jpeg, channels=3, dct_method='INTEGER_ACCURATE')
 
 
-def decode_flow_fields_quantised(flow_x_jpeg, flow_y_jpeg):
+def decode_flow_fields_quantised(flow_x_jpeg: TensorLike, flow_y_jpeg: TensorLike) -> tf.Tensor:
   """Decodes K x and K y flow JPEGs to their quantised values, fields interleaved.
 
   The uint8 counterpart of `record_format.decode_flow_stack_tf` (same decoder settings and channel
@@ -298,7 +305,7 @@ def decode_flow_fields_quantised(flow_x_jpeg, flow_y_jpeg):
       fn_output_signature=tf.TensorSpec([None, None], tf.uint8))
 
 
-def fields_to_stack(fields):
+def fields_to_stack(fields: tf.Tensor) -> tf.Tensor:
   """Channel-first fields `[..., 2K, H, W]` -> channel-last stack `[..., H, W, 2K]`.
 
   As a transpose of the last two dimensions of `[..., 2K, H * W]`: TF's CPU transpose of uint8 is
