@@ -38,7 +38,6 @@ def get_config() -> ml_collections.ConfigDict:
   d.frames_per_video = 1  # Training examples drawn from each video per pass over the data.
   d.class_balanced = False  # Draw each example's class uniformly (the paper), else uniform over videos.
   d.mix_weights = ''  # Multi-task: comma-separated sampling weights per data set ('' = by size).
-  d.shuffle_buffer = 256  # Videos (encoded) held for shuffling per process.
   d.test_num_frames = 25  # Paper protocol: frames / flow stacks per video, equally spaced.
   d.test_num_crops = 10  # Paper protocol: 4 corners + centre and their flips (10), or 1 (centre).
   d.val_num_frames = 1  # Clip-level validation: frames per held-out video.

@@ -22,7 +22,6 @@ def get_config():
   c.data.num_flow_fields = 5
   c.data.normalization = 'unit'
   c.data.class_balanced = False
-  c.data.shuffle_buffer = 64
   c.data.test_num_frames = 5
   c.data.test_num_crops = 10
   c.data.val_split = ''

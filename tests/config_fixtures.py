@@ -21,7 +21,6 @@ def tiny_train_config(data_dirs: str, modality: str = 'flow') -> ml_collections.
   c.data.num_flow_fields = 2
   c.data.crop_size = 24
   c.data.normalization = 'unit'
-  c.data.shuffle_buffer = 8
   c.data.test_num_frames = 3
   c.data.test_num_crops = 2
   c.data.val_max_videos = 4

@@ -12,7 +12,6 @@ mean_class_accuracy, num_videos) and `confusion_matrix.png`.
 from __future__ import annotations
 
 import json
-import math
 import os
 from typing import Any
 
@@ -68,9 +67,10 @@ def score_split(config: ml_collections.ConfigDict, state: TrainState, eval_fn, m
   prob_sums = np.zeros((num_videos, num_classes), np.float64)
   counts = np.zeros(num_videos, np.int64)
   labels = np.full(num_videos, -1, np.int64)
-  # Every process pads to the same number of batches; the bar counts global batches.
-  total = math.ceil(math.ceil(num_videos * views / jax.process_count())
-                    / (batch_size // jax.process_count()))
+  # Every process yields the same number of batches (padding included).
+  total = input_pipeline.num_eval_batches(
+      config.data, split=split, num_frames=num_frames, num_crops=num_crops,
+      global_batch_size=batch_size, process_count=jax.process_count(), max_videos=max_videos)
   bar = tqdm.tqdm(total=total, desc=f'eval {split} ({num_frames}x{num_crops} views)', unit='batch',
                   disable=jax.process_index() != 0)
   for local in dataset.as_numpy_iterator():

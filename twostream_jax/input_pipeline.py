@@ -19,7 +19,7 @@ Training (`create_train_dataset`), per process, infinite, batched, prefetched. E
     `data.frames_per_video` times per epoch, each time with its own random frame), or
     class-balanced draws with replacement (`data.class_balanced`: a class uniformly, then one of
     its videos; no epochs, so `frames_per_video` has no effect). No shuffle buffer: random access
-    to records makes `data.shuffle_buffer` unnecessary (it is not read).
+    to records makes a shuffle buffer unnecessary.
   * Several data sets (`data.data_dirs` = 'a,b'): every batch holds a fixed number of examples of
     each, proportional to `data.mix_weights` (default: the sizes of their training splits), in a
     fixed order within the batch (largest-remainder apportionment; each data set needs at least
