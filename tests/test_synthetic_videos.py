@@ -10,24 +10,12 @@ import numpy as np
 import pytest
 
 from twostream_jax import synthetic_videos as sv
+from tests.make_tfrecords_fixtures import read_avi
 
 # Small and fast but with the default classes; Farneback needs the default frame size to see the
 # disc well, so flow tests use render_video (no files) at the default size.
 TINY = sv.SyntheticSpec(height=72, width=96, num_frames=8, train_per_class=6, test_per_class=2)
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _read_avi(path):
-  """[T, H, W, 3] uint8 RGB frames of a video file."""
-  cap = cv2.VideoCapture(path)
-  frames = []
-  while True:
-    ok, frame = cap.read()
-    if not ok:
-      break
-    frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-  cap.release()
-  return np.stack(frames)
 
 
 def _flow(frames, t):
@@ -194,7 +182,7 @@ def test_written_videos_decode_to_the_rendered_frames(tiny_dataset):
     cap = cv2.VideoCapture(path)
     assert cap.get(cv2.CAP_PROP_FPS) == TINY.fps
     cap.release()
-    decoded = _read_avi(path)
+    decoded = read_avi(path)
     rendered = sv.render_video(TINY, class_index, sv.clip_seed(group, clip))
     assert decoded.shape == rendered.shape
     # MJPG at quality 90 with 4:2:0 chroma: ~35-40 dB on these textures; a wrong frame is < 20 dB.
@@ -206,8 +194,8 @@ def test_same_seed_writes_the_same_frames(tiny_dataset, tmp_path):
   spec = sv.SyntheticSpec(**{**TINY.to_dict(), 'train_per_class': 2, 'test_per_class': 1})
   again = sv.write_dataset(spec, str(tmp_path / 'again'))
   for rel in ('CheckerUp/v_CheckerUp_g01_c01.avi', 'StripesDown/v_StripesDown_g02_c02.avi'):
-    np.testing.assert_array_equal(_read_avi(os.path.join(root, 'videos', rel)),
-                                  _read_avi(os.path.join(again['videos_dir'], rel)))
+    np.testing.assert_array_equal(read_avi(os.path.join(root, 'videos', rel)),
+                                  read_avi(os.path.join(again['videos_dir'], rel)))
 
 
 def test_write_dataset_skips_refuses_and_overwrites(tmp_path):
