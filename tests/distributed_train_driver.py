@@ -25,6 +25,8 @@ def main(coordinator, process_id, num_processes, data_dir, workdir, out_path):
   config = tiny_train_config(data_dir)
   config.train.num_train_steps = 2
   config.train.checkpoint_every_steps = 2
+  # Clip-level validation gathers labels and masks sharded over both processes.
+  config.train.val_every_steps = 2
   state = train_loop.train(config, workdir)
   flat = traverse_util.flatten_dict(jax.device_get(state.params), sep='/')
   np.savez(out_path, devices=np.array([jax.device_count(), jax.process_count()]),

@@ -46,4 +46,5 @@ def test_two_processes_train_to_identical_parameters(tmp_path):
     np.testing.assert_array_equal(a[k], b[k])
   # Process 0 logged the run; one checkpoint at step 2 was written jointly.
   assert 'training done at step 2' in outputs[0]
+  assert 'clip-level validation accuracy' in outputs[0]
   assert os.path.isdir(tmp_path / 'run' / 'checkpoints' / '2')

@@ -76,8 +76,8 @@ def score_split(config: ml_collections.ConfigDict, state: TrainState, eval_fn, m
   for local in dataset.as_numpy_iterator():
     batch = sharding.global_batch(local, mesh)
     logits = np.asarray(jax.device_get(eval_fn(state, batch['inputs'])), np.float64)
-    index, label, mask = (np.asarray(jax.device_get(batch[k]))
-                          for k in ('video_index', 'label', 'mask'))
+    index, label, mask = sharding.to_host(
+        tuple(batch[k] for k in ('video_index', 'label', 'mask')), mesh)
     real = mask > 0
     index, label, logits = index[real], label[real], logits[real]
     np.add.at(logit_sums, index, logits)

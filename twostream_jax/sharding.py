@@ -57,3 +57,13 @@ def global_batch(local_batch: Mapping[str, np.ndarray], mesh: Mesh) -> dict[str,
 def replicate(tree: Any, mesh: Mesh) -> Any:
   """Places a pytree of host or device arrays replicated on every device of the mesh."""
   return jax.device_put(tree, replicated(mesh))
+
+
+def to_host(tree: Any, mesh: Mesh) -> Any:
+  """Every process's copy of a pytree of (possibly data-sharded) global arrays, as numpy.
+
+  A data-sharded array of several processes is not addressable as a whole from one process;
+  an all-gather to a replicated copy (a jitted identity) makes it so.
+  """
+  gathered = jax.jit(lambda t: t, out_shardings=replicated(mesh))(tree)
+  return jax.tree.map(np.asarray, jax.device_get(gathered))

@@ -83,7 +83,7 @@ def clip_accuracy(config: ml_collections.ConfigDict, state: TrainState, eval_fn,
   for local in dataset.as_numpy_iterator():
     batch = sharding.global_batch(local, mesh)
     logits = eval_fn(state, batch['inputs'])
-    label, mask = jax.device_get((batch['label'], batch['mask']))
+    label, mask = sharding.to_host((batch['label'], batch['mask']), mesh)
     pred = np.asarray(jax.device_get(logits)).argmax(-1)
     correct += float(np.sum((pred == label) * mask))
     count += float(np.sum(mask))
