@@ -33,7 +33,8 @@ class NonFiniteLossError(FloatingPointError):
   """Training produced a NaN or Inf loss."""
 
 
-def init_state(config: ml_collections.ConfigDict, mesh) -> tuple[TrainState, Any]:
+def init_state(config: ml_collections.ConfigDict, mesh,
+               use_init_from: bool = True) -> tuple[TrainState, Any]:
   """Builds the model for the config's data and a replicated, freshly initialised state.
 
   Returns:
@@ -44,15 +45,18 @@ def init_state(config: ml_collections.ConfigDict, mesh) -> tuple[TrainState, Any
   model = train_state_lib.build_model(config, num_classes)
   init_rng = jax.random.fold_in(jax.random.key(config.seed), 0)
   shape = (config.data.crop_size, config.data.crop_size, channels)
-  state = train_state_lib.create_train_state(config, model, shape, init_rng)
+  state = train_state_lib.create_train_state(config, model, shape, init_rng,
+                                             use_init_from=use_init_from)
   return sharding.replicate(state, mesh), model
 
 
 def restore_or_init(config: ml_collections.ConfigDict, workdir: str, mesh,
                     checkpointer: checkpointing.Checkpointer) -> TrainState:
   """The latest checkpoint's state if there is one, else a fresh state (both replicated)."""
-  state, _ = init_state(config, mesh)
-  if checkpointer.latest_step() is not None:
+  resuming = checkpointer.latest_step() is not None
+  # A checkpoint replaces every value: reading converted weights would be wasted I/O.
+  state, _ = init_state(config, mesh, use_init_from=not resuming)
+  if resuming:
     state, meta = checkpointer.restore(state)
     if meta.get('seed') != config.seed:
       raise ValueError(f'{workdir} holds a run with seed {meta.get("seed")}, this config has seed '

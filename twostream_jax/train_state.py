@@ -32,7 +32,8 @@ def build_model(config: ml_collections.ConfigDict, num_classes: int | tuple[int,
 
 
 def create_train_state(config: ml_collections.ConfigDict, model: nn.Module,
-                       input_shape: tuple[int, int, int], rng: jax.Array) -> TrainState:
+                       input_shape: tuple[int, int, int], rng: jax.Array, *,
+                       use_init_from: bool = True) -> TrainState:
   """Initialises parameters (from `config.model.init_from` where given) and the optimizer.
 
   Args:
@@ -40,6 +41,7 @@ def create_train_state(config: ml_collections.ConfigDict, model: nn.Module,
     model: from `build_model`.
     input_shape: one example's `[H, W, C]`.
     rng: key for parameter initialisation.
+    use_init_from: False skips loading `init_from` (a checkpoint will overwrite the values).
 
   Returns:
     A TrainState at step 0, on the default device (place it with `sharding.replicate`).
@@ -47,7 +49,7 @@ def create_train_state(config: ml_collections.ConfigDict, model: nn.Module,
   variables = jax.jit(lambda r: model.init(r, jnp.zeros((1, *input_shape), jnp.float32),
                                            train=False))(rng)
   variables = flax.core.unfreeze(variables)
-  if config.model.init_from:
+  if config.model.init_from and use_init_from:
     loaded = pretrained.load_pretrained(config.model.init_from)
     variables, kept_fresh = pretrained.merge_pretrained(variables, loaded)
     logging.info('initialised from %s', config.model.init_from)
