@@ -25,7 +25,10 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 
 from tests import record_fixtures  # pylint: disable=g-import-not-at-top
 from tests.config_fixtures import default_config  # pylint: disable=g-import-not-at-top
-from twostream_jax import evaluation, sharding, train_loop  # pylint: disable=g-import-not-at-top
+from twostream_jax.evaluation import evaluate as evaluation  # pylint: disable=g-import-not-at-top
+from twostream_jax.train import restore
+from twostream_jax.train import sharding
+from twostream_jax.train import steps as train_steps
 
 
 def main():
@@ -50,8 +53,8 @@ def main():
     c.model.name = args.model
     c.train.eval_batch_size = args.batch
     mesh = sharding.create_mesh()
-    state, _ = train_loop.init_state(c, mesh)
-    _, eval_fn = train_loop.make_jitted_steps(c, mesh, state)
+    state, _ = restore.init_state(c, mesh)
+    _, eval_fn = train_steps.make_jitted_steps(c, mesh, state)
     channels = 3 if args.modality == 'rgb' else 2 * c.data.num_flow_fields
     print(f'{jax.devices()[0].platform}: {args.model}, {args.modality}, {args.size}x{args.size}x'
           f'{channels}, batch {args.batch}, {args.frames}x{args.crops} views per video')

@@ -17,8 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from twostream_jax import fuse
-from twostream_jax import fusion
-from twostream_jax import score_files
+from twostream_jax.evaluation import fusion
+from twostream_jax.evaluation import score_files
 
 
 def _stream(rng, labels, num_classes, strength, stream, split):

@@ -40,10 +40,11 @@ import numpy as np
 import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from twostream_jax import dataset_metadata as dm  # pylint: disable=g-import-not-at-top
-from twostream_jax import input_pipeline as ip
-from twostream_jax import record_format as rf
-from twostream_jax import sampling
+from twostream_jax.data import dataset_metadata as dm  # pylint: disable=g-import-not-at-top
+from twostream_jax.data import input_pipeline as ip
+from twostream_jax.data import record_schema as rf
+from twostream_jax.data import sampling
+from twostream_jax.prep import jpeg_codec
 
 HEIGHT, WIDTH, NUM_FRAMES = 256, 340, 40
 NUM_CLASSES, TRAIN_PER_CLASS, TEST_PER_CLASS, SHARDS = 4, 8, 2, 4
@@ -80,13 +81,13 @@ def write_records(out_dir: str) -> dm.DatasetMetadata:
     for label in range(NUM_CLASSES):
       for k in range(per_class):
         start = int(rng.integers(0, len(source) - NUM_FRAMES))
-        frames = [rf.encode_jpeg(f) for f in source[start:start + NUM_FRAMES]]
+        frames = [jpeg_codec.encode_jpeg(f) for f in source[start:start + NUM_FRAMES]]
         coarse = rng.normal(0, 3, (NUM_FRAMES - 1, 9, 12, 2)).astype(np.float32)
         fx, fy = [], []
         for c in coarse:
           field = cv2.resize(c, (WIDTH, HEIGHT), interpolation=cv2.INTER_CUBIC)
-          fx.append(rf.encode_jpeg(rf.quantise_flow(field[..., 0])))
-          fy.append(rf.encode_jpeg(rf.quantise_flow(field[..., 1])))
+          fx.append(jpeg_codec.encode_jpeg(rf.quantise_flow(field[..., 0])))
+          fy.append(jpeg_codec.encode_jpeg(rf.quantise_flow(field[..., 1])))
         video_id = f'C{label}/v_C{label}_{part}_{k:02d}'
         records.append(rf.VideoRecord(video_id, label, f'C{label}', HEIGHT, WIDTH, frames, fx, fy))
         partitions[part].append(video_id)

@@ -37,9 +37,9 @@ try:
 except ImportError:
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from twostream_jax import dataset_writer  # pylint: disable=g-import-not-at-top
-from twostream_jax import shard_writer
-from twostream_jax import synthetic_videos
+from twostream_jax.prep import dataset_writer  # pylint: disable=g-import-not-at-top
+from twostream_jax.prep import shard_writer
+from twostream_jax.prep import synthetic_videos
 
 
 def _make_videos(root: str, height: int, width: int, num_frames: int, per_class: int = 2) -> str:

@@ -18,7 +18,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.mode = 'train'  # 'train' | 'eval' | 'train_eval' (train, then evaluate the final state).
   c.seed = 0  # The one seed: parameters, dropout, data order and augmentation derive from it.
 
-  # ---- Data (read by twostream_jax.input_pipeline) ----
+  # ---- Data (read by twostream_jax.data.input_pipeline) ----
   d = c.data = ml_collections.ConfigDict()
   # Records folders written by tools/make_tfrecords.py, comma-separated. One for a single-task run;
   # two or more for multi-task training (one head per data set, e.g. UCF101 and HMDB51).
@@ -99,6 +99,7 @@ def get_config() -> ml_collections.ConfigDict:
   dm.spatial_learning_rate = 0.05
   dm.temporal_learning_rate = 0.05
   dm.compare_mean_subtraction = True  # Also train a temporal stream without mean flow subtraction.
+  dm.records_only = False  # Stop after the videos and their records (the data preparation stage).
 
   c.lock()
   return c

@@ -21,7 +21,7 @@ def main(coordinator, process_id, num_processes, data_dir, workdir, out_path):
   jax.distributed.initialize(coordinator_address=coordinator, num_processes=int(num_processes),
                              process_id=int(process_id))
   from tests.config_fixtures import tiny_train_config  # pylint: disable=g-import-not-at-top
-  from twostream_jax import train_loop  # pylint: disable=g-import-not-at-top
+  from twostream_jax.train import loop as train_loop  # pylint: disable=g-import-not-at-top
   config = tiny_train_config(data_dir)
   config.train.num_train_steps = 2
   config.train.checkpoint_every_steps = 2

@@ -1,6 +1,6 @@
 """Tiny inputs for the dataset-tool tests: MJPG .avi videos, UCF101/HMDB51 split files, rawframes.
 
-Frames come from `twostream_jax.synthetic_videos` (textured moving discs: real, sub-pixel motion that
+Frames come from `twostream_jax.prep.synthetic_videos` (textured moving discs: real, sub-pixel motion that
 optical flow can measure) at 64x48 with 8-12 frames, so every test runs in well under a second of
 flow computation.
 """
@@ -15,8 +15,9 @@ import sys
 import cv2
 import numpy as np
 
-from twostream_jax import record_format
-from twostream_jax import synthetic_videos
+from twostream_jax.data import record_schema as record_format
+from twostream_jax.prep import jpeg_codec
+from twostream_jax.prep import synthetic_videos
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOL = os.path.join(REPO_ROOT, 'tools', 'make_tfrecords.py')
@@ -103,8 +104,8 @@ def read_records(paths: list[str]) -> list[record_format.VideoRecord]:
 
 def decode_flow(record: record_format.VideoRecord, bound: float) -> np.ndarray:
   """[N-1, H, W, 2] float32 flow of a record (cv2 JPEG decoding)."""
-  x = np.stack([record_format.decode_jpeg(b, 1) for b in record.flow_x])
-  y = np.stack([record_format.decode_jpeg(b, 1) for b in record.flow_y])
+  x = np.stack([jpeg_codec.decode_jpeg(b, 1) for b in record.flow_x])
+  y = np.stack([jpeg_codec.decode_jpeg(b, 1) for b in record.flow_y])
   return record_format.dequantise_flow(np.stack([x, y], -1), bound)
 
 
@@ -129,7 +130,7 @@ def jpeg_allowance_levels(q_reference: np.ndarray, quality: int = 95) -> float:
   reference by at most half a level (rounding) plus this JPEG error; any other difference is an
   error of the tool. Checked against the codec's theoretical RMS error (`jpeg_rms_levels`).
   """
-  errors = [np.abs(record_format.decode_jpeg(record_format.encode_jpeg(q, quality), 1).astype(int)
+  errors = [np.abs(jpeg_codec.decode_jpeg(jpeg_codec.encode_jpeg(q, quality), 1).astype(int)
                    - q.astype(int)) for q in q_reference.reshape(-1, *q_reference.shape[-2:])]
   return float(np.percentile(np.concatenate([e.ravel() for e in errors]), 99))
 

@@ -27,8 +27,9 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from twostream_jax import dataset_metadata as dm
-from twostream_jax import record_format as rf
+from twostream_jax.data import dataset_metadata as dm
+from twostream_jax.data import record_schema as rf
+from twostream_jax.prep import jpeg_codec
 
 TRAIN_PARTITION = 'train1_test2'
 TEST_PARTITION = 'test1_train2'
@@ -117,12 +118,12 @@ def write_tiny_dataset(out_dir: str, *, num_classes: int = 3,
         video_number += 1
         if label not in flows:
           fx, fy = fixture_flow(label, height, width)
-          flows[label] = (rf.encode_jpeg(rf.quantise_flow(fx, FLOW_BOUND_PX), jpeg_quality),
-                          rf.encode_jpeg(rf.quantise_flow(fy, FLOW_BOUND_PX), jpeg_quality))
+          flows[label] = (jpeg_codec.encode_jpeg(rf.quantise_flow(fx, FLOW_BOUND_PX), jpeg_quality),
+                          jpeg_codec.encode_jpeg(rf.quantise_flow(fy, FLOW_BOUND_PX), jpeg_quality))
         frames = fixture_frames(rng, label, n, height, width)
         records.append(rf.VideoRecord(
             video_id=video_id, label=label, label_name=cname, height=height, width=width,
-            frames=[rf.encode_jpeg(f, jpeg_quality) for f in frames],
+            frames=[jpeg_codec.encode_jpeg(f, jpeg_quality) for f in frames],
             flow_x=[flows[label][0]] * (n - 1), flow_y=[flows[label][1]] * (n - 1)))
         ids.append(video_id)
     partitions[partition] = ids

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from twostream_jax import fuse
-from twostream_jax import fusion
-from twostream_jax import score_files
-from twostream_jax.score_files import VideoScores
+from twostream_jax.evaluation import fusion
+from twostream_jax.evaluation import score_files
+from twostream_jax.evaluation.score_files import VideoScores
 
 CLASSES = ['Archery', 'Basketball', 'CliffDiving']
 

@@ -31,7 +31,7 @@ _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _REPO_ROOT not in sys.path:
   sys.path.insert(0, _REPO_ROOT)
 
-from twostream_jax import torchvision_conversion  # pylint: disable=wrong-import-position
+from twostream_jax.models import torchvision_conversion  # pylint: disable=wrong-import-position
 
 _ARCH = flags.DEFINE_enum(
     'arch', None, list(torchvision_conversion.SUPPORTED_ARCHS),

@@ -1,6 +1,6 @@
 r"""Writes the synthetic action-video data set (UCF101 layout, MJPG .avi) used by the demo and tests.
 
-Every class is (appearance family, motion type); see twostream_jax/synthetic_videos.py. Prints the
+Every class is (appearance family, motion type); see twostream_jax/prep/synthetic_videos.py. Prints the
 classes, the video counts and the accuracy ceilings of appearance-only and motion-only classifiers.
 
     python tools/make_synthetic_videos.py --output_dir=data/synthetic
@@ -20,7 +20,7 @@ from absl import flags
 # Lets the tool run from a checkout that was not `pip install -e`'d.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from twostream_jax import synthetic_videos  # pylint: disable=g-import-not-at-top
+from twostream_jax.prep import synthetic_videos  # pylint: disable=g-import-not-at-top
 
 _DEFAULT = synthetic_videos.SyntheticSpec()
 

@@ -5,14 +5,14 @@ Inputs, one of:
     --splits_dir with UCF101 (classInd.txt, trainlist0K.txt, testlist0K.txt) or HMDB51
       (<class>_test_splitK.txt) split files, or
     no --splits_dir: one deterministic split 'train1'/'test1' (per class, by SHA-1 of the video id;
-      see twostream_jax/split_files.py and --test_fraction);
+      see twostream_jax/prep/split_files.py and --test_fraction);
   --rawframes_dir with <class>/<video>/img_00001.jpg, flow_x_00001.jpg, flow_y_00001.jpg (denseflow /
     mmaction2 layout): frames and flow are copied, not recomputed (off-by-one layouts are handled
-    as twostream_jax/rawframes.py documents); --splits_dir works as above.
+    as twostream_jax/prep/rawframes.py documents); --splits_dir works as above.
 
 Every video is stored once, in the partition of its roles across all splits (e.g. train1_test2);
 each partition is a TFDS split; an official split (train1, test2, ...) is a union of partitions:
-  meta = twostream_jax.dataset_metadata.load_metadata(out)
+  meta = twostream_jax.data.dataset_metadata.load_metadata(out)
   tfds.builder_from_directory(out).as_dataset(split=meta.tfds_split('test2'))
 
 Per video: frames decoded with OpenCV and resized to --short_side; frame i is stored with the flow
@@ -47,12 +47,12 @@ try:
 except ImportError:  # run from a checkout without `pip install -e .`
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from twostream_jax import dataset_plan  # pylint: disable=g-import-not-at-top
-from twostream_jax import dataset_writer
-from twostream_jax import optical_flow
-from twostream_jax import record_format
-from twostream_jax import shard_writer
-from twostream_jax import split_files
+from twostream_jax.data import record_schema as record_format  # pylint: disable=g-import-not-at-top
+from twostream_jax.flow import algorithms as optical_flow
+from twostream_jax.prep import dataset_plan
+from twostream_jax.prep import dataset_writer
+from twostream_jax.prep import shard_writer
+from twostream_jax.prep import split_files
 
 _VIDEOS_DIR = flags.DEFINE_string(
     'videos_dir', None, 'Folder of videos, one sub-folder per class (<class>/<video>.<ext>).')
@@ -108,13 +108,6 @@ _FLOW_BATCH_SIZE = flags.DEFINE_integer(
 _PROGRESS = flags.DEFINE_bool('progress', True, 'Show a progress bar on stderr.')
 
 
-def default_dataset_name(output_dir: str) -> str:
-  """The output folder's name made a valid TFDS name ([a-z][a-z0-9_]*)."""
-  name = re.sub(r'[^a-z0-9_]+', '_', os.path.basename(os.path.normpath(output_dir)).lower())
-  name = re.sub(r'_+', '_', name).strip('_')
-  return name if name[:1].isalpha() else f'ds_{name}' if name else 'dataset'
-
-
 def _options_from_flags() -> dataset_writer.WriterOptions:
   """Checks the flags; raises app.UsageError with one clear message."""
   problems = []
@@ -148,7 +141,7 @@ def _options_from_flags() -> dataset_writer.WriterOptions:
                     '--rawframes_flow_algorithm to record which algorithm made it')
   if not rawframes and (_RAWFRAMES_FLOW_BOUND.value is not None or _RAWFRAMES_FLOW_ALGORITHM.value):
     problems.append('--rawframes_flow_bound/--rawframes_flow_algorithm need --rawframes_dir')
-  dataset_name = _DATASET_NAME.value or (default_dataset_name(_OUTPUT_DIR.value)
+  dataset_name = _DATASET_NAME.value or (dataset_writer.default_dataset_name(_OUTPUT_DIR.value)
                                          if _OUTPUT_DIR.value else 'dataset')
   if not re.fullmatch(r'[a-z][a-z0-9_]*', dataset_name):
     problems.append(f'--dataset_name={dataset_name!r} must match [a-z][a-z0-9_]* (a TFDS name)')

@@ -21,7 +21,7 @@ from absl import flags
 import cv2
 import numpy as np
 
-from twostream_jax import flow_visualization
+from twostream_jax.flow import visualization as flow_visualization
 
 _RECORDS_DIR = flags.DEFINE_string('records_dir', '', 'Records folder (make_tfrecords output).')
 _VIDEO_ID = flags.DEFINE_string('video_id', '', 'Video id in --records_dir (default: the first of '
@@ -38,7 +38,9 @@ _OUTPUT = flags.DEFINE_string('output', 'flow.png', 'Output .png or .gif.')
 def frames_and_flows_from_records(records_dir: str, video_id: str):
   """Decoded frames `[N, H, W, 3]` and flows `[N-1, H, W, 2]` (px) of one stored video."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from twostream_jax import dataset_metadata, record_format  # pylint: disable=g-import-not-at-top
+  from twostream_jax.data import dataset_metadata  # pylint: disable=g-import-not-at-top
+  from twostream_jax.data import record_schema as record_format
+  from twostream_jax.prep import jpeg_codec
   metadata = dataset_metadata.load_metadata(records_dir)
   split = metadata.split_names()[0]
   video_id = video_id or metadata.video_ids(split)[0]
@@ -49,9 +51,9 @@ def frames_and_flows_from_records(records_dir: str, video_id: str):
       for serialized in tf.data.TFRecordDataset(path):
         record = record_format.parse_video_record_numpy(serialized.numpy())
         if record.video_id == video_id:
-          frames = np.stack([record_format.decode_jpeg(f) for f in record.frames])
-          fx = np.stack([record_format.decode_jpeg(f, 1) for f in record.flow_x])
-          fy = np.stack([record_format.decode_jpeg(f, 1) for f in record.flow_y])
+          frames = np.stack([jpeg_codec.decode_jpeg(f) for f in record.frames])
+          fx = np.stack([jpeg_codec.decode_jpeg(f, 1) for f in record.flow_x])
+          fy = np.stack([jpeg_codec.decode_jpeg(f, 1) for f in record.flow_y])
           flows = record_format.dequantise_flow(np.stack([fx, fy], -1), metadata.flow_bound_px)
           return video_id, frames, flows
   raise ValueError(f'video {video_id!r} is not in {records_dir}')
@@ -59,7 +61,8 @@ def frames_and_flows_from_records(records_dir: str, video_id: str):
 
 def frames_and_flows_from_video(path: str, algorithm: str):
   """Frames `[N, H, W, 3]` of a video file and their OpenCV flows `[N-1, H, W, 2]`."""
-  from twostream_jax import optical_flow, video_decoding  # pylint: disable=g-import-not-at-top
+  from twostream_jax.flow import algorithms as optical_flow  # pylint: disable=g-import-not-at-top
+  from twostream_jax.prep import video_decoding
   frames = np.stack(list(video_decoding.iter_frames(path, max_frames=64)))
   flow = optical_flow.make_flow_algorithm(algorithm)
   gray = [video_decoding.to_gray(f) for f in frames]
@@ -103,7 +106,7 @@ def main(argv) -> None:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   if bool(_RECORDS_DIR.value) == bool(_VIDEO.value):
     raise app.UsageError('give exactly one of --records_dir and --video')
-  from twostream_jax import video_decoding  # pylint: disable=g-import-not-at-top
+  from twostream_jax.prep import video_decoding  # pylint: disable=g-import-not-at-top
   try:
     if _RECORDS_DIR.value:
       name, frames, flows = frames_and_flows_from_records(_RECORDS_DIR.value, _VIDEO_ID.value)

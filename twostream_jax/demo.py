@@ -1,8 +1,9 @@
 """The main job on synthetic action videos: videos -> records -> both streams -> paper protocol -> fusion.
 
 `python -m twostream_jax.main --config configs/demo.py` runs, in `<workdir>`:
-  1. synthetic videos (twostream_jax.synthetic_videos) in `demo.data_root/videos`, if absent;
-  2. their records (tools/make_tfrecords.py, `demo.flow_algorithm`) in `demo.data_root/records`;
+  1. synthetic videos (twostream_jax.prep.synthetic_videos) in `demo.data_root/videos`, if absent;
+  2. their records (the dataset writer of `tools/make_tfrecords.py`, `demo.flow_algorithm`) in
+     `demo.data_root/records` (`--config.demo.records_only=True` stops here);
   3. the spatial stream (RGB) and the temporal stream (flow, mean subtraction per field) trained
      from scratch, and with `demo.compare_mean_subtraction` a temporal stream without it;
   4. each evaluated on the test split with the paper's protocol and scored on the training split;
@@ -18,22 +19,20 @@ from __future__ import annotations
 import copy
 import json
 import os
-import subprocess
-import sys
 import time
 from typing import Any
 
 import ml_collections
 
-from twostream_jax import evaluation
 from twostream_jax import fuse
-from twostream_jax import metric_writers
-from twostream_jax import results_table
-from twostream_jax import synthetic_videos
-from twostream_jax import train_loop
-
-REPO_TOOLS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'tools')
-
+from twostream_jax.data import record_schema
+from twostream_jax.evaluation import evaluate as evaluation
+from twostream_jax.evaluation import results_table
+from twostream_jax.prep import dataset_writer
+from twostream_jax.prep import shard_writer
+from twostream_jax.prep import synthetic_videos
+from twostream_jax.train import loop as train_loop
+from twostream_jax.train import metric_writers
 
 def synthetic_spec(config: ml_collections.ConfigDict) -> synthetic_videos.SyntheticSpec:
   d = config.demo
@@ -44,17 +43,27 @@ def synthetic_spec(config: ml_collections.ConfigDict) -> synthetic_videos.Synthe
 
 
 def build_records(config: ml_collections.ConfigDict, videos: dict[str, Any]) -> str:
-  """Runs tools/make_tfrecords.py (a no-op when the records are complete); returns their folder."""
+  """Builds the videos' records with the dataset writer (a no-op when complete); returns their folder."""
   records = os.path.join(config.demo.data_root, 'records')
   if os.path.exists(os.path.join(records, 'twostream_metadata.json')):
     metric_writers.log(f'records: {records} (already built)')
     return records
-  cmd = [sys.executable, os.path.join(REPO_TOOLS, 'make_tfrecords.py'),
-         f'--videos_dir={videos["videos_dir"]}', f'--splits_dir={videos["splits_dir"]}',
-         f'--output_dir={records}', f'--flow_algorithm={config.demo.flow_algorithm}',
-         '--short_side=0', f'--num_workers={config.demo.num_workers}']
-  metric_writers.log('records: ' + ' '.join(cmd))
-  subprocess.run(cmd, check=True)
+  options = dataset_writer.WriterOptions(
+      source_root=os.path.abspath(videos['videos_dir']), source_kind='videos',
+      splits_dir=os.path.abspath(videos['splits_dir']), output_dir=os.path.abspath(records),
+      dataset_name=dataset_writer.default_dataset_name(records),
+      settings=shard_writer.EncodeSettings(
+          flow_algorithm=config.demo.flow_algorithm,
+          flow_bound_px=record_schema.DEFAULT_FLOW_BOUND_PX, short_side=0, max_frames=0,
+          frame_stride=1, jpeg_quality=record_schema.DEFAULT_JPEG_QUALITY),
+      num_workers=config.demo.num_workers, command_line='twostream_jax.demo (build_records)')
+  metric_writers.log(f'records: {records} ({config.demo.flow_algorithm} flow, '
+                     f'{config.demo.num_workers} workers)')
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # inherited by the workers
+  summary = dataset_writer.run(options, dataset_writer.prepare(options))
+  metric_writers.log(dataset_writer.format_summary(summary))
+  if not summary.complete:
+    raise RuntimeError(f'the demo records in {records} are incomplete; see {records}/failures.json')
   return records
 
 
@@ -96,6 +105,9 @@ def run_demo(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   metric_writers.log(f'synthetic videos: {videos["num_train"]} train, {videos["num_test"]} test, '
                      f'classes {videos["class_names"]}; ceilings {ceilings}')
   records = build_records(config, videos)
+  if config.demo.records_only:
+    metric_writers.log(f'demo.records_only: stopping after the records in {records}')
+    return {'records': records, 'videos': videos['videos_dir']}
 
   streams = stream_configs(config, records)
   metrics = {}

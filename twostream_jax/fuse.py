@@ -31,10 +31,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from twostream_jax import classification_metrics
-from twostream_jax import fusion
-from twostream_jax import results_table
-from twostream_jax import score_files
+from twostream_jax.evaluation import classification_metrics
+from twostream_jax.evaluation import fusion
+from twostream_jax.evaluation import results_table
+from twostream_jax.evaluation import score_files
 
 
 def _fused_filename(method: str) -> str:

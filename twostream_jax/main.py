@@ -86,7 +86,7 @@ def check_config_overrides(argv: list[str]) -> str | None:
 
 def check_data(config) -> None:
   """Fails in a second, before TensorFlow and JAX load, on missing data sets or splits."""
-  from twostream_jax import dataset_metadata  # pylint: disable=g-import-not-at-top
+  from twostream_jax.data import dataset_metadata  # pylint: disable=g-import-not-at-top
   dirs = [d for d in config.data.data_dirs.split(',') if d]
   if not dirs:
     raise dataset_metadata.DatasetError(
@@ -111,8 +111,8 @@ def run(config, workdir: str) -> int:
   if mode not in ('train', 'eval', 'train_eval'):
     raise ValueError(f'config.mode must be train, eval, train_eval or demo, got {mode!r}')
   # Imported here so that `--help` and config errors come back before TensorFlow and JAX load.
-  from twostream_jax import evaluation  # pylint: disable=g-import-not-at-top
-  from twostream_jax import train_loop  # pylint: disable=g-import-not-at-top
+  from twostream_jax.evaluation import evaluate as evaluation  # pylint: disable=g-import-not-at-top
+  from twostream_jax.train import loop as train_loop  # pylint: disable=g-import-not-at-top
   state = None
   if mode in ('train', 'train_eval'):
     state = train_loop.train(config, workdir)

@@ -1,4 +1,5 @@
-"""Model zoo: CNN-M-2048 (the paper's net), torchvision-layout ResNets and VGG-16, a tiny test net.
+"""Model zoo: CNN-M-2048 (the paper's net), torchvision-layout ResNets and VGG-16, a tiny test net;
+torchvision weight conversion (`torchvision_conversion`) and pretrained loading (`pretrained`).
 
 Every model is a Flax Linen module called as
 
@@ -8,7 +9,8 @@ Every model is a Flax Linen module called as
 
 with any number of input channels C (3 for RGB, 2L for a stack of L flow fields). Logits are
 float32 [B, num_classes], or a tuple of [B, n_k] when num_classes is a tuple (one head per task).
-The classifier is the top-level param `head` (or `head_0`, `head_1`, ...). No TensorFlow here.
+The classifier is the top-level param `head` (or `head_0`, `head_1`, ...). No TensorFlow here;
+imports nothing of the package outside `twostream_jax.models` (torch only inside the converter).
 """
 
 from __future__ import annotations

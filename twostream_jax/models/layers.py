@@ -2,7 +2,7 @@
 
 Everything here works on NHWC arrays (`[B, H, W, C]`), the layout XLA prefers on every backend.
 Where a layer mirrors a PyTorch layer, it reproduces torch's arithmetic exactly so that converted
-torchvision weights give the same outputs (see `twostream_jax.torchvision_conversion`).
+torchvision weights give the same outputs (see `twostream_jax.models.torchvision_conversion`).
 """
 
 from __future__ import annotations

@@ -1,0 +1,121 @@
+"""Tests of record_index: the header-only index and the random-access reader, and their errors."""
+
+import os
+import shutil
+import threading
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests import record_fixtures
+from twostream_jax.data import dataset_metadata as dm
+from twostream_jax.data import record_index as ri
+from twostream_jax.data import record_schema as rf
+
+
+@pytest.fixture(scope='module')
+def tiny(tmp_path_factory):
+  out = str(tmp_path_factory.mktemp('tiny'))
+  metadata = record_fixtures.write_tiny_dataset(out, num_frames=[12, 5, 9])
+  return out, metadata
+
+
+def _parsed(files):
+  return [rf.parse_video_record_numpy(r.numpy()) for r in tf.data.TFRecordDataset(files)]
+
+
+def test_crc32c_known_value():
+  # CRC-32C check value of '123456789' (RFC 3720) is 0xE3069283; masked as TFRecord does.
+  crc = 0xE3069283
+  assert ri.masked_crc32c(b'123456789') == (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def test_index_and_reader_match_a_full_parse(tiny):
+  out, metadata = tiny
+  files = metadata.shard_files(out, 'train1')
+  index = ri.index_records(files)
+  records = _parsed(files)
+  assert index.video_ids == [r.video_id for r in records] == metadata.video_ids('train1')
+  np.testing.assert_array_equal(index.labels, [r.label for r in records])
+  np.testing.assert_array_equal(index.num_frames, [r.num_frames for r in records])
+  reader = ri.RecordReader(index, [rf.FRAMES, rf.FLOW_X, rf.FLOW_Y])
+  for r in (1, 4, 1):  # record 1 twice: the second read uses the cached JPEG offsets
+    n = records[r].num_frames
+    frames, fx, fy = reader.read(r, np.array([0, n - 2, 1]))
+    assert list(frames) == [records[r].frames[i] for i in (0, n - 2, 1)]
+    assert list(fx) == [records[r].flow_x[i] for i in (0, n - 2, 1)]
+    assert list(fy) == [records[r].flow_y[i] for i in (0, n - 2, 1)]
+
+
+def _copy(tiny, tmp_path):
+  out, metadata = tiny
+  dst = str(tmp_path / 'copy')
+  shutil.copytree(out, dst)
+  return dst, metadata.shard_files(dst, 'train1')
+
+
+def test_truncated_or_garbled_shard_is_named(tiny, tmp_path):
+  _, files = _copy(tiny, tmp_path)
+  size = os.path.getsize(files[1])
+  with open(files[1], 'r+b') as f:
+    f.truncate(size - 100)
+  with pytest.raises(ri.RecordIndexError, match=f'{files[1]}.*truncated'):
+    ri.index_records(files)
+  with open(files[0], 'r+b') as f:
+    f.write(b'\x07')  # first byte of the first record's length: header checksum mismatch
+  with pytest.raises(ri.RecordIndexError, match=f'{files[0]}: record 0 at byte 0.*checksum'):
+    ri.index_records(files[:1])
+  with open(files[0], 'wb') as f:
+    f.write(b'not a tfrecord file at all')
+  with pytest.raises(ri.RecordIndexError, match=files[0]):
+    ri.index_records(files[:1])
+  os.remove(files[0])
+  with pytest.raises(ri.RecordIndexError, match=f'{files[0]} is missing'):
+    ri.index_records(files[:1])
+
+
+def test_corrupt_jpeg_bytes_fail_on_first_read_naming_the_file(tiny, tmp_path):
+  _, files = _copy(tiny, tmp_path)
+  index = ri.index_records(files)
+  start, _ = index.value_ranges[0, 0]
+  with open(files[index.file_ids[0]], 'r+b') as f:
+    f.seek(int(start) + 100)  # inside the first frame's JPEG: only the record CRC can tell
+    byte = f.read(1)
+    f.seek(int(start) + 100)
+    f.write(bytes([byte[0] ^ 0xFF]))
+  reader = ri.RecordReader(index, [rf.FRAMES])
+  with pytest.raises(ri.RecordIndexError, match=f'{files[index.file_ids[0]]}'):
+    reader.read(0, np.array([0]))
+
+
+def test_foreign_records_are_rejected(tmp_path):
+  path = str(tmp_path / 'x.tfrecord')
+  with tf.io.TFRecordWriter(path) as w:
+    w.write(tf.train.Example().SerializeToString())  # an Example without our features
+  with pytest.raises(ri.RecordIndexError, match='not a twostream_jax video record'):
+    ri.index_records([path])
+  assert isinstance(ri.RecordIndexError('x'), dm.DatasetError)
+
+
+def test_exit_guard_refuses_calls_and_waits_for_running_ones():
+  guard = ri._ExitGuard(register=False)  # pylint: disable=protected-access
+  with guard:
+    pass
+  finished = []
+
+  def slow_call():
+    with guard:
+      time.sleep(0.3)
+      finished.append(True)
+
+  thread = threading.Thread(target=slow_call)
+  thread.start()
+  time.sleep(0.05)
+  guard.wait_until_idle()  # returns only once the running call is over (and quiet for a moment)
+  assert finished == [True]
+  with pytest.raises(ri.RecordIndexError, match='exiting'):
+    with guard:
+      pass
+  thread.join()

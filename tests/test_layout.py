@@ -1,0 +1,87 @@
+"""The package's shape: the dependency rule of docs/ARCHITECTURE.md, and a JAX core without TensorFlow."""
+
+import ast
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+PACKAGE = pathlib.Path(__file__).resolve().parents[1] / 'twostream_jax'
+
+# Subpackage -> what its modules may import from the package (besides themselves).
+ALLOWED = {
+    'flow': set(),
+    'data': set(),
+    'models': set(),
+    'prep': {'flow', 'data.record_schema', 'data.dataset_metadata'},
+    'train': {'models', 'data'},
+    'evaluation': {'data', 'models', 'train.restore', 'train.steps', 'train.sharding',
+                   'train.checkpointing', 'train.metric_writers', 'train.eval_batches', 'train.state'},
+}
+# Modules that accelerator hosts without TensorFlow import (the JAX core).
+JAX_CORE = [
+    'twostream_jax.models', 'twostream_jax.models.cnn_m', 'twostream_jax.models.layers',
+    'twostream_jax.models.resnet', 'twostream_jax.models.small', 'twostream_jax.models.tiny',
+    'twostream_jax.models.vgg', 'twostream_jax.models.pretrained',
+    'twostream_jax.models.torchvision_conversion', 'twostream_jax.flow.tvl1_jax',
+    'twostream_jax.flow.tvl1_ops', 'twostream_jax.train.state', 'twostream_jax.train.steps',
+    'twostream_jax.train.optimizer', 'twostream_jax.train.sharding', 'twostream_jax.evaluation.fusion',
+    'twostream_jax.evaluation.score_files', 'twostream_jax.evaluation.classification_metrics',
+]
+
+
+def _package_imports(path: pathlib.Path) -> set[str]:
+  """Dotted names (below twostream_jax) that a module imports, at any depth of its code."""
+  names = set()
+  for node in ast.walk(ast.parse(path.read_text())):
+    if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith('twostream_jax'):
+      base = node.module[len('twostream_jax'):].lstrip('.')
+      for alias in node.names:
+        names.add(f'{base}.{alias.name}'.lstrip('.') if base.count('.') == 0 else base)
+    elif isinstance(node, ast.Import):
+      names.update(a.name[len('twostream_jax.'):] for a in node.names
+                   if a.name.startswith('twostream_jax.'))
+  return names
+
+
+def _allowed(subpackage: str, imported: str) -> bool:
+  if imported == subpackage or imported.startswith(subpackage + '.'):
+    return True
+  return any(imported == a or imported.startswith(a + '.') for a in ALLOWED[subpackage])
+
+
+def test_dependencies_point_one_way():
+  broken = []
+  for subpackage in ALLOWED:
+    for path in sorted((PACKAGE / subpackage).glob('*.py')):
+      for imported in sorted(_package_imports(path)):
+        if not _allowed(subpackage, imported):
+          broken.append(f'{path.relative_to(PACKAGE.parent)} imports twostream_jax.{imported}')
+  assert not broken, '\n'.join(broken)
+
+
+def test_top_level_holds_only_entry_points():
+  modules = sorted(p.name for p in PACKAGE.glob('*.py') if p.name != '__init__.py')
+  assert len(modules) <= 6, modules
+  subpackages = [p.name for p in PACKAGE.iterdir() if (p / '__init__.py').exists()]
+  assert len(subpackages) >= 5, subpackages
+  for name in subpackages:  # each says what it is for
+    assert ast.get_docstring(ast.parse((PACKAGE / name / '__init__.py').read_text()))
+
+
+def test_jax_core_imports_no_tensorflow_or_opencv():
+  code = ('import importlib, json, sys\n'
+          f'for m in {JAX_CORE!r}: importlib.import_module(m)\n'
+          'print(json.dumps(sorted(k for k in ("tensorflow", "cv2", "torch", "tensorflow_datasets") '
+          'if k in sys.modules)))')
+  out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
+  assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+@pytest.mark.parametrize('module', ['twostream_jax.flow.algorithms', 'twostream_jax.prep.jpeg_codec'])
+def test_opencv_modules_import_no_tensorflow(module):
+  code = f'import importlib, sys; importlib.import_module({module!r}); print("tensorflow" in sys.modules)'
+  out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
+  assert out.stdout.strip().splitlines()[-1] == 'False'

@@ -1,0 +1,91 @@
+"""End-to-end tests of the training loop on tiny records: checkpoints, resume, NaN stop, CLI errors."""
+
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from twostream_jax.train import checkpointing
+from twostream_jax.train import loop as train_loop
+from twostream_jax.train import restore
+from twostream_jax.train import sharding
+from tests import record_fixtures
+from tests.config_fixtures import REPO_ROOT, tiny_train_config
+
+
+@pytest.fixture(scope='module')
+def data_dir(tmp_path_factory):
+  d = str(tmp_path_factory.mktemp('records'))
+  record_fixtures.write_tiny_dataset(d)
+  return d
+
+
+def _params(state):
+  return jax.tree.map(np.asarray, jax.device_get((state.params, state.batch_stats, state.opt_state)))
+
+
+def test_interrupted_then_resumed_equals_uninterrupted(data_dir, tmp_path):
+  config = tiny_train_config(data_dir)
+  config.train.val_every_steps = 3
+  whole = train_loop.train(config, str(tmp_path / 'whole'))
+  assert int(whole.step) == 6
+
+  # Stop at step 3 (a checkpoint), then run the same config to 6 in the same workdir.
+  config.train.num_train_steps = 3
+  first = train_loop.train(config, str(tmp_path / 'resumed'))
+  assert int(first.step) == 3
+  assert checkpointing.Checkpointer(str(tmp_path / 'resumed'), keep=5, every_steps=3).all_steps() == [3]
+  config.train.num_train_steps = 6
+  resumed = train_loop.train(config, str(tmp_path / 'resumed'))
+  assert int(resumed.step) == 6
+  assert checkpointing.Checkpointer(str(tmp_path / 'resumed'), keep=5, every_steps=3).all_steps() == [3, 6]
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7),
+               _params(whole), _params(resumed))
+  # And the run did learn something: the parameters moved from their initialisation.
+  fresh, _ = restore.init_state(config, sharding.create_mesh())
+  moved = [float(np.abs(a - b).max()) for a, b in zip(jax.tree.leaves(_params(fresh)[0]),
+                                                       jax.tree.leaves(_params(whole)[0]))]
+  assert max(moved) > 1e-3
+  assert os.listdir(tmp_path / 'whole' / train_loop.TENSORBOARD_SUBDIR)
+
+
+def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(data_dir, tmp_path):
+  config = tiny_train_config(data_dir)
+  config.train.checkpoint_every_steps = 1
+  config.train.num_train_steps = 3
+  train_loop.train(config, str(tmp_path))  # Good steps 1..3, checkpointed.
+  config.train.num_train_steps = 8
+  config.optim.learning_rate = 1e30
+  config.optim.decay_boundaries_steps = ''
+  with pytest.raises(train_loop.NonFiniteLossError, match=r'at step \d+'):
+    train_loop.train(config, str(tmp_path))
+  steps = checkpointing.Checkpointer(str(tmp_path), keep=5, every_steps=1).all_steps()
+  assert 3 in steps
+  # No checkpoint holds a non-finite state.
+  ckpt = checkpointing.Checkpointer(str(tmp_path), keep=5, every_steps=1)
+  state, _ = ckpt.restore(restore.init_state(config, sharding.create_mesh())[0])
+  assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(jax.device_get(state.params)))
+
+
+def _main(*args, timeout=120):
+  return subprocess.run([sys.executable, '-m', 'twostream_jax.main', *args], cwd=REPO_ROOT,
+                        capture_output=True, text=True, timeout=timeout)
+
+
+def test_unknown_config_key_fails_with_a_clear_message():
+  out = _main('--config', 'configs/temporal.py', '--config.optim.learning_rat=0.1')
+  assert out.returncode != 0
+  assert "unknown config key 'optim.learning_rat'" in out.stderr
+  assert 'learning_rate' in out.stderr  # The keys it does have are listed.
+  assert 'Traceback' not in out.stderr
+
+
+def test_missing_data_set_fails_with_a_clear_message(tmp_path):
+  out = _main('--config', 'configs/spatial.py', f'--workdir={tmp_path}',
+              f'--config.data.data_dirs={tmp_path / "nowhere"}')
+  assert out.returncode != 0
+  assert 'does not exist' in out.stderr and 'make_tfrecords' in out.stderr
+  assert 'Traceback' not in out.stderr

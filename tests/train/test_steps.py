@@ -1,0 +1,90 @@
+"""Tests of the train step: multi-task loss masking, and 1-device vs 2-device equivalence."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh
+
+from twostream_jax.train import optimizer as optimizer_lib
+from twostream_jax.train import sharding
+from twostream_jax.train import state as train_state_lib
+from twostream_jax.train import steps as train_steps
+from tests.config_fixtures import default_config
+
+
+def test_multitask_loss_sees_only_its_own_examples():
+  rng = np.random.default_rng(0)
+  head0 = jnp.asarray(rng.normal(size=(6, 4)), jnp.float32)
+  head1 = jnp.asarray(rng.normal(size=(6, 3)), jnp.float32)
+  labels = jnp.array([0, 3, 1, 2, 0, 1])
+  dataset = jnp.array([0, 0, 1, 1, 0, 1])
+  loss, metrics = train_steps.multitask_loss((head0, head1), labels, dataset)
+  # Head 0's loss changes not at all when head 0's logits of data set 1's examples change.
+  changed = head0.at[2].set(100.0).at[3].set(-50.0)
+  loss2, metrics2 = train_steps.multitask_loss((changed, head1), labels, dataset)
+  np.testing.assert_allclose(float(metrics2['loss_0']), float(metrics['loss_0']), rtol=1e-6)
+  np.testing.assert_allclose(float(loss2), float(loss), rtol=1e-6)
+  # And equals the plain mean cross-entropy over its own examples.
+  def ce(logits, y):
+    logp = logits - jax.scipy.special.logsumexp(logits, -1, keepdims=True)
+    return -float(jnp.mean(logp[jnp.arange(len(y)), y]))
+  np.testing.assert_allclose(float(metrics['loss_0']), ce(head0[jnp.array([0, 1, 4])], labels[jnp.array([0, 1, 4])]), rtol=1e-5)
+  np.testing.assert_allclose(float(metrics['loss_1']), ce(head1[jnp.array([2, 3, 5])], labels[jnp.array([2, 3, 5])]), rtol=1e-5)
+  np.testing.assert_allclose(float(loss), float(metrics['loss_0'] + metrics['loss_1']), rtol=1e-6)
+
+
+def _config():
+  c = default_config()
+  c.model.name = 'tiny'
+  c.model.dropout_rate = 0.0
+  c.optim.learning_rate = 0.1
+  return c
+
+
+def _batch(n=8, size=16, channels=4, seed=0):
+  rng = np.random.default_rng(seed)
+  return {'inputs': rng.normal(size=(n, size, size, channels)).astype(np.float32),
+          'label': rng.integers(0, 3, n).astype(np.int32),
+          'dataset_index': (np.arange(n) % 2).astype(np.int32)}
+
+
+def _train_two_steps(devices, config, batch):
+  mesh = Mesh(np.asarray(devices), (sharding.DATA_AXIS,))
+  model = train_state_lib.build_model(config, (3, 3))
+  state = train_state_lib.create_train_state(config, model, batch['inputs'].shape[1:], jax.random.key(0))
+  state = sharding.replicate(state, mesh)
+  step = jax.jit(functools.partial(train_steps.train_step,
+                                   learning_rate_fn=optimizer_lib.learning_rate_schedule(config.optim)),
+                 donate_argnums=(0,))
+  for _ in range(2):
+    state, metrics = step(state, sharding.global_batch(batch, mesh), jax.random.key(1))
+  return jax.device_get(state.params), jax.device_get(state.batch_stats), metrics
+
+
+def test_one_and_two_devices_give_the_same_update():
+  assert jax.device_count() >= 2, 'conftest asks XLA for 2 CPU devices'
+  config, batch = _config(), _batch()
+  p1, s1, m1 = _train_two_steps(jax.devices()[:1], config, batch)
+  p2, s2, m2 = _train_two_steps(jax.devices()[:2], config, batch)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), p1, p2)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), s1, s2)
+  np.testing.assert_allclose(float(m1['loss']), float(m2['loss']), rtol=1e-5)
+  # The update did something.
+  p0 = jax.device_get(train_state_lib.create_train_state(
+      config, train_state_lib.build_model(config, (3, 3)), batch['inputs'].shape[1:], jax.random.key(0)).params)
+  assert max(float(np.abs(a - b).max()) for a, b in zip(jax.tree.leaves(p0), jax.tree.leaves(p1))) > 1e-4
+
+
+def test_head_of_an_absent_data_set_gets_no_gradient():
+  config = _config()
+  config.optim.weight_decay = 0.0
+  batch = _batch()
+  batch['dataset_index'][:] = 0
+  params, _, _ = _train_two_steps(jax.devices()[:1], config, batch)
+  model = train_state_lib.build_model(config, (3, 3))
+  init = jax.device_get(train_state_lib.create_train_state(config, model, batch['inputs'].shape[1:],
+                                                           jax.random.key(0)).params)
+  jax.tree.map(np.testing.assert_array_equal, params['head_1'], init['head_1'])
+  assert float(np.abs(params['head_0']['kernel'] - init['head_0']['kernel']).max()) > 0

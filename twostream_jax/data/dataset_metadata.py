@@ -1,0 +1,151 @@
+"""Dataset metadata written next to the shards: classes, splits, flow settings, format version.
+
+Every video is extracted and stored once. Videos are grouped into *partitions* by their role in every
+official split (e.g. UCF101's `train1_test2_train3` holds the videos that are training videos of splits
+1 and 3 and test videos of split 2); each partition is a TFDS split with its own shards. An official
+split such as `test2` is then the union of the partitions that hold its videos, a read-time choice:
+`tfds.builder_from_directory(d).as_dataset(split=metadata.tfds_split('test2'))`.
+
+Split names are `train<K>` and `test<K>` (K = 1, 2, 3 for UCF101/HMDB51; 1 for a deterministic split).
+This module is plain JSON: no TensorFlow, no JAX.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Sequence
+
+from twostream_jax.data import record_schema as record_format
+
+METADATA_FILENAME = 'twostream_metadata.json'
+FILE_FORMAT = 'tfrecord'
+
+
+class DatasetError(ValueError):
+  """A data set folder that cannot be used as asked (missing, wrong version, unknown split)."""
+
+
+def partition_name(roles: Sequence[tuple[str, int]]) -> str:
+  """Names the partition of videos that have the given roles, e.g. [('train', 1), ('test', 2)].
+
+  Returns:
+    'train1_test2'.
+  """
+  if not roles:
+    raise DatasetError('a partition needs at least one (role, split) pair')
+  return '_'.join(f'{role}{k}' for role, k in roles)
+
+
+def shard_filename(dataset_name: str, partition: str, shard_index: int, num_shards: int) -> str:
+  """TFDS's default template `{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}`."""
+  return f'{dataset_name}-{partition}.{FILE_FORMAT}-{shard_index:05d}-of-{num_shards:05d}'
+
+
+@dataclasses.dataclass
+class DatasetMetadata:
+  """What a records folder holds; see the module docstring.
+
+  Attributes:
+    name: TFDS dataset name, used in shard file names (e.g. 'ucf101').
+    class_names: class names in label order.
+    partitions: partition name -> ids of its videos, in shard order.
+    num_shards: partition name -> number of shards.
+    splits: split name ('train1', 'test1', ...) -> partition names whose union is the split.
+    flow_algorithm: 'tvl1', 'farneback', 'dis', 'tvl1_jax' or 'rawframes'.
+    flow_bound_px: B of the flow quantisation.
+    short_side: frames were resized so that their short side is this many pixels (0: not resized).
+    jpeg_quality: JPEG quality of frames and flow.
+    command_line: the command that wrote the records.
+    format_version: `record_format.FORMAT_VERSION` of the writer.
+    extra: anything else worth keeping (flow parameters, a rawframes layout report, ...).
+  """
+  name: str
+  class_names: list[str]
+  partitions: dict[str, list[str]]
+  num_shards: dict[str, int]
+  splits: dict[str, list[str]]
+  flow_algorithm: str
+  flow_bound_px: float
+  short_side: int
+  jpeg_quality: int
+  command_line: str
+  format_version: int = record_format.FORMAT_VERSION
+  extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+  @property
+  def num_classes(self) -> int:
+    return len(self.class_names)
+
+  def split_names(self) -> list[str]:
+    return sorted(self.splits)
+
+  def _check_split(self, split: str) -> list[str]:
+    if split not in self.splits:
+      raise DatasetError(f'split {split!r} is not in this data set; it has: '
+                         f'{", ".join(self.split_names())}')
+    if not self.splits[split]:
+      raise DatasetError(f'split {split!r} of this data set holds no videos')
+    return self.splits[split]
+
+  def tfds_split(self, split: str) -> str:
+    """The TFDS split string for an official split, e.g. 'train1_train2+train1_test2'."""
+    return '+'.join(self._check_split(split))
+
+  def video_ids(self, split: str) -> list[str]:
+    """Ids of the split's videos, in storage order."""
+    return [v for p in self._check_split(split) for v in self.partitions[p]]
+
+  def num_videos(self, split: str) -> int:
+    return sum(len(self.partitions[p]) for p in self._check_split(split))
+
+  def shard_files(self, data_dir: str, split: str) -> list[str]:
+    """Paths of the shards that hold the split's videos, sorted."""
+    return sorted(os.path.join(data_dir, shard_filename(self.name, p, i, self.num_shards[p]))
+                  for p in self._check_split(split) for i in range(self.num_shards[p]))
+
+  def to_json(self) -> str:
+    return json.dumps(dataclasses.asdict(self), indent=1)
+
+  @classmethod
+  def from_json(cls, text: str) -> 'DatasetMetadata':
+    fields = {f.name for f in dataclasses.fields(cls)}
+    data = json.loads(text)
+    unknown = sorted(set(data) - fields)
+    if unknown:
+      raise DatasetError(f'unknown metadata keys {unknown}: written by a newer twostream_jax?')
+    return cls(**data)
+
+
+def save_metadata(metadata: DatasetMetadata, data_dir: str) -> str:
+  """Writes the metadata atomically (temporary name, then rename); returns its path."""
+  path = os.path.join(data_dir, METADATA_FILENAME)
+  tmp = path + '.tmp'
+  with open(tmp, 'w') as f:
+    f.write(metadata.to_json())
+  os.replace(tmp, path)
+  return path
+
+
+def load_metadata(data_dir: str) -> DatasetMetadata:
+  """Reads and checks a records folder's metadata.
+
+  Raises:
+    DatasetError: the folder or its metadata is missing, or the records are of another format version.
+  """
+  if not os.path.isdir(data_dir):
+    raise DatasetError(f'data set folder {data_dir!r} does not exist: build it with '
+                       'tools/make_tfrecords.py or point data_dir at it')
+  path = os.path.join(data_dir, METADATA_FILENAME)
+  if not os.path.exists(path):
+    raise DatasetError(f'{data_dir!r} has no {METADATA_FILENAME}: not a folder written by '
+                       'tools/make_tfrecords.py (or the run did not finish; run it again to complete it)')
+  with open(path) as f:
+    metadata = DatasetMetadata.from_json(f.read())
+  if metadata.format_version != record_format.FORMAT_VERSION:
+    raise DatasetError(
+        f'{data_dir!r} holds records of format version {metadata.format_version}, this twostream_jax '
+        f'reads version {record_format.FORMAT_VERSION}: rebuild the records with this version\'s '
+        'tools/make_tfrecords.py')
+  return metadata

@@ -1,0 +1,140 @@
+"""Which video, which frames: the sampling rules of training and of the test protocol.
+
+Training positions. Each training stream (one per data set and process) numbers its examples
+0, 1, 2, ...; example p is a pure function of (seed, p), so a stream restarted at position p yields
+what the uninterrupted stream yields from p on, without reading anything before p:
+  * uniform over videos: epochs of n * F examples (n videos of this process, F = frames_per_video);
+    epoch e = p // (n F) is the stateless permutation `index_shuffle` seeded by (key, e) of the
+    n F slots, slot s showing video s mod n (so each video F times per epoch, each time with its
+    own random frame).
+  * class-balanced (the paper): each example draws a class uniformly among the classes this process
+    holds, then a video of that class uniformly (with replacement; no epochs).
+The random numbers of example p (frames, crop, flip, jitter; and the class-balanced draw) come from
+stateless draws seeded by (key, p), keys derived from the run seed (`stream_key`).
+
+Training frames: one frame t ~ U{0..N-1} (RGB); a flow stack of L fields starting at
+t ~ U{0..max(M - L, 0)} over the M = N - 1 fields of the video (flow(i -> i+1) is field i).
+
+Short videos (M < L): the field indices are clamped, min(t + j, M - 1) for j = 0..L-1, so the last
+field repeats (a documented rule, never an error); the same clamp serves the test protocol.
+
+Test protocol (paper: "25 frames with equal temporal spacing"): for T items (T = N frames for RGB,
+T = M fields for flow) and a view spanning s items (s = 1 for RGB, L for flow), the K views start at
+    start_k = floor(k * D / (K - 1) + 1/2),   D = max(T - s, 0),   k = 0..K-1   (K > 1)
+    start_0 = floor(D / 2)                                                       (K = 1)
+i.e. round-half-up of linspace(0, T - s, K): the first view starts at 0 and the last ends at the
+last item. Computed in integers: (2 k D + K - 1) // (2 (K - 1)).
+
+Processes: see `process_records` and `process_videos`.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from twostream_jax.data.random_draws import uniform_int
+
+
+def stream_key(seed: int, *parts: int) -> int:
+  """A 31-bit key for one purpose of one stream, from the run seed and identifying integers."""
+  state = np.random.SeedSequence([int(seed) % 2**32] + [int(p) for p in parts]).generate_state(1)
+  return int(state[0] & 0x7FFFFFFF)
+
+
+def test_view_starts(num_items: int, span: int, num_views: int) -> np.ndarray:
+  """First item of each test view (module docstring); int64 `[num_views]`."""
+  d = max(num_items - span, 0)
+  if num_views == 1:
+    return np.array([d // 2], np.int64)
+  k = np.arange(num_views, dtype=np.int64)
+  return (2 * k * d + num_views - 1) // (2 * (num_views - 1))
+
+
+def test_frame_indices(num_frames: int, num_views: int) -> np.ndarray:
+  """Frame index of each RGB test view; int64 `[K]`."""
+  return test_view_starts(num_frames, 1, num_views)
+
+
+def test_flow_indices(num_frames: int, num_views: int, num_fields: int) -> np.ndarray:
+  """Flow field indices of each test stack (clamped for short videos); int64 `[K, L]`."""
+  num_flow = num_frames - 1
+  starts = test_view_starts(num_flow, num_fields, num_views)
+  return np.minimum(starts[:, None] + np.arange(num_fields), num_flow - 1)
+
+
+def train_frame_index(u: tf.Tensor, num_frames: tf.Tensor) -> tf.Tensor:
+  """A uniform frame index in [0, N) (int32 scalar) from a uniform u in [0, 1)."""
+  return uniform_int(u, num_frames)
+
+
+def train_flow_indices(u: tf.Tensor, num_frames: tf.Tensor, num_fields: int) -> tf.Tensor:
+  """L consecutive field indices from a uniform start (u in [0, 1)), clamped to the M = N - 1 fields.
+
+  Returns:
+    int32 `[L]`.
+  """
+  num_flow = num_frames - 1
+  start = uniform_int(u, tf.maximum(num_flow - num_fields, 0) + 1)
+  return tf.minimum(start + tf.range(num_fields), num_flow - 1)
+
+
+def epoch_video(position: tf.Tensor, num_videos: int, frames_per_video: int, key: int) -> tf.Tensor:
+  """Video (in [0, n)) shown at a stream position in uniform mode; int64 scalar."""
+  epoch_size = num_videos * frames_per_video
+  epoch = position // epoch_size
+  slot = tf.random.experimental.index_shuffle(
+      position % epoch_size, tf.stack([tf.constant(key, tf.int64), epoch]),
+      tf.constant(epoch_size - 1, tf.int64))
+  return slot % num_videos
+
+
+def balanced_video(u: tf.Tensor, labels: np.ndarray) -> tf.Tensor:
+  """Class-balanced draw: a class uniformly among those in `labels`, then one of its videos.
+
+  Args:
+    u: float32 `[2]` uniform numbers in [0, 1) of this position.
+    labels: int `[n]`, label of each video of the stream.
+
+  Returns:
+    int64 scalar in [0, n).
+  """
+  classes, counts = np.unique(labels, return_counts=True)
+  members = np.argsort(labels, kind='stable')
+  starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+  c = uniform_int(u[0], len(classes))
+  m = uniform_int(u[1], tf.gather(tf.constant(counts, tf.int32), c))
+  return tf.gather(tf.constant(members, tf.int64), tf.gather(tf.constant(starts, tf.int32), c) + m)
+
+
+def apportion(total: int, weights: Sequence[float]) -> list[int]:
+  """Splits `total` into integer parts proportional to `weights` (largest remainder, ties to the first)."""
+  w = np.asarray(weights, np.float64)
+  if len(w) == 0 or np.any(w < 0) or w.sum() <= 0:
+    raise ValueError(f'mixing weights must be non-negative with a positive sum, got {list(weights)}')
+  exact = total * w / w.sum()
+  parts = np.floor(exact).astype(int)
+  order = np.argsort(-(exact - parts), kind='stable')
+  parts[order[:total - parts.sum()]] += 1
+  return [int(p) for p in parts]
+
+
+def process_train_share(files: Sequence[str], process_index: int,
+                        process_count: int) -> tuple[list[str], int, int]:
+  """The training records of one process: whole shards when there are enough, else every P-th record.
+
+  Returns:
+    (shards to index, first, stride): the process's records are records first, first + stride, ...
+    of the index of those shards.
+  """
+  files = list(files)
+  if len(files) >= process_count:
+    return files[process_index::process_count], 0, 1
+  return files, process_index, process_count
+
+
+def process_videos(num_videos: int, process_index: int, process_count: int) -> np.ndarray:
+  """Test videos of one process: video v goes to process v mod P (counts differ by at most one)."""
+  return np.arange(process_index, num_videos, process_count, dtype=np.int64)

@@ -1,0 +1,241 @@
+"""Shard writing with a batched flow algorithm (`--flow_algorithm tvl1_jax`) on the accelerator.
+
+Decoding workers (CPU processes) each take one shard's videos in order, decode and JPEG-encode the
+frames, and send (frame JPEG, grayscale frame) messages through a bounded queue. This process pairs
+consecutive gray frames of each video, gathers pairs of the same frame size across videos into
+batches of `flow.batch_size` (a short batch is padded by repeating its last pair), runs
+`flow.compute_batch` on them, quantises and JPEG-encodes the flow, and writes each shard's records
+in plan order with the same `shard_writer.ShardFileWriter` as the CPU path. The records are
+byte-for-byte those the per-pair path would write with the same flow values.
+
+Size buckets are exact frame sizes: with a fixed short side, a data set has few frame sizes (one
+for UCF101, a handful for HMDB51), and with a fixed batch size each costs one compile. Padding
+frames to a coarser size grid would cut compiles further but change the flow near the borders
+(TV-L1 is a global method), so it is not done.
+
+A partial batch is flushed when no frame arrived for a moment (the decoders are behind) or at the
+end, so nothing waits forever. Memory here is bounded by the queue and the JPEG bytes of the videos
+in flight (about one per worker).
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import dataclasses
+import multiprocessing
+import os
+import queue as queue_lib
+import time
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from twostream_jax.data import record_schema as record_format
+from twostream_jax.flow import algorithms as optical_flow
+from twostream_jax.prep import shard_writer
+from twostream_jax.prep import video_decoding
+
+_QUEUE_FRAMES_PER_WORKER = 64
+_IDLE_FLUSH_S = 0.05
+_LATE_MESSAGES_S = 60.0
+
+_frame_queue = None
+
+
+def _init_worker(frame_queue) -> None:
+  global _frame_queue
+  _frame_queue = frame_queue
+  import cv2  # pylint: disable=g-import-not-at-top
+  cv2.setNumThreads(1)
+
+
+def _decode_unit(shard_index: int, spec: shard_writer.ShardSpec) -> None:
+  """Streams one shard's frames to the main process (see the module docstring)."""
+  q = _frame_queue
+  for video_index, task in enumerate(spec.videos):
+    if os.environ.get(shard_writer.CRASH_ENV) == task.video_id:
+      os._exit(17)  # pylint: disable=protected-access
+    stats = video_decoding.DecodeStats()
+    try:
+      for jpeg, gray in shard_writer.iter_encoded_frames(task, spec.settings, stats):
+        q.put(('frame', shard_index, video_index, jpeg, gray))
+      if stats.kept_frames < 2:
+        raise video_decoding.VideoDecodeError(
+            f'too short: {stats.kept_frames} decodable frame(s), need at least 2')
+    except video_decoding.VideoDecodeError as e:
+      q.put(('end', shard_index, video_index, str(e), []))
+    except Exception as e:  # pylint: disable=broad-except
+      q.put(('end', shard_index, video_index, f'{type(e).__name__}: {e}', []))
+    else:
+      warning = stats.truncation_warning()
+      q.put(('end', shard_index, video_index, '', [warning] if warning else []))
+  q.put(('shard_end', shard_index, len(spec.videos)))
+
+
+@dataclasses.dataclass
+class _Video:
+  task: shard_writer.VideoTask
+  frames: list[bytes] = dataclasses.field(default_factory=list)
+  flow_x: dict[int, bytes] = dataclasses.field(default_factory=dict)
+  flow_y: dict[int, bytes] = dataclasses.field(default_factory=dict)
+  prev_gray: Optional[np.ndarray] = None
+  shape: tuple[int, int] = (0, 0)
+  ended: bool = False
+  reason: str = ''
+  warnings: list[str] = dataclasses.field(default_factory=list)
+
+  def complete(self) -> bool:
+    return self.ended and (bool(self.reason) or len(self.flow_x) == len(self.frames) - 1)
+
+
+class _Assembler:
+  """Pairs frames, batches pairs, fills flow slots and writes finished videos in order."""
+
+  def __init__(self, specs: list[shard_writer.ShardSpec], flow: optical_flow.BatchedFlow,
+               on_video_done: Callable[[bool], Any]):
+    self.specs = specs
+    self.flow = flow
+    self.on_video_done = on_video_done
+    self.videos: dict[tuple[int, int], _Video] = {}
+    self.buckets: dict[tuple[int, int], list] = collections.defaultdict(list)
+    self.writers: dict[int, shard_writer.ShardFileWriter] = {}
+    self.outcomes: dict[int, list[shard_writer.VideoOutcome]] = collections.defaultdict(list)
+    self.shard_ended: set[int] = set()
+    self.results: list[shard_writer.ShardResult] = []
+
+  def _video(self, s: int, v: int) -> _Video:
+    key = (s, v)
+    if key not in self.videos:
+      self.videos[key] = _Video(self.specs[s].videos[v])
+    return self.videos[key]
+
+  def on_message(self, message: tuple) -> None:
+    kind, s = message[0], message[1]
+    if kind == 'frame':
+      _, _, v, jpeg, gray = message
+      video = self._video(s, v)
+      video.frames.append(jpeg)
+      video.shape = gray.shape
+      if video.prev_gray is not None:
+        bucket = self.buckets[gray.shape]
+        bucket.append((s, v, len(video.frames) - 2, video.prev_gray, gray))
+        if len(bucket) >= self.flow.batch_size:
+          self._run_batch(gray.shape)
+      video.prev_gray = gray
+    elif kind == 'end':
+      _, _, v, reason, warnings = message
+      video = self._video(s, v)
+      video.ended, video.reason, video.warnings, video.prev_gray = True, reason, warnings, None
+      self._write_ready(s)
+    else:  # shard_end
+      self.shard_ended.add(s)
+      self._write_ready(s)
+
+  def flush(self) -> None:
+    for shape in [k for k, b in self.buckets.items() if b]:
+      while self.buckets[shape]:
+        self._run_batch(shape)
+
+  def _run_batch(self, shape: tuple[int, int]) -> None:
+    bucket = self.buckets[shape]
+    items, self.buckets[shape] = bucket[:self.flow.batch_size], bucket[self.flow.batch_size:]
+    pad = [items[-1]] * (self.flow.batch_size - len(items))
+    gray0 = np.stack([it[3] for it in items + pad])
+    gray1 = np.stack([it[4] for it in items + pad])
+    flows = self.flow.compute_batch(gray0, gray1)
+    touched = set()
+    for (s, v, i, _, _), flow_px in zip(items, flows):
+      video = self.videos[(s, v)]
+      video.flow_x[i], video.flow_y[i] = shard_writer.encode_flow(flow_px, self.specs[s].settings)
+      touched.add(s)
+    for s in sorted(touched):
+      self._write_ready(s)
+
+  def _write_ready(self, s: int) -> None:
+    spec = self.specs[s]
+    outcomes = self.outcomes[s]
+    while len(outcomes) < len(spec.videos):
+      key = (s, len(outcomes))
+      video = self.videos.get(key)
+      if video is None or not video.complete():
+        return
+      if s not in self.writers:
+        self.writers[s] = shard_writer.ShardFileWriter(spec.path)
+      if video.reason or len(video.frames) < 2:
+        outcome = shard_writer.VideoOutcome(video.task.video_id, False,
+                                            reason=video.reason or 'too short')
+      else:
+        h, w = video.shape
+        n = len(video.frames) - 1
+        record = record_format.VideoRecord(
+            video.task.video_id, video.task.label, video.task.label_name, h, w, video.frames,
+            [video.flow_x[i] for i in range(n)], [video.flow_y[i] for i in range(n)])
+        self.writers[s].write(record)
+        outcome = shard_writer.outcome_of(record, [], video.warnings)
+      del self.videos[key]
+      outcomes.append(outcome)
+      self.on_video_done(outcome.ok)
+    if s in self.shard_ended:
+      writer = self.writers.pop(s, None) or shard_writer.ShardFileWriter(spec.path)
+      self.results.append(writer.finish(outcomes))
+      self.shard_ended.discard(s)
+
+  def abandon(self) -> None:
+    for writer in self.writers.values():
+      writer.abandon()
+
+
+def run_units(specs: list[shard_writer.ShardSpec], flow: optical_flow.BatchedFlow,
+              num_workers: int, on_video_done: Callable[[bool], Any]) -> list[shard_writer.ShardResult]:
+  """Writes the shards of `specs` (see the module docstring).
+
+  Args:
+    specs: units of work (shards), as for `shard_writer.write_shard`.
+    flow: a batched flow algorithm.
+    num_workers: decoding processes.
+    on_video_done: called with each video's success, in each shard's order.
+
+  Returns:
+    The shards' results.
+
+  Raises:
+    RuntimeError: a decoding worker died.
+  """
+  if not specs:
+    return []
+  ctx = multiprocessing.get_context('spawn')
+  frame_queue = ctx.Queue(maxsize=_QUEUE_FRAMES_PER_WORKER * max(1, num_workers))
+  assembler = _Assembler(specs, flow, on_video_done)
+  executor = concurrent.futures.ProcessPoolExecutor(
+      max_workers=max(1, min(num_workers, len(specs))), mp_context=ctx, initializer=_init_worker,
+      initargs=(frame_queue,))
+  try:
+    pending = {executor.submit(_decode_unit, i, spec) for i, spec in enumerate(specs)}
+    all_decoded_at = None
+    while len(assembler.results) < len(specs):
+      try:
+        assembler.on_message(frame_queue.get(timeout=_IDLE_FLUSH_S))
+        continue
+      except queue_lib.Empty:
+        pass
+      # The decoders are behind (or done): compute what is waiting rather than idle.
+      assembler.flush()
+      done = {f for f in pending if f.done()}
+      for future in done:
+        future.result()  # raises BrokenProcessPool if a worker died
+      pending -= done
+      # A finished task's last messages can still be in the queue's pipe; wait for them a while.
+      if not pending:
+        all_decoded_at = all_decoded_at or time.monotonic()
+        if time.monotonic() - all_decoded_at > _LATE_MESSAGES_S:
+          raise RuntimeError('decoding workers finished but some shards never completed')
+  except BaseException:
+    assembler.abandon()
+    # Workers blocked on the full queue would never finish: stop them rather than wait for them.
+    for process in list((getattr(executor, '_processes', None) or {}).values()):
+      process.terminate()
+    raise
+  finally:
+    executor.shutdown(wait=True, cancel_futures=True)
+  return assembler.results

@@ -1,0 +1,125 @@
+"""The training loop: data-parallel jitted steps over the tf.data pipeline, orbax resume, logging.
+
+`train(config, workdir)` runs from the latest checkpoint in `<workdir>/checkpoints` (or from scratch)
+to `config.train.num_train_steps`, and returns the final state. The data stream is a pure function of
+(seed, step), so a resumed run sees exactly the batches an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from twostream_jax.data import input_pipeline
+from twostream_jax.train import checkpointing
+from twostream_jax.train import eval_batches
+from twostream_jax.train import metric_writers
+from twostream_jax.train import restore
+from twostream_jax.train import sharding
+from twostream_jax.train import steps as train_steps
+from twostream_jax.train.state import TrainState
+
+TENSORBOARD_SUBDIR = 'tensorboard'
+
+
+class NonFiniteLossError(FloatingPointError):
+  """Training produced a NaN or Inf loss."""
+
+
+def clip_accuracy(config: ml_collections.ConfigDict, state: TrainState, eval_fn, mesh) -> dict[str, float]:
+  """Clip-level accuracy on held-out views (`data.val_*`): each view counts on its own."""
+  dataset = input_pipeline.create_eval_dataset(
+      config.data, split=config.data.val_split, num_frames=config.data.val_num_frames,
+      num_crops=config.data.val_num_crops, global_batch_size=config.train.eval_batch_size,
+      process_index=jax.process_index(), process_count=jax.process_count(),
+      max_videos=config.data.val_max_videos)
+  correct, count = 0, 0
+  for _, label, logits in eval_batches.real_logits(state, eval_fn, dataset, mesh):
+    correct += int(np.sum(logits.argmax(-1) == label))
+    count += int(label.size)
+  return {'val_clip_accuracy': correct / max(count, 1), 'val_clips': float(count)}
+
+
+def _check_finite(step: int, metrics: dict[str, Any]) -> None:
+  loss, norm = (float(x) for x in jax.device_get((metrics['loss'], metrics['param_norm'])))
+  if not (np.isfinite(loss) and np.isfinite(norm)):
+    what = f'loss is {loss}' if not np.isfinite(loss) else f'parameters became {norm}'
+    raise NonFiniteLossError(
+        f'{what} at step {step}: training stopped; the last good checkpoint is kept. '
+        'Lower optim.learning_rate or add optim.warmup_steps, then run the same command to resume.')
+
+
+def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
+  """Trains to `config.train.num_train_steps`, resuming from `<workdir>/checkpoints`.
+
+  Raises:
+    NonFiniteLossError: a NaN/Inf loss (names the step; no checkpoint is written after it).
+  """
+  mesh = sharding.create_mesh()
+  batch_size = config.train.global_batch_size
+  sharding.check_global_batch_size(batch_size, mesh)
+  if config.data.val_split and config.train.val_every_steps:
+    sharding.check_global_batch_size(config.train.eval_batch_size, mesh)
+  checkpointer = checkpointing.Checkpointer(workdir, keep=config.train.keep_checkpoints,
+                                            every_steps=config.train.checkpoint_every_steps)
+  state = restore.restore_or_init(config, workdir, mesh, checkpointer)
+  train_fn, eval_fn = train_steps.make_jitted_steps(config, mesh, state)
+  start_step, num_steps = int(jax.device_get(state.step)), config.train.num_train_steps
+  meta = {'seed': config.seed, 'config': config.to_json()}
+  if start_step >= num_steps:
+    metric_writers.log(f'nothing to train: checkpoint at step {start_step} >= {num_steps} steps')
+    return state
+
+  dataset = input_pipeline.create_train_dataset(
+      config.data, global_batch_size=batch_size, seed=config.seed, start_step=start_step,
+      process_index=jax.process_index(), process_count=jax.process_count())
+  batches = dataset.as_numpy_iterator()
+  writer = metric_writers.MetricWriter(os.path.join(workdir, TENSORBOARD_SUBDIR))
+  dropout_rng = jax.random.fold_in(jax.random.key(config.seed), 1)
+  metric_writers.log(f'training {config.model.name} on {jax.device_count()} device(s), '
+                     f'{jax.process_count()} process(es), steps {start_step} -> {num_steps}')
+
+  pending: tuple[int, dict[str, Any]] | None = None
+  window: list[dict[str, Any]] = []
+  window_start = time.perf_counter()
+  run_start, run_start_step = window_start, start_step
+  step = start_step
+  try:
+    for step in range(start_step + 1, num_steps + 1):
+      batch = sharding.global_batch(next(batches), mesh)
+      state, metrics = train_fn(state, batch, dropout_rng)
+      # Check the previous step while this one runs: names the exact step without a sync per step.
+      if pending is not None:
+        _check_finite(*pending)
+      pending = (step, metrics)
+      window.append(metrics)
+      if step % config.train.log_every_steps == 0 or step == num_steps:
+        _check_finite(*pending)
+        now = time.perf_counter()
+        means = {k: float(np.mean([jax.device_get(m[k]) for m in window])) for k in window[0]}
+        steps_per_s = len(window) / max(now - window_start, 1e-9)
+        means.update({'steps_per_s': steps_per_s, 'examples_per_s': steps_per_s * batch_size})
+        writer.write_scalars(step, means)
+        eta = (num_steps - step) * (now - run_start) / max(step - run_start_step, 1)
+        shown = {k: means[k] for k in ('loss', 'accuracy', 'learning_rate', 'examples_per_s')}
+        metric_writers.log(metric_writers.console_line(step, num_steps, shown, eta))
+        window, window_start = [], time.perf_counter()
+      if (config.data.val_split and config.train.val_every_steps
+          and (step % config.train.val_every_steps == 0 or step == num_steps)):
+        val = clip_accuracy(config, state, eval_fn, mesh)
+        writer.write_scalars(step, val)
+        metric_writers.log(f'step {step}: clip-level validation accuracy '
+                           f'{val["val_clip_accuracy"]:.4f} on {int(val["val_clips"])} clips')
+      if checkpointer.should_save(step) or step == num_steps:
+        _check_finite(*pending)
+        checkpointer.save(state, dict(meta, step=step))
+  finally:
+    checkpointer.wait()
+    writer.close()
+  metric_writers.log(f'training done at step {step}; checkpoints in {checkpointer.directory}')
+  return state

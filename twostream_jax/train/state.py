@@ -1,0 +1,60 @@
+"""The training state (params, batch statistics, optimizer state) and its creation from a config.
+
+No TensorFlow here.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+from flax.training import train_state
+
+from twostream_jax import models
+from twostream_jax.models import pretrained
+from twostream_jax.train import optimizer as optimizer_lib
+
+
+class TrainState(train_state.TrainState):
+  """Flax TrainState plus the models' batch-norm statistics (an empty dict for nets without BN)."""
+  batch_stats: Any = flax.struct.field(default_factory=dict)
+
+
+def build_model(config: ml_collections.ConfigDict, num_classes: int | tuple[int, ...]) -> nn.Module:
+  """The config's model with `num_classes` (a tuple for multi-task heads)."""
+  return models.build_model(config.model.name, num_classes, dropout_rate=config.model.dropout_rate,
+                            dtype=config.model.dtype)
+
+
+def create_train_state(config: ml_collections.ConfigDict, model: nn.Module,
+                       input_shape: tuple[int, int, int], rng: jax.Array, *,
+                       use_init_from: bool = True) -> TrainState:
+  """Initialises parameters (from `config.model.init_from` where given) and the optimizer.
+
+  Args:
+    config: the full config.
+    model: from `build_model`.
+    input_shape: one example's `[H, W, C]`.
+    rng: key for parameter initialisation.
+    use_init_from: False skips loading `init_from` (a checkpoint will overwrite the values).
+
+  Returns:
+    A TrainState at step 0, on the default device (place it with `sharding.replicate`).
+  """
+  variables = jax.jit(lambda r: model.init(r, jnp.zeros((1, *input_shape), jnp.float32),
+                                           train=False))(rng)
+  variables = flax.core.unfreeze(variables)
+  if config.model.init_from and use_init_from:
+    loaded = pretrained.load_pretrained(config.model.init_from)
+    variables, kept_fresh = pretrained.merge_pretrained(variables, loaded)
+    logging.info('initialised from %s', config.model.init_from)
+    for line in kept_fresh:
+      logging.info('kept from fresh initialisation: %s', line)
+  return TrainState.create(apply_fn=model.apply, params=variables['params'],
+                           batch_stats=variables.get('batch_stats', {}),
+                           tx=optimizer_lib.create_optimizer(config.optim))
