@@ -28,6 +28,10 @@ Examples:
       --output_dir=data/ucf101 --flow_algorithm=tvl1 --num_workers=16
   python tools/make_tfrecords.py --rawframes_dir=data/ucf101/rawframes \
       --splits_dir=ucfTrainTestlist --output_dir=data/ucf101_tfr
+  python tools/make_tfrecords.py --videos_dir=UCF-101 --splits_dir=ucfTrainTestlist \
+      --output_dir=/shared/ucf101 --runner=beam --beam_options="--runner=DirectRunner \
+      --direct_num_workers=2 --direct_running_mode=multi_processing"
+(Beam on Dataflow, Flink or Spark: see the README, "Preparing on many machines".)
 """
 
 from __future__ import annotations
@@ -106,6 +110,16 @@ _TEST_FRACTION = flags.DEFINE_float(
 _FLOW_BATCH_SIZE = flags.DEFINE_integer(
     'flow_batch_size', 8, 'Frame pairs per accelerator batch (tvl1_jax only).')
 _PROGRESS = flags.DEFINE_bool('progress', True, 'Show a progress bar on stderr.')
+_RUNNER = flags.DEFINE_enum(
+    'runner', 'local', ['local', 'beam'], 'local: this process and --num_workers worker '
+    'processes. beam: each shard is a unit of an Apache Beam pipeline run with --beam_options '
+    '(DirectRunner here, or Dataflow, Flink, Spark; needs pip install -e ".[beam]"); plan, '
+    'records, failures.json and metadata are the same as local.')
+_BEAM_OPTIONS = flags.DEFINE_string(
+    'beam_options', '', 'Beam pipeline options as one string, e.g. "--runner=DirectRunner '
+    '--direct_num_workers=2 --direct_running_mode=multi_processing" (--runner=beam only; empty: '
+    'Beam\'s default, the DirectRunner in one process). With Beam, --num_workers only sets the '
+    'least number of shards.')
 
 
 def _options_from_flags() -> dataset_writer.WriterOptions:
@@ -150,6 +164,13 @@ def _options_from_flags() -> dataset_writer.WriterOptions:
       optical_flow.make_flow_algorithm(_FLOW_ALGORITHM.value, _FLOW_BATCH_SIZE.value)
     except ValueError as e:
       problems.append(str(e))
+  if _RUNNER.value == 'beam':
+    from twostream_jax.prep import beam_runner  # pylint: disable=g-import-not-at-top
+    problem = beam_runner.check_beam_options(_BEAM_OPTIONS.value)
+    if problem:
+      problems.append(problem)
+  elif _BEAM_OPTIONS.value:
+    problems.append('--beam_options needs --runner=beam')
   if problems:
     raise app.UsageError('; '.join(problems))
   settings = shard_writer.EncodeSettings(
@@ -167,7 +188,8 @@ def _options_from_flags() -> dataset_writer.WriterOptions:
       videos_per_shard=_VIDEOS_PER_SHARD.value, num_workers=_NUM_WORKERS.value,
       max_failures=_MAX_FAILURES.value, test_fraction=_TEST_FRACTION.value,
       command_line=' '.join(shlex.quote(a) for a in sys.argv), progress=_PROGRESS.value,
-      flow_batch_size=_FLOW_BATCH_SIZE.value,
+      flow_batch_size=_FLOW_BATCH_SIZE.value, runner=_RUNNER.value,
+      beam_options=_BEAM_OPTIONS.value,
       extra_metadata={'rawframes_flow_algorithm': _RAWFRAMES_FLOW_ALGORITHM.value}
       if rawframes else {})
 

@@ -27,7 +27,7 @@ import multiprocessing
 import os
 import queue as queue_lib
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
@@ -52,25 +52,47 @@ def _init_worker(frame_queue) -> None:
 
 def _decode_unit(shard_index: int, spec: shard_writer.ShardSpec) -> None:
   """Streams one shard's frames to the main process (see the module docstring)."""
-  q = _frame_queue
+  decode_unit_messages(shard_index, spec, _frame_queue.put)
+
+
+def decode_unit_messages(shard_index: int, spec: shard_writer.ShardSpec,
+                         put: Callable[[tuple], Any]) -> None:
+  """Decodes one shard's videos in order and passes each message to `put`.
+
+  Messages: ('frame', shard, video, frame JPEG bytes, `[H, W]` uint8 gray), ('end', shard, video,
+  failure reason or '', warnings) after each video, ('shard_end', shard, number of videos).
+  """
   for video_index, task in enumerate(spec.videos):
     if os.environ.get(shard_writer.CRASH_ENV) == task.video_id:
       os._exit(17)  # pylint: disable=protected-access
-    stats = video_decoding.DecodeStats()
+    for message in _video_messages(shard_index, video_index, task, spec.settings):
+      put(message)  # outside the decoding try: an error of `put` is not this video's fault
+  put(('shard_end', shard_index, len(spec.videos)))
+
+
+def _video_messages(shard_index: int, video_index: int, task: shard_writer.VideoTask,
+                    settings: shard_writer.EncodeSettings) -> Iterator[tuple]:
+  """One video's 'frame' messages, then its 'end' message (with the failure reason, if any)."""
+  stats = video_decoding.DecodeStats()
+  frames = shard_writer.iter_encoded_frames(task, settings, stats)
+  while True:
     try:
-      for jpeg, gray in shard_writer.iter_encoded_frames(task, spec.settings, stats):
-        q.put(('frame', shard_index, video_index, jpeg, gray))
-      if stats.kept_frames < 2:
-        raise video_decoding.VideoDecodeError(
-            f'too short: {stats.kept_frames} decodable frame(s), need at least 2')
+      jpeg, gray = next(frames)
+    except StopIteration:
+      break
     except video_decoding.VideoDecodeError as e:
-      q.put(('end', shard_index, video_index, str(e), []))
+      yield ('end', shard_index, video_index, str(e), [])
+      return
     except Exception as e:  # pylint: disable=broad-except
-      q.put(('end', shard_index, video_index, f'{type(e).__name__}: {e}', []))
-    else:
-      warning = stats.truncation_warning()
-      q.put(('end', shard_index, video_index, '', [warning] if warning else []))
-  q.put(('shard_end', shard_index, len(spec.videos)))
+      yield ('end', shard_index, video_index, f'{type(e).__name__}: {e}', [])
+      return
+    yield ('frame', shard_index, video_index, jpeg, gray)
+  if stats.kept_frames < 2:
+    yield ('end', shard_index, video_index,
+           f'too short: {stats.kept_frames} decodable frame(s), need at least 2', [])
+    return
+  warning = stats.truncation_warning()
+  yield ('end', shard_index, video_index, '', [warning] if warning else [])
 
 
 @dataclasses.dataclass
@@ -184,6 +206,33 @@ class _Assembler:
   def abandon(self) -> None:
     for writer in self.writers.values():
       writer.abandon()
+
+
+def run_units_in_process(specs: list[shard_writer.ShardSpec], flow: optical_flow.BatchedFlow,
+                         on_video_done: Callable[[bool], Any]) -> list[shard_writer.ShardResult]:
+  """`run_units` without decoding processes: decodes here, between batches.
+
+  For a process that is itself one of many workers (a Beam worker): the parallelism is outside,
+  and the accelerator is this process's. Same records as `run_units`.
+
+  Args:
+    specs: units of work (shards).
+    flow: a batched flow algorithm.
+    on_video_done: called with each video's success, in each shard's order.
+
+  Returns:
+    The shards' results, in the order of `specs`.
+  """
+  assembler = _Assembler(specs, flow, on_video_done)
+  try:
+    for i, spec in enumerate(specs):
+      decode_unit_messages(i, spec, assembler.on_message)
+      assembler.flush()
+  except BaseException:
+    assembler.abandon()
+    raise
+  by_path = {r.path: r for r in assembler.results}
+  return [by_path[spec.path] for spec in specs]
 
 
 def run_units(specs: list[shard_writer.ShardSpec], flow: optical_flow.BatchedFlow,

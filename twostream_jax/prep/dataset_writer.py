@@ -7,7 +7,9 @@ finished yet:
     `num_workers` spawned processes (in this process when one worker or one unit is left); workers
     report every finished video through a queue, which drives the progress bar;
   * batched flow (tvl1_jax): `batched_flow_writer` decodes in the workers and computes flow in this
-    process, in batches across videos.
+    process, in batches across videos;
+  * with `runner='beam'`, the units run as an Apache Beam pipeline instead (`beam_runner`); all the
+    rest (plan, skipping finished shards, failures.json, metadata) is the same.
 A shard whose result lists failed videos is redone by a rerun, so replaced files are picked up.
 
 At the end it writes `failures.json` (always: failed videos with reasons, and warnings), then, only
@@ -63,6 +65,9 @@ class WriterOptions:
     progress: show a progress bar.
     flow_batch_size: pairs per batch of a batched flow algorithm.
     extra_metadata: added to the metadata's `extra`.
+    runner: 'local' (this process and its worker pool) or 'beam' (`beam_runner`: the units as an
+      Apache Beam pipeline).
+    beam_options: Beam pipeline options, one string (runner 'beam' only).
   """
   source_root: str
   source_kind: str
@@ -78,6 +83,8 @@ class WriterOptions:
   progress: bool = True
   flow_batch_size: int = 8
   extra_metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+  runner: str = 'local'
+  beam_options: str = ''
 
 
 @dataclasses.dataclass
@@ -207,6 +214,10 @@ def _execute(plan: dataset_plan.Plan, specs: list[shard_writer.ShardSpec], optio
              on_ready: Callable[[], Any]) -> list[shard_writer.ShardResult]:
   settings = plan.encode_settings
   try:
+    if options.runner == 'beam':
+      from twostream_jax.prep import beam_runner  # pylint: disable=g-import-not-at-top
+      return beam_runner.run_units(specs, settings.flow_algorithm, options.flow_batch_size,
+                                   options.beam_options, on_video_done, on_ready)
     if settings.flow_algorithm in optical_flow.BATCHED_ALGORITHMS:
       from twostream_jax.prep import batched_flow_writer  # pylint: disable=g-import-not-at-top
       flow = optical_flow.make_flow_algorithm(settings.flow_algorithm, options.flow_batch_size)

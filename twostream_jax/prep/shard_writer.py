@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import uuid
 from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
@@ -215,12 +216,15 @@ def outcome_of(record: record_format.VideoRecord, notes: list[str],
 
 
 class ShardFileWriter:
-  """Writes records to `<path>.incomplete-<pid>` and publishes the shard on `finish`."""
+  """Writes records to `<path>.incomplete-<pid>-<random>` and publishes the shard on `finish`."""
 
   def __init__(self, path: str):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     self.path = path
-    self.tmp_path = f'{path}.incomplete-{os.getpid()}'
+    # The pid alone is not unique across machines (Beam workers in containers often share one): a
+    # random part keeps two attempts at one shard (a retry, a speculative copy) apart.
+    self._token = f'{os.getpid()}-{uuid.uuid4().hex[:8]}'
+    self.tmp_path = f'{path}.incomplete-{self._token}'
     os.makedirs(os.path.dirname(result_path(path)), exist_ok=True)
     self._writer = tf.io.TFRecordWriter(self.tmp_path)
 
@@ -234,9 +238,9 @@ class ShardFileWriter:
       os.fsync(f.fileno())
     result = ShardResult(self.path, os.path.getsize(self.tmp_path), outcomes)
     rpath = result_path(self.path)
-    with open(rpath + '.tmp', 'w') as f:
+    with open(f'{rpath}.tmp-{self._token}', 'w') as f:
       f.write(result.to_json())
-    os.replace(rpath + '.tmp', rpath)
+    os.replace(f'{rpath}.tmp-{self._token}', rpath)
     os.replace(self.tmp_path, self.path)
     return result
 
