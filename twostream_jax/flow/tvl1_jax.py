@@ -15,6 +15,10 @@ text where the two differ, because the flow fields we store must match what Open
   OpenCV typically runs ~10% of the 30 x 10 iterations this way; in a batch every pair stops on
   its own, but the batch's loop runs until its slowest pair stops (finished pairs are frozen).
 
+Several devices: `compute_flow_batch` splits each call's pairs over every local device
+(`jax.local_devices()`, see `tvl1_flow_on_devices`), so a dataset-writing host with N GPUs, or each
+Beam worker, uses all of them; results are those of one device.
+
 JAX only: no TensorFlow or cv2 import (the dataset tool and tests import cv2 for the reference).
 """
 
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -169,9 +173,9 @@ def _flow_one_pair(frame0: jax.Array, frame1: jax.Array,
   return jnp.moveaxis(u, 0, -1), jnp.stack(counts)
 
 
-@functools.partial(jax.jit, static_argnames=('params', 'pairs_in_parallel'))
-def _tvl1_flow_jit(frames0: jax.Array, frames1: jax.Array, params: TVL1Params,
-                   pairs_in_parallel: int) -> tuple[jax.Array, jax.Array]:
+def _flow_pairs(frames0: jax.Array, frames1: jax.Array, params: TVL1Params,
+                pairs_in_parallel: int) -> tuple[jax.Array, jax.Array]:
+  """TV-L1 of every pair of a batch on one device (the body of the jitted functions)."""
   def per_pair(pair):
     return _flow_one_pair(pair[0], pair[1], params)
 
@@ -182,6 +186,31 @@ def _tvl1_flow_jit(frames0: jax.Array, frames1: jax.Array, params: TVL1Params,
   if pairs_in_parallel >= frames0.shape[0]:
     return jax.vmap(per_pair)(pairs)
   return jax.lax.map(per_pair, pairs, batch_size=pairs_in_parallel)
+
+
+_tvl1_flow_jit = jax.jit(_flow_pairs, static_argnames=('params', 'pairs_in_parallel'))
+
+_PAIRS_AXIS = 'pairs'
+
+
+@functools.partial(jax.jit, static_argnames=('params', 'pairs_in_parallel', 'mesh'))
+def _tvl1_flow_sharded_jit(frames0: jax.Array, frames1: jax.Array, params: TVL1Params,
+                           pairs_in_parallel: int,
+                           mesh: jax.sharding.Mesh) -> tuple[jax.Array, jax.Array]:
+  # shard_map, not a sharded jit: each device runs its own pairs' loops and stops when its own
+  # slowest pair stops, with no communication (a pair's flow depends on that pair only). No
+  # collectives, so the varying-manual-axes check (which the loops' constant initial carries
+  # trip) has nothing to protect: it is off.
+  spec = jax.sharding.PartitionSpec(_PAIRS_AXIS)
+  body = functools.partial(_flow_pairs, params=params, pairs_in_parallel=pairs_in_parallel)
+  return jax.shard_map(body, mesh=mesh, in_specs=(spec, spec), out_specs=(spec, spec),
+                       check_vma=False)(
+      frames0, frames1)
+
+
+@functools.lru_cache(maxsize=None)
+def _pairs_mesh(devices: tuple[jax.Device, ...]) -> jax.sharding.Mesh:
+  return jax.sharding.Mesh(np.array(devices), (_PAIRS_AXIS,))
 
 
 def _check_frames(shape0: tuple[int, ...], shape1: tuple[int, ...]) -> None:
@@ -279,10 +308,49 @@ def compile_tvl1_flow(batch_size: int, height: int, width: int,
   return lowered.compile()
 
 
+def tvl1_flow_on_devices(frames0: np.ndarray, frames1: np.ndarray,
+                        params: TVL1Params = TVL1Params(), *,
+                        devices: Optional[Sequence[jax.Device]] = None,
+                        pairs_in_parallel: Optional[int] = None) -> tuple[jax.Array, jax.Array]:
+  """:func:`tvl1_flow_with_counts` with the batch of pairs split over several devices.
+
+  Each device gets ``B / len(devices)`` consecutive pairs and solves them on its own (no
+  communication; each device stops when its own slowest pair stops). Results equal those of one
+  device: a pair's flow never depends on its batch partners.
+
+  Args:
+    frames0: ``[B, H, W]`` grayscale frames, 0..255; B a multiple of ``len(devices)``.
+    frames1: ``[B, H, W]`` the following frames.
+    params: solver parameters.
+    devices: where to run; None: every local device of this process (``jax.local_devices()``),
+      which is what a dataset-writing host, or each Beam worker, has.
+    pairs_in_parallel: as in :func:`tvl1_flow`, per device.
+
+  Returns:
+    ``(flow, counts)`` as in :func:`tvl1_flow_with_counts`, sharded over the devices along B.
+  """
+  devices = tuple(jax.local_devices() if devices is None else devices)
+  _check_frames(tuple(frames0.shape), tuple(frames1.shape))
+  if not devices or frames0.shape[0] % len(devices):
+    raise ValueError(f'tvl1_flow_on_devices needs a batch that is a multiple of the number of '
+                     f'devices ({len(devices)}); got {frames0.shape[0]} pairs. Pad the batch '
+                     '(compute_flow_batch does).')
+  mesh = _pairs_mesh(devices)
+  sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(_PAIRS_AXIS))
+  per_device = frames0.shape[0] // len(devices)
+  if pairs_in_parallel is None:
+    pairs_in_parallel = default_pairs_in_parallel(per_device, devices[0].platform)
+  put = lambda x: jax.device_put(np.asarray(x, np.float32), sharding)
+  return _tvl1_flow_sharded_jit(put(frames0), put(frames1), params=params,
+                                pairs_in_parallel=_resolve_pairs(pairs_in_parallel, per_device),
+                                mesh=mesh)
+
+
 def compute_flow_batch(gray0: np.ndarray, gray1: np.ndarray, params: TVL1Params = TVL1Params(),
                        *, chunk_size: Optional[int] = None,
-                       pairs_in_parallel: Optional[int] = None) -> np.ndarray:
-  """Numpy convenience around :func:`tvl1_flow` for uint8 grayscale frames.
+                       pairs_in_parallel: Optional[int] = None,
+                       devices: Optional[Sequence[jax.Device]] = None) -> np.ndarray:
+  """Numpy convenience around :func:`tvl1_flow` for uint8 grayscale frames, on every local device.
 
   Args:
     gray0: ``[B, H, W]`` uint8 (or float in 0..255) first frames.
@@ -291,7 +359,10 @@ def compute_flow_batch(gray0: np.ndarray, gray1: np.ndarray, params: TVL1Params 
     chunk_size: if given, run the pairs in calls of exactly this many, the last one padded by
       repeating its final pair, so that clips of any length share one compiled function per
       (chunk_size, H, W). None: one call with all B pairs (one compile per distinct B).
-    pairs_in_parallel: as in :func:`tvl1_flow`.
+    pairs_in_parallel: as in :func:`tvl1_flow` (per device).
+    devices: None: every local device (``jax.local_devices()``); each call's pairs are split over
+      them (a call is padded by repeating its last pair to a multiple of their number), see
+      :func:`tvl1_flow_on_devices`. One device: a plain :func:`tvl1_flow` call.
 
   Returns:
     ``[B, H, W, 2]`` float32 numpy flow (x, y) in pixels.
@@ -306,12 +377,20 @@ def compute_flow_batch(gray0: np.ndarray, gray1: np.ndarray, params: TVL1Params 
     raise ValueError(f'chunk_size must be >= 1 or None, got {chunk_size}.')
   if num_pairs == 0:
     return np.zeros(gray0.shape + (2,), np.float32)
+  devices = tuple(jax.local_devices() if devices is None else devices)
   chunk_size = chunk_size or num_pairs
+  # Each call holds a multiple of the device count (its last pair repeated) so that it splits.
+  call_size = -(-chunk_size // len(devices)) * len(devices)
   flows = []
   for start in range(0, num_pairs, chunk_size):
-    index = np.minimum(np.arange(start, start + chunk_size), num_pairs - 1)
-    flow = tvl1_flow(jnp.asarray(gray0[index], jnp.float32),
-                     jnp.asarray(gray1[index], jnp.float32), params,
-                     pairs_in_parallel=pairs_in_parallel)
-    flows.append(np.asarray(flow)[:num_pairs - start])
+    index = np.minimum(np.arange(start, start + call_size),
+                       min(start + chunk_size, num_pairs) - 1)
+    if len(devices) == 1:
+      flow = tvl1_flow(jax.device_put(np.asarray(gray0[index], np.float32), devices[0]),
+                       jax.device_put(np.asarray(gray1[index], np.float32), devices[0]), params,
+                       pairs_in_parallel=pairs_in_parallel)
+    else:
+      flow, _ = tvl1_flow_on_devices(gray0[index], gray1[index], params, devices=devices,
+                                     pairs_in_parallel=pairs_in_parallel)
+    flows.append(np.asarray(flow)[:min(chunk_size, num_pairs - start)])
   return np.concatenate(flows)

@@ -13,6 +13,10 @@ for UCF101, a handful for HMDB51), and with a fixed batch size each costs one co
 frames to a coarser size grid would cut compiles further but change the flow near the borders
 (TV-L1 is a global method), so it is not done.
 
+`flow.compute_batch` (tvl1_jax) splits each batch over every local device of the host. Inside a Beam
+worker (`beam_runner`), `run_units_in_process` does the same work without decoding processes: the
+parallelism is the pipeline's workers.
+
 A partial batch is flushed when no frame arrived for a moment (the decoders are behind) or at the
 end, so nothing waits forever. Memory here is bounded by the queue and the JPEG bytes of the videos
 in flight (about one per worker).

