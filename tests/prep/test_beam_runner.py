@@ -145,3 +145,15 @@ def test_bad_beam_options_fail_fast_with_one_message(reference, tmp_path):
   stray = fx.run_tool(*reference['args'], '--output_dir', out, '--beam_options=--runner=x')
   assert stray.returncode == 2 and '--beam_options needs --runner=beam' in stray.stderr
   assert not os.path.exists(out)
+
+
+def test_beam_is_imported_only_by_a_beam_run():
+  modules = ['twostream_jax.prep.dataset_writer', 'twostream_jax.prep.batched_flow_writer',
+             'twostream_jax.flow.tvl1_jax', 'twostream_jax.flow.algorithms',
+             'twostream_jax.train.loop', 'twostream_jax.main']
+  code = ('import importlib, sys\n'
+          f'for m in {modules!r}: importlib.import_module(m)\n'
+          'print("apache_beam" in sys.modules)')
+  out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True,
+                       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3'))
+  assert out.stdout.strip().splitlines()[-1] == 'False'
