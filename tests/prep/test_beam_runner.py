@@ -30,6 +30,8 @@ HANG_VIDEO = 'Alpha/a1'
 
 
 def _shards(folder):
+  if not os.path.isdir(folder):
+    return []
   return sorted(n for n in os.listdir(folder) if '.tfrecord-' in n and '.incomplete-' not in n)
 
 
