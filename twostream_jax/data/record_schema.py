@@ -155,7 +155,7 @@ def serialize_video_record(record: VideoRecord) -> bytes:
       FLOW_X: b(record.flow_x),
       FLOW_Y: b(record.flow_y),
   }
-  return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+  return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(deterministic=True)
 
 
 def parse_video_record_numpy(serialized: bytes) -> VideoRecord:
