@@ -62,7 +62,7 @@ def test_kill_9_of_the_tool_leaves_no_worker(tmp_path):
     deadline = time.monotonic() + 5
     while (left := set(family) & set(_parents())) and time.monotonic() < deadline:
       time.sleep(0.1)
-    assert not left, f'still alive 5 s after kill -9 of the main process: {sorted(left)} of {family}'
+    assert not left, f'alive 5 s after kill -9 of the main process: {sorted(left)} of {family}'
   finally:
     if tool.poll() is None:
       tool.kill()
