@@ -11,7 +11,7 @@ what a rerun checks to skip work.
 
 The temporary shard and the result live in `<output_dir>/make_tfrecords_shards/`, named after the
 shard without its `.tfrecord` part (`<name>-<partition>-00000-of-00004.result.json` and
-`....incomplete-<pid>`), so that the glob `**/*.tfrecord*` that users and tools use to find shards
+`....incomplete-<pid>-<random>`), so that the glob `**/*.tfrecord*` that users and tools use to find shards
 finds only shards. Folders written before this layout (results named `<shard>.json`) are renamed by
 `migrate_legacy_results`, so a rerun still resumes them.
 
@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import uuid
 from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
@@ -146,14 +147,14 @@ def result_path(shard_path: str) -> str:
   return _sidecar_stem(shard_path) + RESULT_SUFFIX
 
 
-def incomplete_path(shard_path: str, pid: int) -> str:
-  """The temporary name of a shard being written by process `pid`."""
-  return f'{_sidecar_stem(shard_path)}{_INCOMPLETE}{pid}'
+def incomplete_path(shard_path: str, token: str) -> str:
+  """The temporary name of a shard being written by the writer with this `token`."""
+  return f'{_sidecar_stem(shard_path)}{_INCOMPLETE}{token}'
 
 
 def is_temporary(name: str) -> bool:
-  """Whether a file name is a shard being written (or left behind by a killed writer)."""
-  return _INCOMPLETE in name
+  """Whether a file name is a shard or result being written (or left behind by a killed writer)."""
+  return _INCOMPLETE in name or RESULT_SUFFIX + '.tmp-' in name
 
 
 def migrate_legacy_results(output_dir: str) -> int:
@@ -180,7 +181,7 @@ def migrate_legacy_results(output_dir: str) -> int:
 
 
 def remove_temporaries(output_dir: str) -> None:
-  """Deletes shards left half-written by killed writers (also those of the old layout)."""
+  """Deletes shards and results left half-written by killed writers (also of the old layout)."""
   for folder in (output_dir, os.path.join(output_dir, RESULTS_DIRNAME)):
     if os.path.isdir(folder):
       for name in os.listdir(folder):
@@ -280,7 +281,10 @@ class ShardFileWriter:
   def __init__(self, path: str):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     self.path = path
-    self.tmp_path = incomplete_path(path, os.getpid())
+    # The pid alone is not unique across machines (Beam workers in containers often share one): a
+    # random part keeps two attempts at one shard (a retry, a speculative copy) apart.
+    self._token = f'{os.getpid()}-{uuid.uuid4().hex[:8]}'
+    self.tmp_path = incomplete_path(path, self._token)
     os.makedirs(os.path.dirname(self.tmp_path), exist_ok=True)
     self._writer = tf.io.TFRecordWriter(self.tmp_path)
 
@@ -294,9 +298,9 @@ class ShardFileWriter:
       os.fsync(f.fileno())
     result = ShardResult(self.path, os.path.getsize(self.tmp_path), outcomes)
     rpath = result_path(self.path)
-    with open(rpath + '.tmp', 'w') as f:
+    with open(f'{rpath}.tmp-{self._token}', 'w') as f:
       f.write(result.to_json())
-    os.replace(rpath + '.tmp', rpath)
+    os.replace(f'{rpath}.tmp-{self._token}', rpath)
     os.replace(self.tmp_path, self.path)
     return result
 
