@@ -18,10 +18,14 @@ each partition is a TFDS split; an official split (train1, test2, ...) is a unio
 Per video: frames decoded with OpenCV and resized to --short_side; frame i is stored with the flow
 of frames i -> i+1, computed on the resized grayscale frames and quantised with --flow_bound.
 
-Running the same command again after an interruption skips finished shards and writes the rest;
-a different plan (other inputs or flags) is refused. Videos that cannot be decoded are listed in
-<output_dir>/failures.json; the exit status is 1 when more than --max_failures videos failed (the
-metadata is then not written), 2 for bad arguments.
+Running the same command again after an interruption (also kill -9: the workers exit with this
+process) skips finished shards and writes the rest; a different plan (other inputs or flags) is
+refused. Two runs of the same command write byte-identical shards. Videos that cannot be decoded are
+listed in <output_dir>/failures.json; the exit status is 1 when more than --max_failures videos
+failed (the metadata is then not written), 2 for bad arguments. Otherwise the metadata describes
+what was written; a split whose videos all failed is kept, empty, and reported with a WARNING.
+Shards are the only files that `**/*.tfrecord*` matches (bookkeeping: make_tfrecords_shards/).
+Check a copied folder with tools/verify_records.py.
 
 Examples:
   python tools/make_tfrecords.py --videos_dir=UCF-101 --splits_dir=ucfTrainTestlist \

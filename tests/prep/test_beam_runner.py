@@ -53,7 +53,7 @@ def _metadata_files(folder):
   for name in sorted(os.listdir(results)):
     with open(os.path.join(results, name)) as f:
       result = json.load(f)
-    assert result.pop('path') == os.path.join(folder, name[:-len('.json')])
+    assert shard_writer.result_path(result.pop('path')) == os.path.join(results, name)
     out[f'{shard_writer.RESULTS_DIRNAME}/{name}'] = json.dumps(result, sort_keys=True)
   return out
 
@@ -64,7 +64,8 @@ def _assert_same_data_set(folder, reference):
     with open(os.path.join(folder, name), 'rb') as a, open(os.path.join(reference, name), 'rb') as b:
       assert a.read() == b.read(), name
   assert _metadata_files(folder) == _metadata_files(reference)
-  assert not [n for n in os.listdir(folder) if '.incomplete-' in n or n.startswith('beam-run-')]
+  left = os.listdir(folder) + os.listdir(os.path.join(folder, shard_writer.RESULTS_DIRNAME))
+  assert not [n for n in left if shard_writer.is_temporary(n) or n.startswith('beam-run-')]
 
 
 @pytest.fixture(scope='module')

@@ -1,8 +1,11 @@
 """End-to-end tests of tools/make_tfrecords.py, run as a subprocess on tiny videos."""
 
+import glob
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -15,6 +18,8 @@ from twostream_jax.flow import algorithms as optical_flow
 from twostream_jax.prep import dataset_plan
 from twostream_jax.prep import dataset_writer
 from twostream_jax.prep import jpeg_codec
+from twostream_jax.prep import shard_writer
+from twostream_jax.prep import split_files
 
 SHORT_SIDE = 32  # 64x48 videos are stored at 43x32: the resize path runs too
 
@@ -22,6 +27,11 @@ SHORT_SIDE = 32  # 64x48 videos are stored at 43x32: the resize path runs too
 def _shards(folder):
   return sorted(os.path.join(folder, n) for n in os.listdir(folder)
                 if '.tfrecord-' in n and '.incomplete-' not in n)
+
+
+def _glob_shards(folder):
+  """What users and tools find with the usual glob."""
+  return sorted(glob.glob(os.path.join(folder, '**', '*.tfrecord*'), recursive=True))
 
 
 def _farneback(gray0, gray1):
@@ -122,17 +132,102 @@ def test_interrupted_run_resumes_to_the_same_records(two_split, tmp_path):
   assert not os.path.exists(os.path.join(out, dataset_metadata.METADATA_FILENAME))
   finished = [n for n in names if '.tfrecord-' in n and '.incomplete-' not in n]
   assert 1 <= len(finished) < 3 and not any(last_partition in n for n in finished)
-  assert any('.incomplete-' in n for n in names)  # partial shards never carry the final name
+  # Partial shards never carry the final name, and no glob for shards finds them or the results.
+  sidecars = os.listdir(os.path.join(out, shard_writer.RESULTS_DIRNAME))
+  assert any(shard_writer.is_temporary(n) for n in sidecars)
+  assert _glob_shards(out) == _shards(out) == [os.path.join(out, n) for n in sorted(finished)]
   # Resuming with another --num_workers continues the stored plan.
   resumed = fx.run_tool(*common, '--num_workers', '1')
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert f'6/6 videos in 3 shards ({3 - len(finished)} written now, {2 * len(finished)} videos were ' \
       'done before)' in resumed.stdout
-  assert not any('.incomplete-' in n for n in os.listdir(out))
+  assert not any(shard_writer.is_temporary(n)
+                 for n in os.listdir(os.path.join(out, shard_writer.RESULTS_DIRNAME)))
+  assert _glob_shards(out) == _shards(out)
   reference = _shards(two_split['out'])
   assert [os.path.basename(p) for p in _shards(out)] == [os.path.basename(p) for p in reference]
   for mine, theirs in zip(_shards(out), reference):
     assert fx.read_records([mine]) == fx.read_records([theirs])
+
+
+def test_another_process_writes_the_same_bytes_and_workers_stay_quiet(two_split, tmp_path):
+  # The library path (as another runner would call it), in a fresh process with TensorFlow's C++
+  # log level left unset: the shards are byte for byte those the tool wrote in another process.
+  out = str(tmp_path / 'again')
+  code = (
+      'from twostream_jax.prep import dataset_writer, shard_writer\n'
+      f'settings = shard_writer.EncodeSettings("farneback", 20.0, {SHORT_SIDE}, 0, 1, 95)\n'
+      'options = dataset_writer.WriterOptions(\n'
+      f'    source_root={two_split["videos"]!r}, source_kind="videos",\n'
+      f'    splits_dir={two_split["splits"]!r}, output_dir={out!r}, dataset_name="toy",\n'
+      '    settings=settings, num_workers=2, progress=False)\n'
+      'summary = dataset_writer.run(options, dataset_writer.prepare(options))\n'
+      'print("complete", summary.complete)\n')
+  env = {k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'}
+  result = subprocess.run([sys.executable, '-c', code], cwd=fx.REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0 and 'complete True' in result.stdout, result.stderr[-3000:]
+  reference = two_split['out']
+  names = [os.path.basename(p) for p in _shards(reference)]
+  assert [os.path.basename(p) for p in _shards(out)] == names and len(names) == 3
+  for name in names + ['dataset_info.json', 'features.json', dataset_plan.PLAN_FILENAME,
+                       dataset_writer.FAILURES_FILENAME]:
+    with open(os.path.join(out, name), 'rb') as a, open(os.path.join(reference, name), 'rb') as b:
+      assert a.read() == b.read(), name
+  # TensorFlow's INFO banners: at most this process's own import prints one (its log level is the
+  # caller's business); the fork server and the workers print none.
+  banners = [line for line in result.stderr.splitlines()
+             if 'cpu_feature_guard' in line or 'oneDNN custom operations' in line]
+  assert len(banners) <= 1, result.stderr[-3000:]
+
+
+def test_folder_of_an_older_version_resumes_and_sidecars_are_renamed(two_split, tmp_path):
+  out = str(tmp_path / 'old')
+  shutil.copytree(two_split['out'], out)
+  results_dir = os.path.join(out, shard_writer.RESULTS_DIRNAME)
+  for shard in _shards(out):  # the layout before: make_tfrecords_shards/<shard>.json
+    os.replace(shard_writer.result_path(shard),
+               os.path.join(results_dir, os.path.basename(shard) + '.json'))
+  os.remove(os.path.join(out, dataset_metadata.METADATA_FILENAME))
+  assert len(_glob_shards(out)) == 6  # the old sidecars match the glob
+  result = fx.run_tool(*two_split['args'], '--output_dir', out, '--num_workers', '1')
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert '(0 written now, 6 videos were done before)' in result.stdout
+  assert _glob_shards(out) == _shards(out) and len(_shards(out)) == 3
+  assert sorted(os.listdir(results_dir)) == sorted(
+      os.path.basename(shard_writer.result_path(p)) for p in _shards(out))
+  assert dataset_metadata.load_metadata(out).video_ids('test2')
+
+
+def test_split_emptied_by_failures_still_gets_metadata(tmp_path):
+  videos = tmp_path / 'videos'
+  ids = [f'{c}/{c.lower()}{i}' for c in ('Aa', 'Bb') for i in range(3)]
+  index = split_files.deterministic_split({v: v + '.avi' for v in ids}, 0.25)
+  test_ids = {v.video_id for v in index.videos if v.roles == (('test', 1),)}
+  assert len(test_ids) == 2  # one per class
+  for c, v in enumerate(ids):
+    if v in test_ids:  # every test video is undecodable
+      (videos / v.split('/')[0]).mkdir(parents=True, exist_ok=True)
+      (videos / f'{v}.avi').write_bytes(np.random.default_rng(c).bytes(2000))
+    else:
+      fx.write_avi(str(videos / f'{v}.avi'), fx.render(c // 3, c, num_frames=4))
+  out = str(tmp_path / 'out')
+  args = ['--videos_dir', str(videos), '--output_dir', out, '--flow_algorithm', 'dis',
+          '--short_side', '32', '--num_workers', '1']
+  # (More failures than --max_failures: exit 1 and no metadata, see the test below.)
+  allowed = fx.run_tool(*args, '--max_failures', '2')
+  assert allowed.returncode == 0, allowed.stdout + allowed.stderr[-3000:]
+  assert 'WARNING: split test1 has NO videos' in allowed.stdout
+  assert 'metadata NOT written' not in allowed.stdout
+  meta = dataset_metadata.load_metadata(out)
+  assert sorted(meta.video_ids('train1')) == sorted(set(ids) - test_ids)
+  assert meta.splits['test1'] == [] and meta.extra['empty_splits'] == ['test1']
+  with pytest.raises(dataset_metadata.DatasetError, match="split 'test1' of this data set holds no"):
+    meta.video_ids('test1')
+  import tensorflow_datasets as tfds
+  examples = list(tfds.builder_from_directory(out).as_dataset(
+      split=meta.tfds_split('train1')).as_numpy_iterator())
+  assert sorted(e['video_id'].decode() for e in examples) == sorted(set(ids) - test_ids)
 
 
 def test_bad_videos_are_reported_and_set_the_exit_status(tmp_path):

@@ -1,5 +1,6 @@
 """Tests of one unit of work: a shard of tiny videos, TV-L1 flow, alignment, failures, purity."""
 
+import glob
 import os
 import pickle
 
@@ -64,7 +65,9 @@ def test_bad_video_is_skipped_and_the_rest_written(tmp_path):
   assert [r.video_id for r in fx.read_records([spec.path])] == ['good']
   # The result is stored next to the shard and is what a rerun checks.
   assert shard_writer.load_result(spec.path).videos == result.videos
-  assert not [n for n in os.listdir(tmp_path) if '.incomplete-' in n]
+  sidecars = os.listdir(tmp_path / shard_writer.RESULTS_DIRNAME)
+  assert sidecars == ['toy-train1-00000-of-00001.result.json']  # no temporary left, no .tfrecord
+  assert glob.glob(str(tmp_path / '**' / '*.tfrecord*'), recursive=True) == [spec.path]
   with open(spec.path, 'ab') as f:  # a shard that changed since: not finished
     f.write(b'x')
   assert shard_writer.load_result(spec.path) is None

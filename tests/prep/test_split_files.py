@@ -155,3 +155,25 @@ def test_input_errors(tmp_path):
   _touch_videos(tmp_path / 'v', ['A/a'], ext='.mp4')
   with pytest.raises(sf.SplitFileError, match='several files for one video'):
     sf.build_index(str(tmp_path / 'v'), 'videos')
+
+
+def test_empty_split_messages_match_the_input(tmp_path):
+  # No split files, one video per class: the message explains the deterministic rule, and does not
+  # send the user to split files that do not exist.
+  videos = _touch_videos(tmp_path / 'one_each', ['Aa/a0', 'Bb/b0'])
+  with pytest.raises(sf.SplitFileError) as raised:
+    sf.build_index(videos, 'videos')
+  message = str(raised.value)
+  assert 'test1 of the deterministic split (no --splits_dir) would have no videos' in message
+  assert "'Aa: 1', 'Bb: 1'" in message and 'check the split files' not in message
+  # Two videos per class and a test fraction that takes both: train1 is the empty one.
+  videos = _touch_videos(tmp_path / 'two_each', ['Aa/a0', 'Aa/a1'])
+  with pytest.raises(sf.SplitFileError, match=r'train1 of the deterministic split.*'
+                     r'--test_fraction=0\.75'):
+    sf.build_index(videos, 'videos', test_fraction=0.75)
+  # Split files whose test list is empty: those files are the thing to check.
+  videos, splits = _ucf(tmp_path / 'ucf')
+  _write(splits, 'testlist02.txt', [])
+  with pytest.raises(sf.SplitFileError, match=r'split test2 has no videos in --splits_dir .*: '
+                     'check the split files'):
+    sf.build_index(videos, 'videos', splits)

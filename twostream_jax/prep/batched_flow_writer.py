@@ -39,6 +39,7 @@ from twostream_jax.data import record_schema as record_format
 from twostream_jax.flow import algorithms as optical_flow
 from twostream_jax.prep import shard_writer
 from twostream_jax.prep import video_decoding
+from twostream_jax.prep import worker_processes
 
 _QUEUE_FRAMES_PER_WORKER = 64
 _IDLE_FLUSH_S = 0.05
@@ -49,6 +50,7 @@ _frame_queue = None
 
 def _init_worker(frame_queue) -> None:
   global _frame_queue
+  worker_processes.exit_with(os.getppid())  # spawned by this process: no orphans after kill -9
   _frame_queue = frame_queue
   import cv2  # pylint: disable=g-import-not-at-top
   cv2.setNumThreads(1)

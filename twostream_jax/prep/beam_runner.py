@@ -15,8 +15,9 @@ unfinished shard) go through Beam instead:
     the pipeline is done; the metadata is then written once, by that process.
 
 Retries. A runner retries a failed bundle (a worker lost, preempted, out of memory) on another
-worker. This is safe because a shard is written under a temporary name (`<shard>.incomplete-<pid>`)
-and renamed to its final name only when complete (after its result file): a half-written attempt
+worker. This is safe because a shard is written under a temporary name
+(`shard_writer.incomplete_path`: pid and a random part, so two attempts never share one) and
+renamed to its final name only when complete (after its result file): a half-written attempt
 never has the final name, a repeated attempt renames identical bytes over it, and a retried unit
 whose shard is already complete returns the stored result without redoing it. So no shard is
 duplicated or mixed, whatever the runner retries. Reruns skip finished shards as the local runner

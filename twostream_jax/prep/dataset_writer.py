@@ -4,18 +4,21 @@
 can cause surfaces there, before any video is decoded. `run` then writes the shards that are not
 finished yet:
   * per-pair flow (OpenCV): each shard is one unit (`shard_writer.write_shard`), run in
-    `num_workers` spawned processes (in this process when one worker or one unit is left); workers
-    report every finished video through a queue, which drives the progress bar;
+    `num_workers` processes forked from a fork server that has TensorFlow loaded (in this process
+    when one worker or one unit is left); workers report every finished video through a queue,
+    which drives the progress bar, and exit when this process dies (`worker_processes`);
   * batched flow (tvl1_jax): `batched_flow_writer` decodes in the workers and computes flow in this
     process, in batches across videos;
   * with `runner='beam'`, the units run as an Apache Beam pipeline instead (`beam_runner`); all the
     rest (plan, skipping finished shards, failures.json, metadata) is the same.
 A shard whose result lists failed videos is redone by a rerun, so replaced files are picked up.
 
-At the end it writes `failures.json` (always: failed videos with reasons, and warnings), then, only
-when no more videos failed than `max_failures`, the TFDS metadata (`dataset_info.json`,
+At the end (`write_final_metadata`, which other runners call too) it writes `failures.json`
+(always: failed videos with reasons, and warnings), then, when no more videos failed than
+`max_failures`, the metadata of what was written: the TFDS metadata (`dataset_info.json`,
 `features.json`: `tfds.builder_from_directory(output_dir)` reads the partitions as TFDS splits) and
-last `twostream_metadata.json`, which marks the folder as complete.
+last `twostream_metadata.json`, which marks the folder as complete. A split whose videos all failed
+does not stop it: it is written empty and reported loudly; `max_failures` alone decides.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from twostream_jax.flow import algorithms as optical_flow
 from twostream_jax.prep import dataset_plan
 from twostream_jax.prep import shard_writer
 from twostream_jax.prep import split_files
+from twostream_jax.prep import worker_processes
 
 FAILURES_FILENAME = 'failures.json'
 
@@ -142,8 +146,10 @@ def prepare(options: WriterOptions) -> dataset_plan.Plan:
 _worker_queue = None
 
 
-def _init_worker(progress_queue) -> None:
+def _init_worker(progress_queue, main_pid: int) -> None:
   global _worker_queue
+  worker_processes.exit_with(main_pid)  # no orphans when this process is killed
+  worker_processes.quiet_tensorflow_logs()  # spawned workers import TF themselves
   _worker_queue = progress_queue
   import cv2  # pylint: disable=g-import-not-at-top
   cv2.setNumThreads(1)  # the workers are the parallelism; OpenCV threads would oversubscribe
@@ -169,7 +175,7 @@ def _worker_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context('spawn')
   ctx = multiprocessing.get_context('forkserver')
   # Ignored when the fork server of this process is already running (it then has them or not).
-  ctx.set_forkserver_preload(['twostream_jax.prep.shard_writer', 'tensorflow'])
+  ctx.set_forkserver_preload(['twostream_jax.prep.forkserver_preload'])
   return ctx
 
 
@@ -181,7 +187,7 @@ def _run_in_pool(specs: list[shard_writer.ShardSpec], num_workers: int,
   results = []
   executor = concurrent.futures.ProcessPoolExecutor(
       max_workers=num_workers, mp_context=ctx, initializer=_init_worker,
-      initargs=(progress_queue,))
+      initargs=(progress_queue, os.getpid()))
   try:
     warm_up = executor.submit(_ready)
     # The metadata needs TF here too: import it while the fork server imports its copy.
@@ -242,25 +248,47 @@ def _flow_parameters(algorithm: str, batch_size: int) -> dict[str, Any]:
   return optical_flow.make_flow_algorithm(algorithm, batch_size).parameters()
 
 
-def _summarise(plan: dataset_plan.Plan, options: WriterOptions, results: dict[str, Any],
-               done_before: int, written_now: int, seconds: float) -> RunSummary:
-  paths = plan.shard_paths(options.output_dir)
-  outcomes = {o.video_id: o for r in results.values() for o in r.videos}
+def collect_failures(plan: dataset_plan.Plan, results: dict[str, shard_writer.ShardResult],
+                     ) -> list[dict[str, str]]:
+  """The videos that could not be written, sorted by id.
+
+  Args:
+    plan: the run's plan.
+    results: shard path -> its result, for every shard of the plan.
+
+  Returns:
+    One {'video_id', 'source' (relative to the source root), 'reason'} per failed video.
+  """
   sources = {v[0]: v[2] for shards in plan.shards.values() for s in shards for v in s}
+  outcomes = sorted((o for r in results.values() for o in r.videos), key=lambda o: o.video_id)
+  return [{'video_id': o.video_id, 'source': sources[o.video_id], 'reason': o.reason}
+          for o in outcomes if not o.ok]
+
+
+def summarise(plan: dataset_plan.Plan, options: WriterOptions,
+              results: dict[str, shard_writer.ShardResult], done_before: int = 0,
+              written_now: int = 0, seconds: float = 0.0) -> RunSummary:
+  """What the shards of `plan` hold, from their results (every shard of the plan must have one).
+
+  `complete` (metadata written, exit status 0) depends on `options.max_failures` alone; splits
+  that failures emptied are listed in `empty_splits`.
+  """
+  paths = plan.shard_paths(options.output_dir)
+  missing = [p for ps in paths.values() for p in ps if p not in results]
+  if missing:
+    raise RunError(f'{len(missing)} shards of the plan have no result (e.g. {missing[0]}): run the '
+                   'same command again to write them')
+  ok = [o for r in results.values() for o in r.videos if o.ok]
+  failures = collect_failures(plan, results)
   per_partition = {p: sum(results[path].num_examples for path in ps) for p, ps in paths.items()}
   per_split = {s: sum(per_partition[p] for p in parts) for s, parts in plan.splits.items()}
-  ok = [o for o in outcomes.values() if o.ok]
-  failures = [{'video_id': o.video_id, 'source': sources[o.video_id], 'reason': o.reason}
-              for o in sorted(outcomes.values(), key=lambda o: o.video_id) if not o.ok]
   layout_notes = collections.Counter(n for o in ok for n in o.notes)
   warnings = [{'video_id': o.video_id, 'warning': w} for o in ok for w in o.warnings]
   flow_fields = sum(o.num_frames - 1 for o in ok)
-  # TFDS cannot read a split without examples; a split emptied by failures makes the set unusable.
-  empty_splits = sorted(s for s, n in per_split.items() if n == 0)
   return RunSummary(
       output_dir=options.output_dir,
-      complete=len(failures) <= options.max_failures and not empty_splits,
-      empty_splits=empty_splits,
+      complete=len(failures) <= options.max_failures,
+      empty_splits=sorted(s for s, n in per_split.items() if n == 0),
       videos_total=plan.num_videos(), videos_done_before=done_before, videos_written=len(ok),
       shards_total=sum(len(p) for p in paths.values()), shards_written_now=written_now,
       per_split=per_split, per_partition=per_partition, failures=failures, warnings=warnings,
@@ -280,8 +308,8 @@ def _write_failures(summary: RunSummary) -> None:
   os.replace(path + '.tmp', path)
 
 
-def _write_metadata(plan: dataset_plan.Plan, options: WriterOptions, results: dict[str, Any],
-                    summary: RunSummary) -> None:
+def _write_metadata(plan: dataset_plan.Plan, options: WriterOptions,
+                    results: dict[str, shard_writer.ShardResult], summary: RunSummary) -> None:
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
   paths = plan.shard_paths(options.output_dir)
@@ -300,7 +328,8 @@ def _write_metadata(plan: dataset_plan.Plan, options: WriterOptions, results: di
       partitions={p: [o.video_id for path in ps for o in results[path].videos if o.ok]
                   for p, ps in paths.items()},
       num_shards={p: len(ps) for p, ps in paths.items()},
-      # A partition left empty by failures is no part of any split (TFDS reads no empty split).
+      # A partition left empty by failures is no part of any split (TFDS reads no empty split); a
+      # split left without partitions stays listed, empty: reading it names the split.
       splits={s: [p for p in parts if summary.per_partition[p]] for s, parts in plan.splits.items()},
       flow_algorithm=settings.flow_algorithm, flow_bound_px=settings.flow_bound_px,
       short_side=settings.short_side, jpeg_quality=settings.jpeg_quality,
@@ -309,6 +338,7 @@ def _write_metadata(plan: dataset_plan.Plan, options: WriterOptions, results: di
              'source_kind': plan.source_kind, 'max_frames': settings.max_frames,
              'frame_stride': settings.frame_stride, 'split_scheme': plan.index,
              'videos_per_split': summary.per_split, 'num_failed': len(summary.failures),
+             'empty_splits': summary.empty_splits,
              'rawframes_layouts': summary.rawframes_layouts,
              **({'source_flow_bound_px': settings.source_flow_bound_px}
                 if plan.source_kind == 'rawframes' else {}),
@@ -316,10 +346,31 @@ def _write_metadata(plan: dataset_plan.Plan, options: WriterOptions, results: di
   dataset_metadata.save_metadata(metadata, options.output_dir)
 
 
-def _remove_stale_temporaries(output_dir: str) -> None:
-  for name in os.listdir(output_dir):
-    if '.tfrecord-' in name and '.incomplete-' in name:
-      os.remove(os.path.join(output_dir, name))
+def write_final_metadata(options: WriterOptions, plan: dataset_plan.Plan,
+                         results: dict[str, shard_writer.ShardResult], done_before: int = 0,
+                         written_now: int = 0, seconds: float = 0.0) -> RunSummary:
+  """Ends a run of any runner once every shard of `plan` has its result.
+
+  Writes `failures.json` (always), then, when no more videos failed than `options.max_failures`,
+  the TFDS metadata and last `twostream_metadata.json` for what was written: splits that failures
+  emptied are kept, empty, and reported in the summary (`empty_splits`); and removes shards left
+  half-written by killed workers.
+
+  Args:
+    options: the run's options (output folder, max_failures, ...).
+    plan: the run's plan.
+    results: shard path -> its result, for every shard of the plan.
+    done_before, written_now, seconds: for the summary's figures.
+
+  Returns:
+    The summary; `complete` says whether the metadata was written.
+  """
+  summary = summarise(plan, options, results, done_before, written_now, seconds)
+  _write_failures(summary)
+  if summary.complete:
+    _write_metadata(plan, options, results, summary)
+    shard_writer.remove_temporaries(options.output_dir)
+  return summary
 
 
 def run(options: WriterOptions, plan: dataset_plan.Plan) -> RunSummary:
@@ -331,6 +382,7 @@ def run(options: WriterOptions, plan: dataset_plan.Plan) -> RunSummary:
   import tqdm  # pylint: disable=g-import-not-at-top
 
   start = time.time()
+  shard_writer.migrate_legacy_results(options.output_dir)  # folders of older versions resume
   specs = plan.shard_specs(options.output_dir, options.source_root)
   results, todo = {}, []
   for spec in specs:
@@ -361,12 +413,7 @@ def run(options: WriterOptions, plan: dataset_plan.Plan) -> RunSummary:
       results[result.path] = result
   finally:
     bar.close()
-  summary = _summarise(plan, options, results, done_before, len(todo), time.time() - start)
-  _write_failures(summary)
-  if summary.complete:
-    _write_metadata(plan, options, results, summary)
-    _remove_stale_temporaries(options.output_dir)
-  return summary
+  return write_final_metadata(options, plan, results, done_before, len(todo), time.time() - start)
 
 
 def _mib(n: int) -> str:
@@ -398,8 +445,12 @@ def format_summary(s: RunSummary) -> str:
     if len(s.failures) > 20:
       lines.append(f'    ... and {len(s.failures) - 20} more')
   if s.empty_splits:
-    lines.append(f'  Splits {", ".join(s.empty_splits)} have no videos left: metadata NOT written.')
-  elif not s.complete:
+    lines.append(f'  WARNING: split{"s" if len(s.empty_splits) > 1 else ""} '
+                 f'{", ".join(s.empty_splits)} {"have" if len(s.empty_splits) > 1 else "has"} NO '
+                 'videos: every one of them failed. Training or evaluating on '
+                 f'{"them" if len(s.empty_splits) > 1 else "it"} fails; replace the failed files and '
+                 'run the same command again to add them.')
+  if not s.complete:
     lines.append(f'  More videos failed than --max_failures={s.max_failures}: metadata NOT written. '
                  'Replace those files and run the same command again (shards with failures are '
                  'redone), or run it again with a higher --max_failures to accept the data set '

@@ -2,10 +2,18 @@
 
 `write_shard(spec)` is a pure function of its picklable `ShardSpec` (source paths, labels, settings,
 target path): it can run in a local worker process, a Beam `Map`, or a cluster array job, and gives
-the same bytes wherever it runs. It writes the shard under a temporary name, then a small JSON
-result next to it (`<output_dir>/make_tfrecords_shards/<shard>.json`), then renames the shard: a
-shard file with its final name is always complete, and `is_shard_done` (final name + result) is
+the same bytes wherever it runs (records are serialised deterministically, see
+`record_schema.serialize_video_record`; two runs of the same plan write identical shard files, while
+the per-shard results below differ in the absolute `path` they hold). It writes the shard under a
+temporary name, then a small JSON result, then renames the shard to its final name: a shard file
+with its final name is always complete, and `load_result` (final name + a result of its size) is
 what a rerun checks to skip work.
+
+The temporary shard and the result live in `<output_dir>/make_tfrecords_shards/`, named after the
+shard without its `.tfrecord` part (`<name>-<partition>-00000-of-00004.result.json` and
+`....incomplete-<pid>-<random>`), so that the glob `**/*.tfrecord*` that users and tools use to find shards
+finds only shards. Folders written before this layout (results named `<shard>.json`) are renamed by
+`migrate_legacy_results`, so a rerun still resumes them.
 
 Per video it streams: decoded frame -> JPEG bytes; grayscale frame + the previous one -> flow ->
 quantised -> two single-channel JPEGs. Only the JPEG bytes and the previous grayscale frame are
@@ -124,9 +132,61 @@ class ShardResult:
                videos=[VideoOutcome(**v) for v in data['videos']])
 
 
-def result_path(shard_path: str) -> str:
+RESULT_SUFFIX = '.result.json'
+_INCOMPLETE = '.incomplete-'
+
+
+def _sidecar_stem(shard_path: str) -> str:
+  """`<output_dir>/make_tfrecords_shards/<shard name without '.tfrecord'>` (module docstring)."""
   folder, name = os.path.split(shard_path)
-  return os.path.join(folder, RESULTS_DIRNAME, name + '.json')
+  return os.path.join(folder, RESULTS_DIRNAME, name.replace('.tfrecord', ''))
+
+
+def result_path(shard_path: str) -> str:
+  """Where the result of the shard at `shard_path` is stored."""
+  return _sidecar_stem(shard_path) + RESULT_SUFFIX
+
+
+def incomplete_path(shard_path: str, token: str) -> str:
+  """The temporary name of a shard being written by the writer with this `token`."""
+  return f'{_sidecar_stem(shard_path)}{_INCOMPLETE}{token}'
+
+
+def is_temporary(name: str) -> bool:
+  """Whether a file name is a shard or result being written (or left behind by a killed writer)."""
+  return _INCOMPLETE in name or RESULT_SUFFIX + '.tmp-' in name
+
+
+def migrate_legacy_results(output_dir: str) -> int:
+  """Renames results of the old layout (`make_tfrecords_shards/<shard>.json`) to `result_path`.
+
+  Returns:
+    How many were renamed (a result already in the new layout wins; the old one is removed).
+  """
+  folder = os.path.join(output_dir, RESULTS_DIRNAME)
+  if not os.path.isdir(folder):
+    return 0
+  renamed = 0
+  for name in sorted(os.listdir(folder)):
+    if '.tfrecord' not in name or not name.endswith('.json'):
+      continue
+    old = os.path.join(folder, name)
+    new = result_path(os.path.join(output_dir, name[:-len('.json')]))
+    if os.path.exists(new):
+      os.remove(old)
+    else:
+      os.replace(old, new)
+      renamed += 1
+  return renamed
+
+
+def remove_temporaries(output_dir: str) -> None:
+  """Deletes shards and results left half-written by killed writers (also of the old layout)."""
+  for folder in (output_dir, os.path.join(output_dir, RESULTS_DIRNAME)):
+    if os.path.isdir(folder):
+      for name in os.listdir(folder):
+        if is_temporary(name) and ('.tfrecord' in name or folder != output_dir):
+          os.remove(os.path.join(folder, name))
 
 
 def load_result(shard_path: str) -> Optional[ShardResult]:
@@ -216,7 +276,7 @@ def outcome_of(record: record_format.VideoRecord, notes: list[str],
 
 
 class ShardFileWriter:
-  """Writes records to `<path>.incomplete-<pid>-<random>` and publishes the shard on `finish`."""
+  """Writes records to `incomplete_path(path)` and publishes the shard on `finish`."""
 
   def __init__(self, path: str):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -224,8 +284,8 @@ class ShardFileWriter:
     # The pid alone is not unique across machines (Beam workers in containers often share one): a
     # random part keeps two attempts at one shard (a retry, a speculative copy) apart.
     self._token = f'{os.getpid()}-{uuid.uuid4().hex[:8]}'
-    self.tmp_path = f'{path}.incomplete-{self._token}'
-    os.makedirs(os.path.dirname(result_path(path)), exist_ok=True)
+    self.tmp_path = incomplete_path(path, self._token)
+    os.makedirs(os.path.dirname(self.tmp_path), exist_ok=True)
     self._writer = tf.io.TFRecordWriter(self.tmp_path)
 
   def write(self, record: record_format.VideoRecord) -> None:

@@ -360,7 +360,17 @@ def build_index(source_root: str, source_kind: str, splits_dir: Optional[str] = 
           'trainlist01.txt, testlist01.txt) nor HMDB51 ones (<class>_test_split1.txt); leave '
           '--splits_dir out for a deterministic split')
   empty = [s for s, parts in index.splits().items() if not parts]
+  if empty and splits_dir is None:
+    sizes = collections.Counter(v.class_name for v in index.videos)
+    shown = _examples([f'{c}: {n}' for c, n in sorted(sizes.items())])
+    raise SplitFileError(
+        f'split{"s" if len(empty) > 1 else ""} {", ".join(empty)} of the deterministic split '
+        f'(no --splits_dir) would have no videos: of a class of n videos it makes '
+        f'max(1, round(n * --test_fraction)) test1 videos (none when n == 1) and the rest train1, '
+        f'with --test_fraction={test_fraction} and videos per class {shown}. Add videos (at least '
+        '2 in some class), change --test_fraction, or give --splits_dir.')
   if empty:
-    raise SplitFileError(f'splits {empty} have no videos; check the split files'
-                         + ('' if splits_dir else ' (classes need at least 2 videos for a test video)'))
+    raise SplitFileError(f'split{"s" if len(empty) > 1 else ""} {", ".join(empty)} '
+                         f'{"have" if len(empty) > 1 else "has"} no videos in --splits_dir '
+                         f'{splits_dir!r}: check the split files')
   return index
