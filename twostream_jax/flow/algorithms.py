@@ -145,7 +145,8 @@ class DISFlow(PairFlow):
 
 
 class TVL1JaxFlow(BatchedFlow):
-  """`twostream_jax.flow.tvl1_jax.compute_flow_batch` (jitted; one compile per batch shape)."""
+  """`twostream_jax.flow.tvl1_jax.compute_flow_batch` (jitted, one compile per batch shape; each
+  batch split over every local device)."""
   name = 'tvl1_jax'
 
   def __init__(self, batch_size: int = 8):
