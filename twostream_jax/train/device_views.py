@@ -41,10 +41,7 @@ from typing import Any, Mapping
 import jax
 import jax.numpy as jnp
 
-# Batch keys (module docstring).
-IMAGES, BOXES, FLIPS, FLOW_STEP, JITTER = 'images', 'boxes', 'flips', 'flow_step', 'jitter'
-# Keys with one value per example that evaluation repeats per view (`per_view`).
-PER_EXAMPLE_KEYS = ('label', 'dataset_index', 'video_index', 'mask')
+from twostream_jax.data.batch_keys import BOXES, FLIPS, FLOW_STEP, IMAGES, JITTER
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
