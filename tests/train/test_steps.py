@@ -94,7 +94,7 @@ def test_head_of_an_absent_data_set_gets_no_gradient():
 def _uint8_batch(n=8, size=16, channels=4, seed=0):
   """A flow batch as the pipeline yields it: uint8 crops, one box, flip and flow step per example."""
   rng = np.random.default_rng(seed)
-  return {'images': rng.integers(0, 256, (n, size, size, channels), dtype=np.uint8),
+  return {'images': rng.integers(0, 256, (n, channels, size, size), dtype=np.uint8),  # flow planes
           'boxes': np.tile(np.array([[[0, 0, size, size]]], np.int32), (n, 1, 1)),
           'flips': (np.arange(n) % 3 == 0)[:, None], 'flow_step': np.full(n, 0.1, np.float32),
           'label': rng.integers(0, 3, n).astype(np.int32),
