@@ -43,6 +43,11 @@ def get_config() -> ml_collections.ConfigDict:
   d.val_num_frames = 1  # Clip-level validation: frames per held-out video.
   d.val_num_crops = 1  # Clip-level validation: crops per frame (1 = centre).
   d.val_max_videos = 0  # Validate on at most this many held-out videos (0: all).
+  # Parallel decoding calls of the tf.data pipeline, train and eval (0: tf.data AUTOTUNE).
+  d.decode_parallelism = 0
+  # A record whose JPEGs are damaged: False stops training with one line naming the file, record,
+  # video and frame; True logs it once and trains on without it (evaluation always stops).
+  d.skip_corrupt_records = False
 
   # ---- Model (twostream_jax.models) ----
   m = c.model = ml_collections.ConfigDict()
@@ -72,7 +77,9 @@ def get_config() -> ml_collections.ConfigDict:
   t.checkpoint_every_steps = 1000
   t.keep_checkpoints = 3
   t.val_every_steps = 1000  # Clip-level validation period (0 disables).
-  t.eval_batch_size = 256  # Global batch of test views (the paper's protocol: 250 views a video).
+  # Views per global eval batch: a batch holds eval_batch_size // num_crops test positions (a multiple
+  # of the devices), each cut into its crops on the device (the paper's protocol: 250 views a video).
+  t.eval_batch_size = 256
 
   # ---- Evaluation (mode=eval / train_eval; the paper's protocol uses data.test_num_*) ----
   e = c.eval = ml_collections.ConfigDict()
