@@ -110,11 +110,21 @@ def eval_logits(state: TrainState, inputs: jax.Array, head: int = 0) -> jax.Arra
 
 
 def make_jitted_steps(config: ml_collections.ConfigDict, mesh, state: TrainState):
-  """jit-compiled (train_step, eval_logits) with replicated state, data-sharded batches."""
+  """jit-compiled (train_step, eval_logits) with replicated state, data-sharded batches.
+
+  With `optim.train_last_layer_only` the train step is `last_layer.train_step`.
+  """
   state_sharding = jax.tree.map(lambda x: x.sharding, state)
   repl = sharding.replicated(mesh)
   lr_fn = optimizer_lib.learning_rate_schedule(config.optim)
-  train = jax.jit(functools.partial(train_step, learning_rate_fn=lr_fn),
+  step_fn = functools.partial(train_step, learning_rate_fn=lr_fn)
+  if config.optim.train_last_layer_only:
+    # Backbone in inference mode and no backward pass through it (docstring of train.last_layer).
+    from twostream_jax.train import last_layer  # pylint: disable=g-import-not-at-top
+    step_fn = functools.partial(last_layer.train_step, learning_rate_fn=lr_fn,
+                                dropout_rate=config.model.dropout_rate,
+                                dtype=jnp.dtype(config.model.dtype))
+  train = jax.jit(step_fn,
                   out_shardings=(state_sharding, repl), donate_argnums=(0,))
   evaluate = jax.jit(eval_logits, out_shardings=repl)
   return train, evaluate
