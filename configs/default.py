@@ -82,6 +82,10 @@ def get_config() -> ml_collections.ConfigDict:
   e.train_num_frames = 5  # Views per training video for those scores: frames ...
   e.train_num_crops = 1  # ... x crops (1 = centre).
   e.max_videos = 0  # Evaluate at most this many videos per split (0: all; >0 for quick checks).
+  # Multi-task runs: the data set evaluated and the head that scores it, by name (its metadata name,
+  # e.g. 'hmdb51') or index in data.data_dirs; '' = the first. Results of a run with several data
+  # sets go to eval/<name>/<split> and name the data set.
+  e.dataset = ''
 
   # ---- Demo (mode=demo: synthetic videos -> records -> both streams -> fusion; configs/demo.py) ----
   dm = c.demo = ml_collections.ConfigDict()

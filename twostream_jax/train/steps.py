@@ -126,5 +126,5 @@ def make_jitted_steps(config: ml_collections.ConfigDict, mesh, state: TrainState
                                 dtype=jnp.dtype(config.model.dtype))
   train = jax.jit(step_fn,
                   out_shardings=(state_sharding, repl), donate_argnums=(0,))
-  evaluate = jax.jit(eval_logits, out_shardings=repl)
+  evaluate = jax.jit(eval_logits, out_shardings=repl, static_argnames=('head',))
   return train, evaluate
