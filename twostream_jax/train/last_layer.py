@@ -77,20 +77,22 @@ def head_features(state: TrainState, inputs: jax.Array) -> dict[str, jax.Array]:
 
 def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array,
                learning_rate_fn: Callable[[Any], jax.Array], dropout_rate: float,
-               dtype: Any = jnp.float32) -> tuple[TrainState, dict[str, jax.Array]]:
+               dtype: Any = jnp.float32,
+               view_spec: Any = None) -> tuple[TrainState, dict[str, jax.Array]]:
   """One SGD step of the heads on a fixed backbone; same metrics as `steps.train_step`.
 
   Args:
     state: replicated training state (donated by the caller's jit).
-    batch: {'inputs' `[B, H, W, C]`, 'label' `[B]`, 'dataset_index' `[B]`}.
+    batch: as for `steps.train_step` (uint8 images and their views, or float `inputs`).
     rng: the run's base key; dropout uses fold_in(rng, step).
     learning_rate_fn: the schedule, for logging.
     dropout_rate: dropout on the features before the heads (`model.dropout_rate`).
     dtype: the heads' compute dtype (`model.dtype`).
+    view_spec: `device_views.ViewSpec` making the inputs of a batch of uint8 images.
   """
   from twostream_jax.train import steps  # pylint: disable=g-import-not-at-top  (steps imports us)
   names = _head_names(state.params)
-  features = head_features(state, batch['inputs'])
+  features = head_features(state, steps.batch_inputs(batch, view_spec))
   dropout_rng = jax.random.fold_in(rng, state.step)
 
   def loss_fn(head_params):
