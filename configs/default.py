@@ -30,6 +30,9 @@ def get_config() -> ml_collections.ConfigDict:
   d.modality = 'rgb'  # 'rgb': one frame (spatial stream); 'flow': L stacked flow fields (temporal).
   d.num_flow_fields = 10  # L: flow fields per stack, giving 2L input channels (modality='flow').
   d.flow_mean_subtraction = 'per_field'  # 'per_field' (the paper's camera-motion compensation) | 'none'.
+  # 'optical_flow': every field sampled at the same pixel (the paper's best) | 'trajectory': field k
+  # sampled along the pixel's motion trajectory (data/trajectory_stacking.py), before cropping.
+  d.stacking = 'optical_flow'
   d.crop_size = 224  # Side of the square network input, pixels.
   d.multiscale_crop = False  # TSN corner cropping (crop sizes 1, .875, .75, .66 of the short side).
   d.random_flip = True  # Horizontal flip in training (negates flow x).

@@ -85,3 +85,31 @@ def test_quantised_stack_within_half_a_level():
 def test_rejects_odd_channel_count():
   with pytest.raises(ValueError, match='even'):
     trajectory_stacking.trajectory_stack_quantised(tf.zeros([3, 4, 4], tf.uint8), 20.0)
+
+
+def test_pipeline_stacks_along_trajectories_in_training_and_evaluation(tmp_path):
+  from tests import record_fixtures  # pylint: disable=g-import-not-at-top
+  from tests.config_fixtures import tiny_train_config  # pylint: disable=g-import-not-at-top
+  from twostream_jax.data import input_pipeline as ip  # pylint: disable=g-import-not-at-top
+  record_fixtures.write_tiny_dataset(str(tmp_path), num_classes=2, train_per_class=1,
+                                     test_per_class=1, num_frames=5, height=12, width=16)
+  plain, trajectory = tiny_train_config(str(tmp_path)), tiny_train_config(str(tmp_path))
+  trajectory.data.stacking = 'trajectory'
+  evals = [next(ip.numpy_batches(ip.create_eval_dataset(
+      c.data, split='test1', num_frames=2, num_crops=1, global_batch_size=4)))
+           for c in (plain, trajectory)]
+  # The test positions hold whole stacks: the trajectory stack is the plain one resampled.
+  q = evals[0]['images'][evals[0]['mask'] > 0]  # [n, H, W, 2L]
+  bound = record_fixtures.FLOW_BOUND_PX
+  fields = record_schema.dequantise_flow(q, bound).reshape(*q.shape[:3], -1, 2)
+  for i in range(len(q)):
+    want = _trajectory_np(np.moveaxis(fields[i], 2, 0).astype(np.float64))  # [L, H, W, 2]
+    got = record_schema.dequantise_flow(evals[1]['images'][i], bound).reshape(fields[i].shape)
+    np.testing.assert_allclose(np.moveaxis(got, 2, 0), want,
+                               atol=record_schema.flow_quantisation_step(bound) / 2 + 1e-4)
+  train = next(ip.numpy_batches(ip.create_train_dataset(trajectory.data, global_batch_size=4,
+                                                        seed=0)))
+  assert train['images'].shape == (4, 24, 24, 4) and train['images'].dtype == np.uint8
+  with pytest.raises(ip.InputConfigError, match='data.stacking'):
+    trajectory.data.stacking = 'trajectories'
+    ip.create_train_dataset(trajectory.data, global_batch_size=4, seed=0)

@@ -65,6 +65,7 @@ from twostream_jax.data import random_draws
 from twostream_jax.data import record_index as ri
 from twostream_jax.data import record_schema as rf
 from twostream_jax.data import sampling
+from twostream_jax.data import trajectory_stacking
 from twostream_jax.data import video_ops
 
 MODALITIES = ('rgb', 'flow')
@@ -90,6 +91,7 @@ class _Settings:
   class_balanced: bool
   parallelism: int
   skip_corrupt: bool
+  stacking: str = 'optical_flow'
 
 
 def _settings(data_config) -> _Settings:
@@ -100,8 +102,10 @@ def _settings(data_config) -> _Settings:
                 color_jitter=float(c.color_jitter), normalization=c.normalization,
                 frames_per_video=int(c.frames_per_video), class_balanced=bool(c.class_balanced),
                 parallelism=int(c.decode_parallelism) or _AUTOTUNE,
-                skip_corrupt=bool(c.skip_corrupt_records))
+                skip_corrupt=bool(c.skip_corrupt_records), stacking=c.stacking)
   checks = [
+      (s.stacking in trajectory_stacking.STACKINGS,
+       f'data.stacking must be one of {trajectory_stacking.STACKINGS}, got {s.stacking!r}'),
       (s.modality in MODALITIES, f'data.modality must be one of {MODALITIES}, got {s.modality!r}'),
       (s.num_fields >= 1, f'data.num_flow_fields must be >= 1, got {s.num_fields}'),
       (s.mean_subtraction in video_ops.MEAN_SUBTRACTIONS,
@@ -243,6 +247,10 @@ def _train_examples(s: _Settings, index: ri.RecordIndex, bound_px: float, datase
       height, width = tf.shape(image)[0], tf.shape(image)[1]
     else:
       image = video_ops.decode_flow_fields_quantised(*sample['jpegs'])  # [2L, H, W]
+      if s.stacking == 'trajectory':
+        # On the whole field, before the crop: trajectories may leave the crop.
+        image = trajectory_stacking.trajectory_stack_quantised(
+            tf.ensure_shape(image, [channels, None, None]), bound_px)
       height, width = tf.shape(image)[1], tf.shape(image)[2]
     if s.multiscale_crop:
       box = video_ops.multiscale_crop_box(u[_U_BOX], height, width)
@@ -507,8 +515,13 @@ def create_eval_dataset(data_config, *, split: str, num_frames: int, num_crops: 
       images = tf.gather(video_ops.decode_frames(jpegs, tf.range(tf.size(unique))), position)
     else:
       fields = video_ops.decode_flow_fields_quantised(*_read_op(reader, record, unique, 2))
-      rows = tf.reshape(tf.stack([2 * position, 2 * position + 1], axis=1), [num_frames, -1])
-      images = video_ops.fields_to_stack(tf.gather(fields, rows))  # [K, H, W, 2L]
+      rows = tf.reshape(tf.stack([2 * position, 2 * position + 1], axis=1), [num_frames, channels])
+      stacks = tf.gather(fields, rows)  # [K, 2L, H, W]
+      if s.stacking == 'trajectory':
+        stacks = tf.map_fn(
+            lambda q: trajectory_stacking.trajectory_stack_quantised(q, metadata.flow_bound_px),
+            stacks, fn_output_signature=tf.TensorSpec([channels, None, None], tf.uint8))
+      images = video_ops.fields_to_stack(stacks)  # [K, H, W, 2L]
     shape = tf.shape(images)
     boxes, flips = video_ops.test_crop_boxes(shape[1], shape[2], s.crop_size, num_crops)
     images = tf.pad(images, [[0, 0], [0, canvas_h - shape[1]], [0, canvas_w - shape[2]], [0, 0]])
