@@ -69,6 +69,9 @@ from twostream_jax.data import trajectory_stacking
 from twostream_jax.data import video_ops
 
 MODALITIES = ('rgb', 'flow')
+FLOW_DIRECTIONS = ('forward', 'bidirectional')
+# The metadata `extra` key that says a records folder also holds backward flow.
+BACKWARD_FLOW_KEY = 'backward_flow'
 _AUTOTUNE = tf.data.AUTOTUNE
 
 
@@ -92,6 +95,7 @@ class _Settings:
   parallelism: int
   skip_corrupt: bool
   stacking: str = 'optical_flow'
+  direction: str = 'forward'
 
 
 def _settings(data_config) -> _Settings:
@@ -102,8 +106,16 @@ def _settings(data_config) -> _Settings:
                 color_jitter=float(c.color_jitter), normalization=c.normalization,
                 frames_per_video=int(c.frames_per_video), class_balanced=bool(c.class_balanced),
                 parallelism=int(c.decode_parallelism) or _AUTOTUNE,
-                skip_corrupt=bool(c.skip_corrupt_records), stacking=c.stacking)
+                skip_corrupt=bool(c.skip_corrupt_records), stacking=c.stacking,
+                direction=c.flow_direction)
   checks = [
+      (s.direction in FLOW_DIRECTIONS,
+       f'data.flow_direction must be one of {FLOW_DIRECTIONS}, got {s.direction!r}'),
+      (s.direction == 'forward' or s.modality == 'rgb' or s.num_fields % 2 == 0,
+       f'data.flow_direction=bidirectional needs an even data.num_flow_fields (L/2 backward and '
+       f'L/2 forward fields), got {s.num_fields}'),
+      (s.direction == 'forward' or s.stacking == 'optical_flow',
+       'data.stacking=trajectory follows forward flow only: use data.flow_direction=forward'),
       (s.stacking in trajectory_stacking.STACKINGS,
        f'data.stacking must be one of {trajectory_stacking.STACKINGS}, got {s.stacking!r}'),
       (s.modality in MODALITIES, f'data.modality must be one of {MODALITIES}, got {s.modality!r}'),
@@ -135,8 +147,20 @@ def data_dirs(data_config) -> list[str]:
 
 
 def load_dataset_metadata(data_config) -> list[dm.DatasetMetadata]:
-  """Metadata of each folder of `data.data_dirs`, in order (raises DatasetError for a bad folder)."""
-  return [dm.load_metadata(d) for d in data_dirs(data_config)]
+  """Metadata of each folder of `data.data_dirs`, in order (raises DatasetError for a bad folder).
+
+  Also refuses, naming the folder, a data set without backward flow when the config asks for
+  bi-directional flow stacks.
+  """
+  metadatas = [dm.load_metadata(d) for d in data_dirs(data_config)]
+  if data_config.modality == 'flow' and data_config.flow_direction == 'bidirectional':
+    for d, m in zip(data_dirs(data_config), metadatas):
+      if not m.extra.get(BACKWARD_FLOW_KEY):
+        raise dm.DatasetError(
+            f'data set {m.name!r} ({d}) holds no backward flow, which '
+            'data.flow_direction=bidirectional needs: rebuild it with tools/make_tfrecords.py '
+            '--backward_flow, or use data.flow_direction=forward')
+  return metadatas
 
 
 def input_channels(data_config) -> int:
