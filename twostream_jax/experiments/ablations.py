@@ -7,8 +7,9 @@ absent) and trains and evaluates, each with the demo's budget (`demo.temporal_st
 `demo.spatial_steps`) and its test protocol:
 
   temporal (flow) stream: L = 1 / 5 / 10 flow fields with mean flow subtraction; L = 10 without it;
-    trajectory stacking at L = 10; bi-directional flow at L = 10 (needs records with backward flow:
-    the row is skipped, saying so, when the records have none);
+    trajectory stacking at L = 10; bi-directional flow at L = 10 (on records of the same videos
+    with backward flow, `<demo.data_root>/records_backward_flow`, built when absent, unless the
+    demo's records already hold backward flow);
   spatial (RGB) stream: from scratch; pretrained (initialised from a spatial net trained on a second
     synthetic set, `ablations.pretrain_data_root`, whose videos have other random colours and
     positions: another seed) and fine-tuned; pretrained with the last layer only trained
@@ -44,6 +45,8 @@ from twostream_jax.train import metric_writers
 ABLATIONS_JSON = 'ablations.json'
 ABLATIONS_MD = 'ablations.md'
 PRETRAINED_SUBDIR = 'pretrained_spatial'
+# Records of the demo's videos with backward flow too, beside the demo's (`demo.data_root`).
+BACKWARD_RECORDS = 'records_backward_flow'
 # The paper's Table 1 (UCF101 split 1, top-1 %). Spatial: dropout 0.5 column (ablations.
 # spatial_dropout = 0.5; the 0.9 column in the note). Temporal: mean subtraction on, or off where
 # the row turns it off.
@@ -174,21 +177,24 @@ def run_ablations(config: ml_collections.ConfigDict, workdir: str) -> dict[str, 
   spec = demo.synthetic_spec(config)
   videos = synthetic_videos.write_dataset(spec, os.path.join(config.demo.data_root, 'videos'))
   records = demo.build_records(config, videos)
-  backward = _has_backward_flow(records)
+  backward_records = None
   pretrained_dir = None
   rows = []
   for name, settings in rows_wanted:
     paper, setting = PAPER[name]
     row = {'name': name, 'setting': setting, 'paper_top1': paper, 'top1': None}
-    if settings.get('direction') == 'bidirectional' and not backward:
-      row['notes'] = (f'skipped: {records} holds no backward flow (rebuild it with '
-                      'make_tfrecords --backward_flow)')
-      rows.append(row)
-      metric_writers.log(f'--- {name}: {row["notes"]} ---')
-      continue
+    row_records = records
+    if settings.get('direction') == 'bidirectional':
+      # The demo's records hold forward flow only: a second set of the same videos adds backward.
+      if _has_backward_flow(records):
+        backward_records = records
+      elif backward_records is None:
+        backward_records = demo.build_records(config, videos, subdir=BACKWARD_RECORDS,
+                                              backward_flow=True)
+      row_records = backward_records
     if settings['modality'] == 'rgb' and settings['init'] == 'pretrained' and pretrained_dir is None:
       pretrained_dir = pretrain_spatial(config, workdir)
-    c = _run_config(config, records, settings, name)
+    c = _run_config(config, row_records, settings, name)
     if settings['modality'] == 'rgb' and settings['init'] == 'pretrained':
       c.model.init_from = pretrained_dir
     run_dir = os.path.join(workdir, name)
