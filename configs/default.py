@@ -15,7 +15,8 @@ import ml_collections
 def get_config() -> ml_collections.ConfigDict:
   """Returns the locked default config."""
   c = ml_collections.ConfigDict()
-  c.mode = 'train'  # 'train' | 'eval' | 'train_eval' (train, then evaluate the final state).
+  # 'train' | 'eval' | 'train_eval' (train, then evaluate the final state) | 'demo' | 'ablations'.
+  c.mode = 'train'
   c.seed = 0  # The one seed: parameters, dropout, data order and augmentation derive from it.
 
   # ---- Data (read by twostream_jax.data.input_pipeline) ----
@@ -30,6 +31,13 @@ def get_config() -> ml_collections.ConfigDict:
   d.modality = 'rgb'  # 'rgb': one frame (spatial stream); 'flow': L stacked flow fields (temporal).
   d.num_flow_fields = 10  # L: flow fields per stack, giving 2L input channels (modality='flow').
   d.flow_mean_subtraction = 'per_field'  # 'per_field' (the paper's camera-motion compensation) | 'none'.
+  # 'optical_flow': every field sampled at the same pixel (the paper's best) | 'trajectory': field k
+  # sampled along the pixel's motion trajectory (data/trajectory_stacking.py), before cropping.
+  d.stacking = 'optical_flow'
+  # 'forward': L fields flow(i -> i+1) from tau | 'bidirectional' (the paper, section 3.1): L/2
+  # backward fields flow(i+1 -> i) ending at tau, then L/2 forward fields from tau (L even); needs
+  # records built with make_tfrecords --backward_flow.
+  d.flow_direction = 'forward'
   d.crop_size = 224  # Side of the square network input, pixels.
   d.multiscale_crop = False  # TSN corner cropping (crop sizes 1, .875, .75, .66 of the short side).
   d.random_flip = True  # Horizontal flip in training (negates flow x).
@@ -89,6 +97,10 @@ def get_config() -> ml_collections.ConfigDict:
   e.train_num_frames = 5  # Views per training video for those scores: frames ...
   e.train_num_crops = 1  # ... x crops (1 = centre).
   e.max_videos = 0  # Evaluate at most this many videos per split (0: all; >0 for quick checks).
+  # Multi-task runs: the data set evaluated and the head that scores it, by name (its metadata name,
+  # e.g. 'hmdb51') or index in data.data_dirs; '' = the first. Results of a run with several data
+  # sets go to eval/<name>/<split> and name the data set.
+  e.dataset = ''
 
   # ---- Demo (mode=demo: synthetic videos -> records -> both streams -> fusion; configs/demo.py) ----
   dm = c.demo = ml_collections.ConfigDict()
@@ -107,6 +119,17 @@ def get_config() -> ml_collections.ConfigDict:
   dm.temporal_learning_rate = 0.05
   dm.compare_mean_subtraction = True  # Also train a temporal stream without mean flow subtraction.
   dm.records_only = False  # Stop after the videos and their records (the data preparation stage).
+
+  # ---- Ablations (mode=ablations: the paper's Table 1 on the synthetic set; configs/ablations.py) ----
+  ab = c.ablations = ml_collections.ConfigDict()
+  ab.rows = ''  # Comma-separated subset of the rows (experiments/ablations.py names them); '' = all.
+  ab.spatial_dropout = 0.5  # Dropout of the spatial rows (the paper's Table 1 has 0.5 and 0.9).
+  # The second synthetic set the 'pretrained' spatial nets start from (another seed: other colours).
+  ab.pretrain_data_root = 'data/synthetic_pretrain'
+  ab.pretrain_seed_offset = 1000  # Its seed = seed + this.
+  ab.quick = False  # Every row with quick_steps steps on a tiny set: checks the chain in minutes.
+  ab.quick_steps = 4
+  ab.quick_data_root = 'data/synthetic_ablations_quick'
 
   c.lock()
   return c

@@ -19,7 +19,7 @@ ALLOWED = {
     'train': {'models', 'data'},
     'evaluation': {'data', 'models', 'train.restore', 'train.steps', 'train.sharding',
                    'train.checkpointing', 'train.metric_writers', 'train.eval_batches', 'train.state',
-                   'train.device_views'},
+                   'train.device_views', 'train.task_heads'},
 }
 # Modules that accelerator hosts without TensorFlow import (the JAX core).
 JAX_CORE = [
@@ -29,7 +29,7 @@ JAX_CORE = [
     'twostream_jax.models.torchvision_conversion', 'twostream_jax.flow.tvl1_jax',
     'twostream_jax.flow.tvl1_ops', 'twostream_jax.train.state', 'twostream_jax.train.steps',
     'twostream_jax.train.optimizer', 'twostream_jax.train.sharding', 'twostream_jax.train.device_views',
-    'twostream_jax.data.batch_keys', 'twostream_jax.evaluation.fusion',
+    'twostream_jax.data.batch_keys', 'twostream_jax.train.last_layer', 'twostream_jax.evaluation.fusion',
     'twostream_jax.evaluation.score_files', 'twostream_jax.evaluation.classification_metrics',
 ]
 

@@ -98,6 +98,10 @@ _MAX_FRAMES = flags.DEFINE_integer(
 _FRAME_STRIDE = flags.DEFINE_integer(
     'frame_stride', 1, 'Keep every s-th frame of long videos; flow is between kept frames. '
     'Videos only (not --rawframes_dir).')
+_BACKWARD_FLOW = flags.DEFINE_bool(
+    'backward_flow', False, 'Also store flow(i+1 -> i) of each frame pair (flow_x_backward, '
+    'flow_y_backward; about twice the flow time and bytes), for bi-directional flow stacks '
+    '(--config.data.flow_direction=bidirectional). Per-pair flow algorithms, videos only.')
 _VIDEOS_PER_SHARD = flags.DEFINE_integer(
     'videos_per_shard', 100, 'The most videos per shard file; small data sets get more, smaller '
     'shards so that every worker has one.')
@@ -175,6 +179,9 @@ def _options_from_flags() -> dataset_writer.WriterOptions:
       problems.append(problem)
   elif _BEAM_OPTIONS.value:
     problems.append('--beam_options needs --runner=beam')
+  if _BACKWARD_FLOW.value and (rawframes or _FLOW_ALGORITHM.value in optical_flow.BATCHED_ALGORITHMS):
+    problems.append('--backward_flow needs a per-pair flow algorithm on --videos_dir (not '
+                    '--rawframes_dir, not a batched algorithm such as tvl1_jax)')
   if problems:
     raise app.UsageError('; '.join(problems))
   settings = shard_writer.EncodeSettings(
@@ -183,7 +190,7 @@ def _options_from_flags() -> dataset_writer.WriterOptions:
       max_frames=_MAX_FRAMES.value, frame_stride=_FRAME_STRIDE.value,
       jpeg_quality=_JPEG_QUALITY.value,
       source_flow_bound_px=float(_RAWFRAMES_FLOW_BOUND.value or _FLOW_BOUND.value) if rawframes
-      else 0.0)
+      else 0.0, backward_flow=_BACKWARD_FLOW.value)
   return dataset_writer.WriterOptions(
       source_root=os.path.abspath(_RAWFRAMES_DIR.value or _VIDEOS_DIR.value),
       source_kind='rawframes' if rawframes else 'videos',

@@ -42,9 +42,13 @@ def synthetic_spec(config: ml_collections.ConfigDict) -> synthetic_videos.Synthe
       camera_pan=d.camera_pan, seed=config.seed)
 
 
-def build_records(config: ml_collections.ConfigDict, videos: dict[str, Any]) -> str:
-  """Builds the videos' records with the dataset writer (a no-op when complete); returns their folder."""
-  records = os.path.join(config.demo.data_root, 'records')
+def build_records(config: ml_collections.ConfigDict, videos: dict[str, Any], *,
+                  subdir: str = 'records', backward_flow: bool = False) -> str:
+  """Builds the videos' records with the dataset writer (a no-op when complete); returns their folder.
+
+  `backward_flow` also stores flow(i+1 -> i) (make_tfrecords --backward_flow), in `subdir`.
+  """
+  records = os.path.join(config.demo.data_root, subdir)
   if os.path.exists(os.path.join(records, 'twostream_metadata.json')):
     metric_writers.log(f'records: {records} (already built)')
     return records
@@ -55,7 +59,8 @@ def build_records(config: ml_collections.ConfigDict, videos: dict[str, Any]) -> 
       settings=shard_writer.EncodeSettings(
           flow_algorithm=config.demo.flow_algorithm,
           flow_bound_px=record_schema.DEFAULT_FLOW_BOUND_PX, short_side=0, max_frames=0,
-          frame_stride=1, jpeg_quality=record_schema.DEFAULT_JPEG_QUALITY),
+          frame_stride=1, jpeg_quality=record_schema.DEFAULT_JPEG_QUALITY,
+          backward_flow=backward_flow),
       num_workers=config.demo.num_workers, command_line='twostream_jax.demo (build_records)')
   metric_writers.log(f'records: {records} ({config.demo.flow_algorithm} flow, '
                      f'{config.demo.num_workers} workers)')

@@ -3,7 +3,7 @@ r"""Entry point: train or evaluate a stream, or run the synthetic demo, from an 
   python -m twostream_jax.main --config configs/temporal.py --workdir runs/temporal \
       [--config.data.data_dirs=DIR] [--config.<section>.<key>=value ...]
 
-Modes (`--config.mode`): train | eval | train_eval | demo. Several processes (hosts) train together
+Modes (`--config.mode`): train | eval | train_eval | demo | ablations (experiments/ablations.py). Several processes (hosts) train together
 when started with `--jax_distributed` (auto-detected clusters: Cloud TPU, SLURM, ...) or with
 `--coordinator_address=host:port --num_processes=N --process_id=i`. This is the only module of the
 package that defines flags.
@@ -101,15 +101,19 @@ def check_data(config) -> None:
 def run(config, workdir: str) -> int:
   """Runs the config's mode; returns the process exit status."""
   mode = config.mode
-  if mode != 'demo':
+  if mode not in ('demo', 'ablations'):
     check_data(config)
   os.makedirs(workdir, exist_ok=True)
   if mode == 'demo':
     from twostream_jax import demo  # pylint: disable=g-import-not-at-top
     demo.run_demo(config, workdir)
     return 0
+  if mode == 'ablations':
+    from twostream_jax.experiments import ablations  # pylint: disable=g-import-not-at-top
+    ablations.run_ablations(config, workdir)
+    return 0
   if mode not in ('train', 'eval', 'train_eval'):
-    raise ValueError(f'config.mode must be train, eval, train_eval or demo, got {mode!r}')
+    raise ValueError(f'config.mode must be train, eval, train_eval, demo or ablations, got {mode!r}')
   # Imported here so that `--help` and config errors come back before TensorFlow and JAX load.
   from twostream_jax.evaluation import evaluate as evaluation  # pylint: disable=g-import-not-at-top
   from twostream_jax.train import loop as train_loop  # pylint: disable=g-import-not-at-top

@@ -84,9 +84,13 @@ from twostream_jax.data import random_draws
 from twostream_jax.data import record_index as ri
 from twostream_jax.data import record_schema as rf
 from twostream_jax.data import sampling
+from twostream_jax.data import trajectory_stacking
 from twostream_jax.data import video_ops
 
 MODALITIES = ('rgb', 'flow')
+FLOW_DIRECTIONS = ('forward', 'bidirectional')
+# The metadata `extra` key that says a records folder also holds backward flow.
+BACKWARD_FLOW_KEY = rf.BACKWARD_FLOW_METADATA_KEY
 _AUTOTUNE = tf.data.AUTOTUNE
 
 
@@ -109,6 +113,8 @@ class _Settings:
   class_balanced: bool
   parallelism: int
   skip_corrupt: bool
+  stacking: str = 'optical_flow'
+  direction: str = 'forward'
 
 
 def _settings(data_config) -> _Settings:
@@ -119,8 +125,18 @@ def _settings(data_config) -> _Settings:
                 color_jitter=float(c.color_jitter), normalization=c.normalization,
                 frames_per_video=int(c.frames_per_video), class_balanced=bool(c.class_balanced),
                 parallelism=int(c.decode_parallelism) or _AUTOTUNE,
-                skip_corrupt=bool(c.skip_corrupt_records))
+                skip_corrupt=bool(c.skip_corrupt_records), stacking=c.stacking,
+                direction=c.flow_direction)
   checks = [
+      (s.direction in FLOW_DIRECTIONS,
+       f'data.flow_direction must be one of {FLOW_DIRECTIONS}, got {s.direction!r}'),
+      (s.direction == 'forward' or s.modality == 'rgb' or s.num_fields % 2 == 0,
+       f'data.flow_direction=bidirectional needs an even data.num_flow_fields (L/2 backward and '
+       f'L/2 forward fields), got {s.num_fields}'),
+      (s.direction == 'forward' or s.stacking == 'optical_flow',
+       'data.stacking=trajectory follows forward flow only: use data.flow_direction=forward'),
+      (s.stacking in trajectory_stacking.STACKINGS,
+       f'data.stacking must be one of {trajectory_stacking.STACKINGS}, got {s.stacking!r}'),
       (s.modality in MODALITIES, f'data.modality must be one of {MODALITIES}, got {s.modality!r}'),
       (s.num_fields >= 1, f'data.num_flow_fields must be >= 1, got {s.num_fields}'),
       (s.mean_subtraction in video_ops.MEAN_SUBTRACTIONS,
@@ -150,8 +166,20 @@ def data_dirs(data_config) -> list[str]:
 
 
 def load_dataset_metadata(data_config) -> list[dm.DatasetMetadata]:
-  """Metadata of each folder of `data.data_dirs`, in order (raises DatasetError for a bad folder)."""
-  return [dm.load_metadata(d) for d in data_dirs(data_config)]
+  """Metadata of each folder of `data.data_dirs`, in order (raises DatasetError for a bad folder).
+
+  Also refuses, naming the folder, a data set without backward flow when the config asks for
+  bi-directional flow stacks.
+  """
+  metadatas = [dm.load_metadata(d) for d in data_dirs(data_config)]
+  if data_config.modality == 'flow' and data_config.flow_direction == 'bidirectional':
+    for d, m in zip(data_dirs(data_config), metadatas):
+      if not m.extra.get(BACKWARD_FLOW_KEY):
+        raise dm.DatasetError(
+            f'data set {m.name!r} ({d}) holds no backward flow, which '
+            'data.flow_direction=bidirectional needs: rebuild it with tools/make_tfrecords.py '
+            '--backward_flow, or use data.flow_direction=forward')
+  return metadatas
 
 
 def input_channels(data_config) -> int:
@@ -223,6 +251,29 @@ def _pad_to(image, height: int, width: int, planes: bool):
   return tf.ensure_shape(out, static)
 
 
+def _lists(s: _Settings) -> list[str]:
+  """The record lists an example reads: frames; forward flow; or forward and backward flow."""
+  if s.modality == 'rgb':
+    return [rf.FRAMES]
+  if s.direction == 'bidirectional':
+    return [rf.FLOW_X, rf.FLOW_Y, rf.FLOW_X_BACKWARD, rf.FLOW_Y_BACKWARD]
+  return [rf.FLOW_X, rf.FLOW_Y]
+
+
+def _stack_jpegs(s: _Settings, jpegs):
+  """The (x, y) JPEGs `[L]` of a stack over fields t .. t+L-1 read from `_lists(s)`.
+
+  Bi-directional (the paper, section 3.1, with tau = t + L/2): the backward fields of pairs
+  t .. tau-1 (flow(i+1 -> i), ending at tau), then the forward fields tau .. tau+L/2-1: the same
+  window of pairs as a forward stack, so the sampling rules (`sampling`) serve both.
+  """
+  if s.direction != 'bidirectional':
+    return jpegs[0], jpegs[1]
+  half = s.num_fields // 2
+  return (tf.concat([jpegs[2][:half], jpegs[0][half:]], 0),
+          tf.concat([jpegs[3][:half], jpegs[1][half:]], 0))
+
+
 # Uniform numbers drawn per training example (one stateless call), by use.
 _U_FRAME, _U_BOX, _U_FLIP, _U_JITTER, _U_BALANCED = 0, slice(1, 3), 3, slice(4, 7), slice(7, 9)
 _NUM_UNIFORMS = 9
@@ -238,12 +289,11 @@ def _train_examples(s: _Settings, index: ri.RecordIndex, bound_px: float, datase
   cut here in uint8 and padded to `canvas` x `canvas` (unless `exact`: every box is S x S = the
   canvas); the device resizes, flips and normalises it (`train.device_views`).
   """
-  reader = ri.RecordReader(index, [rf.FRAMES] if s.modality == 'rgb' else [rf.FLOW_X, rf.FLOW_Y],
-                           skip_corrupt=s.skip_corrupt)
+  reader = ri.RecordReader(index, _lists(s), skip_corrupt=s.skip_corrupt)
   num_frames = tf.constant(index.num_frames, tf.int32)
   labels = tf.constant(index.labels, tf.int32)
   num_values = 1 if s.modality == 'rgb' else s.num_fields
-  num_lists = 1 if s.modality == 'rgb' else 2
+  num_lists = len(_lists(s))
   channels = 3 if s.modality == 'rgb' else 2 * s.num_fields
 
   def sample(position):
@@ -268,7 +318,11 @@ def _train_examples(s: _Settings, index: ri.RecordIndex, bound_px: float, datase
       image = video_ops.decode_frame(sample['jpegs'][0][0])
       height, width = tf.shape(image)[0], tf.shape(image)[1]
     else:
-      image = video_ops.decode_flow_fields_quantised(*sample['jpegs'])  # [2L, H, W]
+      image = video_ops.decode_flow_fields_quantised(*_stack_jpegs(s, sample['jpegs']))  # [2L, H, W]
+      if s.stacking == 'trajectory':
+        # On the whole field, before the crop: trajectories may leave the crop.
+        image = trajectory_stacking.trajectory_stack_quantised(
+            tf.ensure_shape(image, [channels, None, None]), bound_px)
       height, width = tf.shape(image)[1], tf.shape(image)[2]
     if s.multiscale_crop:
       box = video_ops.multiscale_crop_box(u[_U_BOX], height, width)
@@ -522,7 +576,7 @@ def create_eval_dataset(data_config, *, split: str, num_frames: int, num_crops: 
     indices = np.zeros((len(mine), num_frames, s.num_fields), np.int64)
     for i, k in enumerate(n):
       indices[i] = sampling.test_flow_indices(int(k), num_frames, s.num_fields)
-  reader = ri.RecordReader(index, [rf.FRAMES] if s.modality == 'rgb' else [rf.FLOW_X, rf.FLOW_Y])
+  reader = ri.RecordReader(index, _lists(s))
   labels = tf.constant(index.labels, tf.int32)
   channels = input_channels(data_config)
   # The canvas: every process the same (the split's largest frame), so that batches agree.
@@ -538,9 +592,21 @@ def create_eval_dataset(data_config, *, split: str, num_frames: int, num_crops: 
       (jpegs,) = _read_op(reader, record, unique, 1)
       images = tf.gather(video_ops.decode_frames(jpegs, tf.range(tf.size(unique))), position)
     else:
-      fields = video_ops.decode_flow_fields_quantised(*_read_op(reader, record, unique, 2))
-      rows = tf.reshape(tf.stack([2 * position, 2 * position + 1], axis=1), [num_frames, -1])
-      images = tf.gather(fields, rows)  # [K, 2L, H, W]: planes, made channel-last on the device
+      jpegs = _read_op(reader, record, unique, len(_lists(s)))
+      fields = video_ops.decode_flow_fields_quantised(jpegs[0], jpegs[1])  # [2U, H, W]
+      first = 2 * position  # [K * L], row of each field's x in `fields`
+      if s.direction == 'bidirectional':
+        # Backward fields after the forward ones; the first L/2 of each stack read them.
+        fields = tf.concat([fields, video_ops.decode_flow_fields_quantised(jpegs[2], jpegs[3])], 0)
+        backward = tf.tile(tf.range(s.num_fields) < s.num_fields // 2, [num_frames])
+        first = first + tf.where(backward, 2 * tf.size(unique), 0)
+      rows = tf.reshape(tf.stack([first, first + 1], axis=1), [num_frames, channels])
+      stacks = tf.gather(fields, rows)  # [K, 2L, H, W]
+      if s.stacking == 'trajectory':
+        stacks = tf.map_fn(
+            lambda q: trajectory_stacking.trajectory_stack_quantised(q, metadata.flow_bound_px),
+            stacks, fn_output_signature=tf.TensorSpec([channels, None, None], tf.uint8))
+      images = stacks  # [K, 2L, H, W]: planes, made channel-last on the device
     shape = tf.shape(images)
     height, width = (shape[1], shape[2]) if s.modality == 'rgb' else (shape[2], shape[3])
     boxes, flips = video_ops.test_crop_boxes(height, width, s.crop_size, num_crops)

@@ -55,8 +55,10 @@ from twostream_jax.data import dataset_metadata
 from twostream_jax.data.jpeg_structure import jpeg_problem
 from twostream_jax.data import record_schema as rf
 
-# The three JPEG lists, in the order of `RecordIndex.value_ranges`' second axis.
-LIST_FEATURES = (rf.FRAMES, rf.FLOW_X, rf.FLOW_Y)
+# The JPEG lists, in the order of `RecordIndex.value_ranges`' second axis. The backward flow lists
+# are only in records built with --backward_flow: absent, their range is empty.
+LIST_FEATURES = (rf.FRAMES, rf.FLOW_X, rf.FLOW_Y, rf.FLOW_X_BACKWARD, rf.FLOW_Y_BACKWARD)
+_OPTIONAL_LISTS = (rf.FLOW_X_BACKWARD, rf.FLOW_Y_BACKWARD)
 _SMALL_FEATURES = (rf.LABEL, rf.NUM_FRAMES, rf.VIDEO_ID, rf.HEIGHT, rf.WIDTH)
 _HEADER_BYTES = 12
 _FOOTER_BYTES = 4
@@ -193,8 +195,9 @@ class RecordIndex:
     num_frames: int32 `[R]`, N (the record has N frames and N-1 flow fields of each component).
     heights, widths: int32 `[R]`, the stored frame size.
     video_ids: R strings.
-    value_ranges: int64 `[R, 3, 2]`, [start, end) byte range of the serialised `BytesList` of
-      frames, flow_x and flow_y (see `LIST_FEATURES`).
+    value_ranges: int64 `[R, 5, 2]`, [start, end) byte range of the serialised `BytesList` of
+      frames, flow_x, flow_y, flow_x_backward and flow_y_backward (see `LIST_FEATURES`; empty
+      for backward lists a record does not have).
   """
   files: list[str]
   file_ids: np.ndarray
@@ -265,7 +268,7 @@ def _index_example(view: _FileView, start: int, end: int) -> dict:
       else:
         raise ValueError(f'{key} is not a list of bytes')
     pos = entry_end
-  missing = [k for k in _SMALL_FEATURES + LIST_FEATURES if k not in out]
+  missing = [k for k in _SMALL_FEATURES + LIST_FEATURES if k not in out and k not in _OPTIONAL_LISTS]
   if missing:
     raise ValueError(f'missing features {missing}')
   return out
@@ -326,13 +329,13 @@ def index_records(files: Sequence[str], *, num_threads: int = 16) -> RecordIndex
       labels.append(fields[rf.LABEL])
       num_frames.append(fields[rf.NUM_FRAMES])
       video_ids.append(fields[rf.VIDEO_ID])
-      ranges.append([fields[k] for k in LIST_FEATURES])
+      ranges.append([fields.get(k, (0, 0)) for k in LIST_FEATURES])
       sizes.append((fields[rf.HEIGHT], fields[rf.WIDTH]))
   sizes = np.asarray(sizes, np.int32).reshape(-1, 2)
   return RecordIndex(files=files, file_ids=np.asarray(file_ids, np.int32),
                      offsets=np.asarray(offsets, np.int64), labels=np.asarray(labels, np.int32),
                      num_frames=np.asarray(num_frames, np.int32), video_ids=video_ids,
-                     value_ranges=np.asarray(ranges, np.int64).reshape(-1, 3, 2),
+                     value_ranges=np.asarray(ranges, np.int64).reshape(-1, len(LIST_FEATURES), 2),
                      heights=sizes[:, 0].copy(), widths=sizes[:, 1].copy())
 
 

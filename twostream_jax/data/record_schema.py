@@ -14,6 +14,8 @@ Per video (N decoded frames):
   frames      N  x bytes  RGB frames as JPEG
   flow_x      N-1 x bytes flow(i -> i+1), x component, single-channel JPEG, quantised (below)
   flow_y      N-1 x bytes flow(i -> i+1), y component
+  flow_x_backward  N-1 x bytes  only in records built with --backward_flow (the metadata's
+  flow_y_backward  N-1 x bytes  extra['backward_flow']): flow(i+1 -> i), x and y, same quantisation
 
 Flow quantisation with bound B pixels (docs/ARCHITECTURE.md, "Data format"):
   q = round(clip(v, -B, B) / B * 127.5 + 127.5)        v = (q - 127.5) / 127.5 * B
@@ -43,10 +45,15 @@ WIDTH = 'width'
 FRAMES = 'frames'
 FLOW_X = 'flow_x'
 FLOW_Y = 'flow_y'
+FLOW_X_BACKWARD = 'flow_x_backward'
+FLOW_Y_BACKWARD = 'flow_y_backward'
 
 _SCALAR_INT_KEYS = (LABEL, NUM_FRAMES, HEIGHT, WIDTH)
 _SCALAR_BYTES_KEYS = (VIDEO_ID, LABEL_NAME)
 _SEQUENCE_KEYS = (FRAMES, FLOW_X, FLOW_Y)
+_BACKWARD_KEYS = (FLOW_X_BACKWARD, FLOW_Y_BACKWARD)
+# The metadata `extra` key (True) of a records folder whose records hold the backward lists.
+BACKWARD_FLOW_METADATA_KEY = 'backward_flow'
 
 
 class RecordFormatError(ValueError):
@@ -103,6 +110,9 @@ class VideoRecord:
   frames: list[bytes]
   flow_x: list[bytes]
   flow_y: list[bytes]
+  # flow(i+1 -> i) of each pair; empty when the records hold no backward flow.
+  flow_x_backward: list[bytes] = dataclasses.field(default_factory=list)
+  flow_y_backward: list[bytes] = dataclasses.field(default_factory=list)
 
   @property
   def num_frames(self) -> int:
@@ -117,9 +127,13 @@ class VideoRecord:
       raise RecordFormatError(
           f'{self.video_id}: {n} frames need {n - 1} flow fields, got {len(self.flow_x)} x and '
           f'{len(self.flow_y)} y')
+    backward = (len(self.flow_x_backward), len(self.flow_y_backward))
+    if backward not in ((0, 0), (n - 1, n - 1)):
+      raise RecordFormatError(f'{self.video_id}: {n} frames need none or {n - 1} backward flow '
+                              f'fields, got {backward[0]} x and {backward[1]} y')
 
 
-def tfds_features(class_names: Sequence[str]):
+def tfds_features(class_names: Sequence[str], backward_flow: bool = False):
   """The TFDS `FeaturesDict` whose serialisation is this format (for `write_metadata`)."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
@@ -134,6 +148,7 @@ def tfds_features(class_names: Sequence[str]):
       FRAMES: tfds.features.Sequence(image(3)),
       FLOW_X: tfds.features.Sequence(image(1)),
       FLOW_Y: tfds.features.Sequence(image(1)),
+      **({k: tfds.features.Sequence(image(1)) for k in _BACKWARD_KEYS} if backward_flow else {}),
   })
 
 
@@ -155,6 +170,9 @@ def serialize_video_record(record: VideoRecord) -> bytes:
       FLOW_X: b(record.flow_x),
       FLOW_Y: b(record.flow_y),
   }
+  if record.flow_x_backward:
+    feature[FLOW_X_BACKWARD] = b(record.flow_x_backward)
+    feature[FLOW_Y_BACKWARD] = b(record.flow_y_backward)
   return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(deterministic=True)
 
 
@@ -167,6 +185,7 @@ def parse_video_record_numpy(serialized: bytes) -> VideoRecord:
     ints = {k: int(feature[k].int64_list.value[0]) for k in _SCALAR_INT_KEYS}
     strs = {k: feature[k].bytes_list.value[0].decode() for k in _SCALAR_BYTES_KEYS}
     seqs = {k: list(feature[k].bytes_list.value) for k in _SEQUENCE_KEYS}
+    seqs.update({k: list(feature[k].bytes_list.value) for k in _BACKWARD_KEYS if k in feature})
   except (IndexError, KeyError, UnicodeDecodeError, Exception) as e:  # protobuf raises DecodeError
     raise RecordFormatError(f'not a twostream_jax video record: {e}') from e
   record = VideoRecord(video_id=strs[VIDEO_ID], label=ints[LABEL], label_name=strs[LABEL_NAME],
@@ -185,14 +204,15 @@ def parse_video_record(serialized):
 
   Returns:
     dict of tensors: video_id, label_name (tf.string []), label, num_frames, height, width
-    (tf.int32 []), frames (tf.string [N]), flow_x, flow_y (tf.string [N-1]).
+    (tf.int32 []), frames (tf.string [N]), flow_x, flow_y (tf.string [N-1]), flow_x_backward,
+    flow_y_backward (tf.string [N-1], or [0] in records without backward flow).
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
   spec = {k: tf.io.FixedLenFeature([], tf.int64) for k in _SCALAR_INT_KEYS}
   spec.update({k: tf.io.FixedLenFeature([], tf.string) for k in _SCALAR_BYTES_KEYS})
   spec.update({k: tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True)
-               for k in _SEQUENCE_KEYS})
+               for k in _SEQUENCE_KEYS + _BACKWARD_KEYS})
   parsed = tf.io.parse_single_example(serialized, spec)
   for k in _SCALAR_INT_KEYS:
     parsed[k] = tf.cast(parsed[k], tf.int32)

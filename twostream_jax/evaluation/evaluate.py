@@ -6,7 +6,9 @@ averaged too and kept). Every video of the split is evaluated exactly once: the 
 the last batch with masked views, and this module checks that each video received all its views.
 
 Writes under `<workdir>/eval/<split>/`: `scores.npz` (see score_files), `metrics.json` (top1, top5,
-mean_class_accuracy, num_videos) and `confusion_matrix.png`.
+mean_class_accuracy, num_videos, and the data set's name) and `confusion_matrix.png`. A multi-task
+run evaluates the data set `eval.dataset` names with its own head (`train.task_heads`), for the test
+and the training split alike, and writes under `<workdir>/eval/<data set name>/<split>/`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from twostream_jax.train import metric_writers
 from twostream_jax.train import restore
 from twostream_jax.train import sharding
 from twostream_jax.train import steps as train_steps
+from twostream_jax.train import task_heads
 from twostream_jax.train.state import TrainState
 
 EVAL_SUBDIR = 'eval'
@@ -48,13 +51,18 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def score_split(config: ml_collections.ConfigDict, state: TrainState, eval_fn, mesh, *, split: str,
-                num_frames: int, num_crops: int, max_videos: int = 0) -> score_files.VideoScores:
+                num_frames: int, num_crops: int, max_videos: int = 0,
+                dataset_index: int = 0) -> score_files.VideoScores:
   """Per-video scores of `state` on `split` with `num_frames` x `num_crops` views per video.
+
+  Args:
+    dataset_index: which of `data.data_dirs` is evaluated, scored by the head of the same index
+      (`eval_fn` takes `head=`).
 
   Raises:
     RuntimeError: a video did not receive exactly num_frames * num_crops views (a pipeline bug).
   """
-  metadata = input_pipeline.load_dataset_metadata(config.data)[0]
+  metadata = input_pipeline.load_dataset_metadata(config.data)[dataset_index]
   video_ids = metadata.video_ids(split)
   if max_videos:
     video_ids = video_ids[:max_videos]
@@ -64,7 +72,8 @@ def score_split(config: ml_collections.ConfigDict, state: TrainState, eval_fn, m
   dataset = input_pipeline.create_eval_dataset(
       config.data, split=split, num_frames=num_frames, num_crops=num_crops,
       global_batch_size=batch_size, process_index=jax.process_index(),
-      process_count=jax.process_count(), max_videos=max_videos)
+      process_count=jax.process_count(), max_videos=max_videos, dataset_index=dataset_index)
+  head_fn = lambda s, batch: eval_fn(s, batch, head=dataset_index)
   logit_sums = np.zeros((num_videos, num_classes), np.float64)
   prob_sums = np.zeros((num_videos, num_classes), np.float64)
   counts = np.zeros(num_videos, np.int64)
@@ -72,10 +81,11 @@ def score_split(config: ml_collections.ConfigDict, state: TrainState, eval_fn, m
   # Every process yields the same number of batches (padding included).
   total = input_pipeline.num_eval_batches(
       config.data, split=split, num_frames=num_frames, num_crops=num_crops,
-      global_batch_size=batch_size, process_count=jax.process_count(), max_videos=max_videos)
+      global_batch_size=batch_size, process_count=jax.process_count(), max_videos=max_videos,
+      dataset_index=dataset_index)
   bar = tqdm.tqdm(total=total, desc=f'eval {split} ({num_frames}x{num_crops} views)', unit='batch',
                   disable=jax.process_index() != 0)
-  for index, label, logits in eval_batches.real_logits(state, eval_fn, dataset, mesh):
+  for index, label, logits in eval_batches.real_logits(state, head_fn, dataset, mesh):
     np.add.at(logit_sums, index, logits)
     np.add.at(prob_sums, index, _softmax(logits))
     np.add.at(counts, index, 1)
@@ -93,9 +103,16 @@ def score_split(config: ml_collections.ConfigDict, state: TrainState, eval_fn, m
       stream=stream_name(config), num_views=views)
 
 
-def write_split_results(scores: score_files.VideoScores, out_dir: str) -> dict[str, Any]:
-  """Writes scores.npz, metrics.json and confusion_matrix.png; returns the metrics."""
+def write_split_results(scores: score_files.VideoScores, out_dir: str,
+                        dataset: str = '') -> dict[str, Any]:
+  """Writes scores.npz, metrics.json and confusion_matrix.png; returns the metrics.
+
+  Args:
+    dataset: the data set's name, recorded in metrics.json (and returned) when given.
+  """
   metrics = classification_metrics.compute_metrics(scores.probs, scores.labels)
+  if dataset:
+    metrics = dict(metrics, dataset=dataset)
   if jax.process_index() == 0:
     os.makedirs(out_dir, exist_ok=True)
     score_files.save_scores(os.path.join(out_dir, 'scores.npz'), scores)
@@ -110,8 +127,9 @@ def write_split_results(scores: score_files.VideoScores, out_dir: str) -> dict[s
   return metrics
 
 
-def split_dir(workdir: str, split: str) -> str:
-  return os.path.join(workdir, EVAL_SUBDIR, split)
+def split_dir(workdir: str, split: str, dataset: str = '') -> str:
+  """`<workdir>/eval/<split>`, or `<workdir>/eval/<dataset>/<split>` for a data set of a multi-task run."""
+  return os.path.join(workdir, EVAL_SUBDIR, *([dataset] if dataset else []), split)
 
 
 def evaluate_run(config: ml_collections.ConfigDict, workdir: str,
@@ -131,16 +149,22 @@ def evaluate_run(config: ml_collections.ConfigDict, workdir: str,
                               '(--config.mode=train) or point --workdir at a trained run')
     state = restore.restore_or_init(config, workdir, mesh, checkpointer)
   _, eval_fn = train_steps.make_jitted_steps(config, mesh, state)
+  dataset_index = task_heads.eval_dataset_index(config)
+  names = task_heads.dataset_names(config.data)
+  dataset = names[dataset_index]
+  # Single-task runs keep eval/<split>; several data sets get one folder each.
+  sub = dataset if len(names) > 1 else ''
   jobs = [(config.data.eval_split, config.data.test_num_frames, config.data.test_num_crops)]
   if config.eval.score_train_split:
     jobs.append((config.data.train_split, config.eval.train_num_frames, config.eval.train_num_crops))
   results = {}
   for split, frames, crops in jobs:
     scores = score_split(config, state, eval_fn, mesh, split=split, num_frames=frames,
-                         num_crops=crops, max_videos=config.eval.max_videos)
-    results[split] = write_split_results(scores, split_dir(workdir, split))
+                         num_crops=crops, max_videos=config.eval.max_videos,
+                         dataset_index=dataset_index)
+    results[split] = write_split_results(scores, split_dir(workdir, split, sub), dataset)
     m = results[split]
-    metric_writers.log(f'{scores.stream} {split}: top-1 {m["top1"]:.4f} top-5 {m["top5"]:.4f} '
+    metric_writers.log(f'{scores.stream} {dataset} {split}: top-1 {m["top1"]:.4f} top-5 {m["top5"]:.4f} '
                        f'mean class accuracy {m["mean_class_accuracy"]:.4f} over {m["num_videos"]} '
-                       f'videos ({frames}x{crops} views) -> {split_dir(workdir, split)}')
+                       f'videos ({frames}x{crops} views) -> {split_dir(workdir, split, sub)}')
   return results

@@ -317,7 +317,8 @@ def _write_metadata(plan: dataset_plan.Plan, options: WriterOptions,
       name=p, shard_lengths=[results[path].num_examples for path in ps],
       num_bytes=sum(results[path].num_bytes for path in ps)) for p, ps in paths.items()]
   tfds.folder_dataset.write_metadata(
-      data_dir=options.output_dir, features=record_format.tfds_features(plan.class_names),
+      data_dir=options.output_dir, features=record_format.tfds_features(
+          plan.class_names, backward_flow=plan.encode_settings.backward_flow),
       split_infos=split_infos, check_data=False,
       description=(f'Two-stream records ({plan.encode_settings.flow_algorithm} flow) written by '
                    'tools/make_tfrecords.py. TFDS splits are partitions; official splits are '
@@ -340,6 +341,7 @@ def _write_metadata(plan: dataset_plan.Plan, options: WriterOptions,
              'videos_per_split': summary.per_split, 'num_failed': len(summary.failures),
              'empty_splits': summary.empty_splits,
              'rawframes_layouts': summary.rawframes_layouts,
+             record_format.BACKWARD_FLOW_METADATA_KEY: settings.backward_flow,
              **({'source_flow_bound_px': settings.source_flow_bound_px}
                 if plan.source_kind == 'rawframes' else {}),
              **options.extra_metadata})

@@ -55,6 +55,8 @@ class EncodeSettings:
     frame_stride: keep every s-th decoded frame (flow is between kept frames).
     jpeg_quality: JPEG quality of frames and flow.
     source_flow_bound_px: bound of the rawframes flow (rawframes only).
+    backward_flow: also store flow(i+1 -> i) of each pair (bi-directional flow stacks; the
+      per-pair flow algorithms only).
   """
   flow_algorithm: str
   flow_bound_px: float
@@ -63,6 +65,7 @@ class EncodeSettings:
   frame_stride: int
   jpeg_quality: int
   source_flow_bound_px: float = 0.0
+  backward_flow: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -247,7 +250,7 @@ def encode_video(task: VideoTask, settings: EncodeSettings,
     record = record_format.VideoRecord(task.video_id, task.label, task.label_name, raw.height,
                                        raw.width, raw.frames, raw.flow_x, raw.flow_y)
     return record, raw.notes, []
-  frames, flow_x, flow_y = [], [], []
+  frames, flow_x, flow_y, back_x, back_y = [], [], [], [], []
   prev_gray = None
   stats = video_decoding.DecodeStats()
   for jpeg, gray in iter_encoded_frames(task, settings, stats):
@@ -256,13 +259,17 @@ def encode_video(task: VideoTask, settings: EncodeSettings,
       x, y = encode_flow(optical_flow.compute_pair_flow(flow, prev_gray, gray), settings)
       flow_x.append(x)
       flow_y.append(y)
+      if settings.backward_flow:
+        x, y = encode_flow(optical_flow.compute_pair_flow(flow, gray, prev_gray), settings)
+        back_x.append(x)
+        back_y.append(y)
     prev_gray = gray
   if len(frames) < 2:
     raise _too_short(len(frames))
   h, w = prev_gray.shape
   warning = stats.truncation_warning()
   record = record_format.VideoRecord(task.video_id, task.label, task.label_name, h, w, frames,
-                                     flow_x, flow_y)
+                                     flow_x, flow_y, back_x, back_y)
   return record, [], [warning] if warning else []
 
 
@@ -271,6 +278,8 @@ def outcome_of(record: record_format.VideoRecord, notes: list[str],
   """The outcome of a written video."""
   return VideoOutcome(record.video_id, True, num_frames=record.num_frames, height=record.height,
                       width=record.width, frame_bytes=sum(map(len, record.frames)),
+                      # Forward flow only, so that the summary's bytes per field stay comparable
+                      # (backward flow is in the shard's bytes on disk).
                       flow_bytes=sum(map(len, record.flow_x)) + sum(map(len, record.flow_y)),
                       notes=notes, warnings=warnings)
 

@@ -81,6 +81,13 @@ class Checkpointer:
                            batch_stats=tree['batch_stats'], opt_state=tree['opt_state'])
     return state, restored['meta']
 
+  def read_meta(self, step: int | None = None) -> dict[str, Any]:
+    """The JSON metadata of a checkpoint (the latest by default), without its arrays."""
+    step = self.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f'no checkpoint under {self.directory}')
+    return self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))['meta']
+
   def wait(self) -> None:
     self._manager.wait_until_finished()
 

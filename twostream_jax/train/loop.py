@@ -22,6 +22,7 @@ from twostream_jax.train import metric_writers
 from twostream_jax.train import restore
 from twostream_jax.train import sharding
 from twostream_jax.train import steps as train_steps
+from twostream_jax.train import task_heads
 from twostream_jax.train.state import TrainState
 
 TENSORBOARD_SUBDIR = 'tensorboard'
@@ -79,7 +80,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   state = restore.restore_or_init(config, workdir, mesh, checkpointer)
   train_fn, eval_fn = train_steps.make_jitted_steps(config, mesh, state)
   start_step, num_steps = int(jax.device_get(state.step)), config.train.num_train_steps
-  meta = {'seed': config.seed, 'config': config.to_json()}
+  meta = {'seed': config.seed, 'config': config.to_json(),
+          'datasets': task_heads.dataset_names(config.data)}
   if start_step >= num_steps:
     metric_writers.log(f'nothing to train: checkpoint at step {start_step} >= {num_steps} steps')
     return state

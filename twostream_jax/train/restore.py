@@ -15,6 +15,7 @@ from twostream_jax.train import checkpointing
 from twostream_jax.train import metric_writers
 from twostream_jax.train import sharding
 from twostream_jax.train import state as state_lib
+from twostream_jax.train import task_heads
 from twostream_jax.train.state import TrainState
 
 
@@ -42,6 +43,11 @@ def restore_or_init(config: ml_collections.ConfigDict, workdir: str, mesh,
   # A checkpoint replaces every value: reading converted weights would be wasted I/O.
   state, _ = init_state(config, mesh, use_init_from=not resuming)
   if resuming:
+    # Heads are positional: refuse data sets listed in another order (train.task_heads), before
+    # a restore that would fail on head shapes or, with equal class counts, swap the heads.
+    task_heads.check_checkpoint_datasets(checkpointer.read_meta().get('datasets'),
+                                         task_heads.dataset_names(config.data),
+                                         checkpointer.directory)
     state, meta = checkpointer.restore(state)
     if meta.get('seed') != config.seed:
       raise ValueError(f'{workdir} holds a run with seed {meta.get("seed")}, this config has seed '

@@ -140,15 +140,23 @@ def eval_batch_logits(state: TrainState, batch: dict[str, jax.Array], head: int 
 def make_jitted_steps(config: ml_collections.ConfigDict, mesh, state: TrainState):
   """jit-compiled (train_step, eval_fn) with replicated state, data-sharded batches.
 
-  `train_step(state, batch, rng) -> (state, metrics)`; `eval_fn(state, batch) -> logits [B * V, n]`
-  of head 0 (`eval_batch_logits`), replicated. Both make the inputs of uint8 batches with the
-  `device_views.ViewSpec` of `config.data`.
+  `train_step(state, batch, rng) -> (state, metrics)`; `eval_fn(state, batch, head=0) -> logits
+  [B * V, n]` of head `head` (`eval_batch_logits`), replicated. Both make the inputs of uint8
+  batches with the `device_views.ViewSpec` of `config.data`. With `optim.train_last_layer_only`
+  the train step is `last_layer.train_step`.
   """
   state_sharding = jax.tree.map(lambda x: x.sharding, state)
   repl = sharding.replicated(mesh)
   lr_fn = optimizer_lib.learning_rate_schedule(config.optim)
   spec = device_views.ViewSpec.from_data_config(config.data)
-  train = jax.jit(functools.partial(train_step, learning_rate_fn=lr_fn, view_spec=spec),
-                  out_shardings=(state_sharding, repl), donate_argnums=(0,))
-  evaluate = jax.jit(functools.partial(eval_batch_logits, view_spec=spec), out_shardings=repl)
+  step_fn = functools.partial(train_step, learning_rate_fn=lr_fn, view_spec=spec)
+  if config.optim.train_last_layer_only:
+    # Backbone in inference mode and no backward pass through it (docstring of train.last_layer).
+    from twostream_jax.train import last_layer  # pylint: disable=g-import-not-at-top
+    step_fn = functools.partial(last_layer.train_step, learning_rate_fn=lr_fn, view_spec=spec,
+                                dropout_rate=config.model.dropout_rate,
+                                dtype=jnp.dtype(config.model.dtype))
+  train = jax.jit(step_fn, out_shardings=(state_sharding, repl), donate_argnums=(0,))
+  evaluate = jax.jit(functools.partial(eval_batch_logits, view_spec=spec), out_shardings=repl,
+                     static_argnames=('head',))
   return train, evaluate

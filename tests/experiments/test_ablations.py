@@ -1,0 +1,50 @@
+"""The ablation job's rows and configs (the job itself: `--config.ablations.quick=True`)."""
+
+import os
+
+import pytest
+
+from twostream_jax import config_loading
+from twostream_jax.experiments import ablations
+from tests.config_fixtures import REPO_ROOT
+
+
+def _config():
+  return config_loading.load_config_file(os.path.join(REPO_ROOT, 'configs', 'ablations.py'))
+
+
+def test_every_row_has_the_papers_number_and_a_config_that_differs_only_where_it_should():
+  config = _config()
+  rows = dict(ablations.row_settings(config))
+  assert set(rows) == set(ablations.PAPER)
+  made = {name: ablations._run_config(config, '/records', settings, name)  # pylint: disable=protected-access
+          for name, settings in rows.items()}
+  assert [made[f'temporal_L{n}'].data.num_flow_fields for n in (1, 5, 10)] == [1, 5, 10]
+  assert made['temporal_L10_no_mean_subtraction'].data.flow_mean_subtraction == 'none'
+  assert made['temporal_L10'].data.flow_mean_subtraction == 'per_field'
+  assert made['temporal_L10_trajectory'].data.stacking == 'trajectory'
+  assert made['temporal_L10_bidirectional'].data.flow_direction == 'bidirectional'
+  assert made['spatial_pretrained_last_layer'].optim.train_last_layer_only
+  assert not made['spatial_pretrained_fine_tuned'].optim.train_last_layer_only
+  for name, c in made.items():
+    assert c.data.modality == ('rgb' if name.startswith('spatial') else 'flow')
+    assert c.mode == 'train_eval' and c.data.data_dirs == '/records'
+    # The demo's budget and test protocol.
+    steps = config.demo.spatial_steps if name.startswith('spatial') else config.demo.temporal_steps
+    assert c.train.num_train_steps == steps
+    assert (c.data.test_num_frames, c.data.test_num_crops) == (5, 10)
+
+
+def test_rows_subset_and_unknown_rows():
+  config = _config()
+  config.ablations.rows = 'temporal_L1,spatial_from_scratch'
+  assert [n for n, _ in ablations.row_settings(config)] == ['temporal_L1', 'spatial_from_scratch']
+  config.ablations.rows = 'temporal_L2'
+  with pytest.raises(ValueError, match='unknown rows'):
+    ablations.row_settings(config)
+
+
+def test_markdown_puts_the_paper_beside_each_row():
+  text = ablations.markdown([{'name': 'temporal_L10', 'setting': 'L=10', 'top1': 0.25,
+                              'paper_top1': 81.0, 'steps': 300}])
+  assert '| temporal_L10 | L=10 | 25.0 | 81.0 | 300 |' in text
