@@ -97,11 +97,12 @@ def test_pipeline_stacks_backward_then_forward_fields(tmp_path):
       config.data, split='test1', num_frames=3, num_crops=1, global_batch_size=6)))
   starts = sampling.test_flow_indices(FRAMES, 3, 4)[:, 0]
   for p in range(6):  # 2 videos x 3 test positions
-    np.testing.assert_array_equal(batch['images'][p, 0, 0], _expected(int(starts[p % 3]), 4))
+    # Flow reaches the device as planes [2L, H, W]: channel values at pixel (0, 0).
+    np.testing.assert_array_equal(batch['images'][p, :, 0, 0], _expected(int(starts[p % 3]), 4))
   train = next(ip.numpy_batches(ip.create_train_dataset(config.data, global_batch_size=4, seed=0)))
   for image in train['images']:
-    start = 200 - int(image[0, 0, 0])  # the first channel is backward x of the first pair
-    np.testing.assert_array_equal(image[0, 0], _expected(start, 4))
+    start = 200 - int(image[0, 0, 0])  # the first plane is backward x of the first pair
+    np.testing.assert_array_equal(image[:, 0, 0], _expected(start, 4))
 
 
 def test_records_without_backward_flow_fail_at_start_naming_the_data_set(tmp_path):

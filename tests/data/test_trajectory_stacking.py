@@ -99,17 +99,19 @@ def test_pipeline_stacks_along_trajectories_in_training_and_evaluation(tmp_path)
       c.data, split='test1', num_frames=2, num_crops=1, global_batch_size=4)))
            for c in (plain, trajectory)]
   # The test positions hold whole stacks: the trajectory stack is the plain one resampled.
-  q = evals[0]['images'][evals[0]['mask'] > 0]  # [n, H, W, 2L]
+  # Flow goes to the device as planes [n, 2L, H, W]; channel-last here, as the device makes it.
+  planes = [np.moveaxis(e['images'], 1, -1) for e in evals]
+  q = planes[0][evals[0]['mask'] > 0]  # [n, H, W, 2L]
   bound = record_fixtures.FLOW_BOUND_PX
   fields = record_schema.dequantise_flow(q, bound).reshape(*q.shape[:3], -1, 2)
   for i in range(len(q)):
     want = _trajectory_np(np.moveaxis(fields[i], 2, 0).astype(np.float64))  # [L, H, W, 2]
-    got = record_schema.dequantise_flow(evals[1]['images'][i], bound).reshape(fields[i].shape)
+    got = record_schema.dequantise_flow(planes[1][i], bound).reshape(fields[i].shape)
     np.testing.assert_allclose(np.moveaxis(got, 2, 0), want,
                                atol=record_schema.flow_quantisation_step(bound) / 2 + 1e-4)
   train = next(ip.numpy_batches(ip.create_train_dataset(trajectory.data, global_batch_size=4,
                                                         seed=0)))
-  assert train['images'].shape == (4, 24, 24, 4) and train['images'].dtype == np.uint8
+  assert train['images'].shape == (4, 4, 24, 24) and train['images'].dtype == np.uint8
   with pytest.raises(ip.InputConfigError, match='data.stacking'):
     trajectory.data.stacking = 'trajectories'
     ip.create_train_dataset(trajectory.data, global_batch_size=4, seed=0)
