@@ -43,6 +43,11 @@ def get_config() -> ml_collections.ConfigDict:
   d.val_num_frames = 1  # Clip-level validation: frames per held-out video.
   d.val_num_crops = 1  # Clip-level validation: crops per frame (1 = centre).
   d.val_max_videos = 0  # Validate on at most this many held-out videos (0: all).
+  # Parallel decoding calls of the tf.data pipeline, train and eval (0: tf.data AUTOTUNE).
+  d.decode_parallelism = 0
+  # A record whose JPEGs are damaged: False stops training with one line naming the file, record,
+  # video and frame; True logs it once and trains on without it (evaluation always stops).
+  d.skip_corrupt_records = False
 
   # ---- Model (twostream_jax.models) ----
   m = c.model = ml_collections.ConfigDict()

@@ -11,6 +11,11 @@ synthetic content chosen so that the label is learnable from either modality:
     that the label survives mean flow subtraction (the slope) and is also readable without it (the
     offset); y is the constant `-(label + 1) / 2`.
 
+With `distinct_flow=True`, the flow differs per field and per video, so that the order in which
+fields are stacked can be checked: field t of the video written v-th has y constant at the
+quantisation level `field_code(v, t)` (exact through JPEG: a constant block), and x the ramp above
+plus a per-field offset; `decode_field_code` inverts it.
+
 Layout: two partitions, 'train1_test2' (train_per_class videos per class) and 'test1_train2'
 (test_per_class per class); splits train1 = test2 = 'train1_test2' and test1 = train2 =
 'test1_train2'. Video ids are '<ClassName>/v_<ClassName>_gXX_c01' with class names 'Class0', ...;
@@ -54,6 +59,34 @@ def fixture_flow(label: int, height: int, width: int) -> tuple[np.ndarray, np.nd
   return x, y
 
 
+MAX_FIELDS = 11  # distinct_flow: at most this many fields (12 frames) per video
+
+
+def field_code(video_number: int, field: int) -> int:
+  """The quantised y level of field `field` of the video written `video_number`-th (distinct_flow)."""
+  if field >= MAX_FIELDS:
+    raise ValueError(f'distinct_flow supports videos of up to {MAX_FIELDS + 1} frames')
+  return 2 + (video_number * MAX_FIELDS + field) % 250
+
+
+def decode_field_code(y_px: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """(video number, field) int arrays from y values in pixels (no resize, no mean subtraction).
+
+  Exact for the first 22 videos (250 levels / MAX_FIELDS); later numbers wrap around.
+  """
+  q = np.round(np.asarray(y_px) / rf.flow_quantisation_step(FLOW_BOUND_PX) + 127.5).astype(int)
+  return divmod(q - 2, MAX_FIELDS)
+
+
+def distinct_flow_fields(label: int, video_number: int, field: int, height: int,
+                  width: int) -> tuple[np.ndarray, np.ndarray]:
+  """Flow field `field` of a video (distinct_flow): x the ramp of `fixture_flow` plus field / 4, y coded."""
+  x, _ = fixture_flow(label, height, width)
+  y_level = field_code(video_number, field)
+  y = np.full((height, width), (y_level - 127.5) * rf.flow_quantisation_step(FLOW_BOUND_PX), np.float32)
+  return (x + field / 4).astype(np.float32), y
+
+
 def fixture_frames(rng: np.random.Generator, label: int, num_frames: int, height: int,
                    width: int) -> np.ndarray:
   """Frames of one video: uint8 `[N, H, W, 3]` (see the module docstring)."""
@@ -78,7 +111,7 @@ def write_tiny_dataset(out_dir: str, *, num_classes: int = 3,
                        test_per_class: int | Sequence[int] = 2,
                        num_frames: int | Sequence[int] = 12, height: int = 32, width: int = 40,
                        shards_per_partition: int = 2, seed: int = 0, name: str = 'tiny',
-                       jpeg_quality: int = 95) -> dm.DatasetMetadata:
+                       jpeg_quality: int = 95, distinct_flow: bool = False) -> dm.DatasetMetadata:
   """Writes a tiny records folder (see the module docstring) and returns its metadata.
 
   Args:
@@ -94,6 +127,8 @@ def write_tiny_dataset(out_dir: str, *, num_classes: int = 3,
     seed: content seed.
     name: dataset name (shard file prefix).
     jpeg_quality: JPEG quality of frames and flow.
+    distinct_flow: flow that differs per field and per video (module docstring); video numbers
+      count all videos in writing order (train partition first).
 
   Returns:
     The metadata written to `out_dir`.
@@ -121,10 +156,16 @@ def write_tiny_dataset(out_dir: str, *, num_classes: int = 3,
           flows[label] = (jpeg_codec.encode_jpeg(rf.quantise_flow(fx, FLOW_BOUND_PX), jpeg_quality),
                           jpeg_codec.encode_jpeg(rf.quantise_flow(fy, FLOW_BOUND_PX), jpeg_quality))
         frames = fixture_frames(rng, label, n, height, width)
+        if distinct_flow:
+          fields = [distinct_flow_fields(label, video_number - 1, t, height, width) for t in range(n - 1)]
+          flow_x = [jpeg_codec.encode_jpeg(rf.quantise_flow(fx, FLOW_BOUND_PX), jpeg_quality) for fx, _ in fields]
+          flow_y = [jpeg_codec.encode_jpeg(rf.quantise_flow(fy, FLOW_BOUND_PX), jpeg_quality) for _, fy in fields]
+        else:
+          flow_x, flow_y = [flows[label][0]] * (n - 1), [flows[label][1]] * (n - 1)
         records.append(rf.VideoRecord(
             video_id=video_id, label=label, label_name=cname, height=height, width=width,
             frames=[jpeg_codec.encode_jpeg(f, jpeg_quality) for f in frames],
-            flow_x=[flows[label][0]] * (n - 1), flow_y=[flows[label][1]] * (n - 1)))
+            flow_x=flow_x, flow_y=flow_y))
         ids.append(video_id)
     partitions[partition] = ids
     for shard, chunk in enumerate(np.array_split(np.arange(len(records)), shards_per_partition)):

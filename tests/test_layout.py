@@ -18,7 +18,8 @@ ALLOWED = {
     'prep': {'flow', 'data.record_schema', 'data.dataset_metadata'},
     'train': {'models', 'data'},
     'evaluation': {'data', 'models', 'train.restore', 'train.steps', 'train.sharding',
-                   'train.checkpointing', 'train.metric_writers', 'train.eval_batches', 'train.state'},
+                   'train.checkpointing', 'train.metric_writers', 'train.eval_batches', 'train.state',
+                   'train.device_views'},
 }
 # Modules that accelerator hosts without TensorFlow import (the JAX core).
 JAX_CORE = [
@@ -27,7 +28,7 @@ JAX_CORE = [
     'twostream_jax.models.vgg', 'twostream_jax.models.pretrained',
     'twostream_jax.models.torchvision_conversion', 'twostream_jax.flow.tvl1_jax',
     'twostream_jax.flow.tvl1_ops', 'twostream_jax.train.state', 'twostream_jax.train.steps',
-    'twostream_jax.train.optimizer', 'twostream_jax.train.sharding', 'twostream_jax.evaluation.fusion',
+    'twostream_jax.train.optimizer', 'twostream_jax.train.sharding', 'twostream_jax.train.device_views', 'twostream_jax.evaluation.fusion',
     'twostream_jax.evaluation.score_files', 'twostream_jax.evaluation.classification_metrics',
 ]
 

@@ -4,6 +4,9 @@ import importlib.util
 import os
 import shutil
 
+import functools
+
+import jax
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -13,6 +16,7 @@ from twostream_jax.data import dataset_metadata as dm
 from twostream_jax.data import input_pipeline as ip
 from twostream_jax.data import record_index as ri
 from twostream_jax.data import record_schema as rf
+from twostream_jax.train import device_views as dv
 
 S = 24  # crop size on 32 x 40 frames
 FRAME_COUNTS = [12, 5, 9]  # 5 frames = 4 flow fields: shorter than the L = 5 stacks used below
@@ -46,7 +50,19 @@ def tiny(tmp_path_factory):
 
 
 def _take(ds, n):
-  return [b for _, b in zip(range(n), ds.as_numpy_iterator())]
+  return [b for _, b in zip(range(n), ip.numpy_batches(ds))]
+
+
+@functools.lru_cache(maxsize=None)
+def _view_fn(spec):
+  return jax.jit(functools.partial(dv.make_views, spec))
+
+
+def _views(config, batch):
+  """The network inputs the jitted steps make of a batch: float32 [n * V, S, S, C]."""
+  keys = (dv.IMAGES, dv.BOXES, dv.FLIPS, dv.FLOW_STEP, dv.JITTER)
+  return np.asarray(_view_fn(dv.ViewSpec.from_data_config(config))(
+      {k: v for k, v in batch.items() if k in keys}))
 
 
 def _assert_same_batches(a, b):
@@ -67,24 +83,25 @@ def test_flow_training_batches_follow_the_flow_rules(tiny):
   batches = _take(ip.create_train_dataset(config, global_batch_size=6, seed=0), 4)
   signs = []
   for b in batches:
-    assert b['inputs'].shape == (6, S, S, 10) and b['inputs'].dtype == np.float32
+    assert b['images'].shape == (6, S, S, 10) and b['images'].dtype == np.uint8
     assert b['label'].dtype == np.int32 and b['dataset_index'].dtype == np.int32
     np.testing.assert_array_equal(b['dataset_index'], 0)
-    x, y = b['inputs'][..., 0::2], b['inputs'][..., 1::2]
+    inputs = _views(config, b)
+    x, y = inputs[..., 0::2], inputs[..., 1::2]
     # Every field of a fixture video is the same: one crop and one flip for all channels keeps the
     # L x channels (and the L y channels) identical, also for short videos whose fields repeat.
     np.testing.assert_array_equal(x, np.repeat(x[..., :1], 5, axis=-1))
     np.testing.assert_array_equal(y, np.repeat(y[..., :1], 5, axis=-1))
-    np.testing.assert_array_equal(_label_from_flow_y(b['inputs']), b['label'])
+    np.testing.assert_array_equal(_label_from_flow_y(inputs), b['label'])
     # x = (label + 1) * (1 + ramp), |ramp| < 0.5 over the frame: a flip makes it negative.
     mean_x = x.mean(axis=(1, 2, 3))
     ratio = np.abs(mean_x) / (b['label'] + 1)
     assert np.all((ratio > 0.7) & (ratio < 1.3)), ratio
     signs.extend(np.sign(mean_x))
   assert set(signs) == {-1.0, 1.0}  # both flipped and unflipped examples
-  per_field = _take(ip.create_train_dataset(_config(tiny, 'flow', multiscale_crop=True),
-                                            global_batch_size=6, seed=0), 1)[0]
-  np.testing.assert_allclose(per_field['inputs'].mean(axis=(1, 2)), 0.0, atol=1e-4)
+  multiscale = _config(tiny, 'flow', multiscale_crop=True)
+  per_field = _take(ip.create_train_dataset(multiscale, global_batch_size=6, seed=0), 1)[0]
+  np.testing.assert_allclose(_views(multiscale, per_field).mean(axis=(1, 2)), 0.0, atol=1e-4)
 
 
 def test_same_seed_same_batches_and_exact_resume(tiny):
@@ -100,7 +117,7 @@ def test_same_seed_same_batches_and_exact_resume(tiny):
     _assert_same_batches(full, _take(make(seed=3), 8))
     _assert_same_batches(full[5:], _take(make(seed=3, start_step=5), 3))
     other = _take(make(seed=4), 1)[0]
-    assert not np.array_equal(other['inputs'], full[0]['inputs'])
+    assert not np.array_equal(other['images'], full[0]['images'])
 
 
 def test_an_epoch_shows_every_video_once(tiny):
@@ -115,7 +132,7 @@ def test_processes_read_their_own_shards(tiny):
     ds = ip.create_train_dataset(_config(tiny), global_batch_size=4, seed=0, process_index=p,
                                  process_count=2)
     batches = _take(ds, 3)  # one epoch of this process: 3 steps of 2
-    assert batches[0]['inputs'].shape[0] == 2
+    assert batches[0]['images'].shape[0] == 2
     labels = np.concatenate([b['label'] for b in batches])
     np.testing.assert_array_equal(np.bincount(labels, minlength=3), expected)
 
@@ -143,7 +160,7 @@ def test_mixing_tags_each_example_with_its_data_set(tiny, tmp_path):
   for b in batches:
     np.testing.assert_array_equal(b['dataset_index'], [0, 0, 0, 1, 1])
     np.testing.assert_array_equal(b['label'] >= 3, b['dataset_index'] == 1)
-    np.testing.assert_array_equal(_label_from_flow_y(b['inputs']), b['label'])
+    np.testing.assert_array_equal(_label_from_flow_y(_views(config, b)), b['label'])
   # Default weights: the training split sizes, 12 and 4 videos -> 6 + 2 of a batch of 8.
   config.mix_weights = ''
   b = _take(ip.create_train_dataset(config, global_batch_size=8, seed=0), 1)[0]
@@ -154,7 +171,7 @@ def _eval(config, **kw):
   args = dict(split='test1', num_frames=3, num_crops=2, global_batch_size=8)
   args.update(kw)
   ds = ip.create_eval_dataset(config, **args)
-  batches = list(ds.as_numpy_iterator())
+  batches = list(ip.numpy_batches(ds))
   count_args = {k: v for k, v in args.items() if k != 'process_index'}
   assert len(batches) == len(ds) == ip.num_eval_batches(config, **count_args)
   return batches
@@ -172,13 +189,16 @@ def test_eval_sees_every_video_exactly_once_over_processes(tiny, modality):
     seen = np.concatenate([b['video_index'] for bs in per_process for b in bs])
     mask = np.concatenate([b['mask'] for bs in per_process for b in bs])
     label = np.concatenate([b['label'] for bs in per_process for b in bs])
-    inputs = np.concatenate([b['inputs'] for bs in per_process for b in bs])
+    images = np.concatenate([b['images'] for bs in per_process for b in bs])
     expected = max_videos or len(video_ids)
     np.testing.assert_array_equal(mask, seen >= 0)
-    np.testing.assert_array_equal(np.bincount(seen[seen >= 0], minlength=expected), [6] * expected)
+    # 3 test positions per video, each with its 2 crops' boxes and flips.
+    np.testing.assert_array_equal(np.bincount(seen[seen >= 0], minlength=expected), [3] * expected)
     np.testing.assert_array_equal(label[seen >= 0], np.array(labels)[seen[seen >= 0]])
-    assert not inputs[seen < 0].any()  # padding is zeros
-    assert inputs.shape[-1] == (3 if modality == 'rgb' else 10)
+    assert not images[seen < 0].any()  # padding is zeros
+    assert images.shape[1:] == (32, 40, 3 if modality == 'rgb' else 10)  # whole frames, as stored
+    flips = np.concatenate([b['flips'] for bs in per_process for b in bs])
+    np.testing.assert_array_equal(flips[seen >= 0], [[False, True]] * int(np.sum(seen >= 0)))
 
 
 def test_the_25x10_protocol_visits_the_documented_frames_and_crops(tiny, monkeypatch):
@@ -187,9 +207,9 @@ def test_the_25x10_protocol_visits_the_documented_frames_and_crops(tiny, monkeyp
   monkeypatch.setattr(ri.RecordReader, 'read',
                       lambda self, r, i: requested.append((int(r), tuple(i))) or original(self, r, i))
   config = _config(tiny, 'rgb')
-  batches = _eval(config, num_frames=25, num_crops=10, global_batch_size=250)
-  inputs = np.concatenate([b['inputs'] for b in batches])
-  video_index = np.concatenate([b['video_index'] for b in batches])
+  batches = _eval(config, num_frames=25, num_crops=10, global_batch_size=25)
+  inputs = np.concatenate([_views(config, b) for b in batches])
+  video_index = np.concatenate([dv.per_view(b['video_index'], 10) for b in batches])
   metadata = dm.load_metadata(tiny)
   records = {r.video_id: r for r in (rf.parse_video_record_numpy(x.numpy()) for x in
                                      tf.data.TFRecordDataset(metadata.shard_files(tiny, 'test1')))}
@@ -214,7 +234,7 @@ def test_the_25x10_protocol_visits_the_documented_frames_and_crops(tiny, monkeyp
   assert len(requested) == len(records)
 
   requested.clear()
-  _eval(_config(tiny, 'flow'), num_frames=25, num_crops=10, global_batch_size=250)
+  _eval(_config(tiny, 'flow'), num_frames=25, num_crops=10, global_batch_size=25)
   for r, indices in requested:  # L = 5 fields from start floor(k * (M - 5) / 24 + 1/2), M = N - 1
     m = int(index.num_frames[r]) - 1
     starts = np.floor(np.arange(25) * max(m - 5, 0) / 24 + 0.5).astype(int)
@@ -242,17 +262,43 @@ def test_clear_errors(tiny, tmp_path):
                            global_batch_size=2)
 
 
-def test_a_damaged_record_names_its_file_while_iterating(tiny, tmp_path):
+def _damage(tiny, tmp_path, records):
+  """A copy of `tiny` whose given train1 records have the SOI marker of every frame broken."""
   damaged = str(tmp_path / 'damaged')
   shutil.copytree(tiny, damaged)
   files = dm.load_metadata(damaged).shard_files(damaged, 'train1')
   index = ri.index_records(files)
-  for r in range(len(index)):  # flip a byte inside the first frame of every record
+  reader = ri.RecordReader(index, [rf.FRAMES])
+  for r in records:
+    reader.read(r, np.arange(1))
+    starts, _ = reader._values[r][0]  # pylint: disable=protected-access
     with open(files[index.file_ids[r]], 'r+b') as f:
-      f.seek(int(index.value_ranges[r, 0, 0]) + 50)
-      byte = f.read(1)
-      f.seek(-1, 1)
-      f.write(bytes([byte[0] ^ 0xFF]))
+      for start in starts:
+        f.seek(int(start) + 1)  # 0xD8 of the SOI marker
+        f.write(bytes([0xD8 ^ 0xFF]))
+  return damaged, index
+
+
+def test_a_damaged_record_stops_training_naming_file_record_video_and_frame(tiny, tmp_path):
+  damaged, index = _damage(tiny, tmp_path, range(12))
   ds = ip.create_train_dataset(_config(damaged), global_batch_size=2, seed=0)
-  with pytest.raises(tf.errors.OpError, match='damaged.*tfrecord'):
+  with pytest.raises(ri.CorruptRecordError) as e:
     _take(ds, 1)
+  message = str(e.value)
+  assert '\n' not in message and 'Traceback' not in message
+  assert 'damaged' in message and '.tfrecord' in message  # the file
+  assert 'record ' in message and 'frame ' in message and 'Class' in message  # record, video, frame
+  assert 'skip_corrupt_records' in message
+
+
+def test_skip_corrupt_records_logs_once_and_trains_on(tiny, tmp_path, caplog):
+  damaged, index = _damage(tiny, tmp_path, [5])  # one video of class 1
+  config = _config(damaged, skip_corrupt_records=True)
+  with caplog.at_level('WARNING'):
+    batches = _take(ip.create_train_dataset(config, global_batch_size=4, seed=0), 9)  # 3 epochs
+  assert all(b['images'].shape[0] == 4 for b in batches)
+  labels = np.concatenate([b['label'] for b in batches])
+  # 36 examples of the 11 good videos: 3 epochs of 12 draws minus the 3 of the damaged one, + 3 more.
+  assert np.bincount(labels, minlength=3)[1] < np.bincount(labels, minlength=3)[0]
+  skipped = [r for r in caplog.records if 'skipping' in r.getMessage()]
+  assert len(skipped) == 1 and index.video_ids[5] in skipped[0].getMessage()

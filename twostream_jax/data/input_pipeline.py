@@ -54,11 +54,12 @@ names the file), and bad configuration values (`InputConfigError`).
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import tensorflow as tf
 
+from twostream_jax.data import batch_keys as bk
 from twostream_jax.data import dataset_metadata as dm
 from twostream_jax.data import random_draws
 from twostream_jax.data import record_index as ri
@@ -87,6 +88,8 @@ class _Settings:
   normalization: str
   frames_per_video: int
   class_balanced: bool
+  parallelism: int
+  skip_corrupt: bool
 
 
 def _settings(data_config) -> _Settings:
@@ -95,7 +98,9 @@ def _settings(data_config) -> _Settings:
                 mean_subtraction=c.flow_mean_subtraction, crop_size=int(c.crop_size),
                 multiscale_crop=bool(c.multiscale_crop), random_flip=bool(c.random_flip),
                 color_jitter=float(c.color_jitter), normalization=c.normalization,
-                frames_per_video=int(c.frames_per_video), class_balanced=bool(c.class_balanced))
+                frames_per_video=int(c.frames_per_video), class_balanced=bool(c.class_balanced),
+                parallelism=int(c.decode_parallelism) or _AUTOTUNE,
+                skip_corrupt=bool(c.skip_corrupt_records))
   checks = [
       (s.modality in MODALITIES, f'data.modality must be one of {MODALITIES}, got {s.modality!r}'),
       (s.num_fields >= 1, f'data.num_flow_fields must be >= 1, got {s.num_fields}'),
@@ -106,6 +111,8 @@ def _settings(data_config) -> _Settings:
       (s.normalization in video_ops.NORMALIZATIONS,
        f'data.normalization must be one of {video_ops.NORMALIZATIONS}, got {s.normalization!r}'),
       (s.frames_per_video >= 1, f'data.frames_per_video must be >= 1, got {s.frames_per_video}'),
+      (int(c.decode_parallelism) >= 0,
+       f'data.decode_parallelism must be >= 0 (0: AUTOTUNE), got {c.decode_parallelism}'),
   ]
   for ok, message in checks:
     if not ok:
@@ -179,13 +186,15 @@ def _read_op(reader: ri.RecordReader, record, indices, num_outputs: int):
   return [tf.ensure_shape(o, indices.shape) for o in out]
 
 
-def _view(s: _Settings, image, box, flip, bound_px: float, jitter_uniforms=None,
-          jitter: float = 0.0):
-  if s.modality == 'rgb':
-    out = video_ops.rgb_view(image, box, flip, s.crop_size, s.normalization, jitter_uniforms, jitter)
-    return tf.ensure_shape(out, [s.crop_size, s.crop_size, 3])
-  out = video_ops.flow_view(image, box, flip, s.crop_size, bound_px, s.mean_subtraction)
-  return tf.ensure_shape(out, [s.crop_size, s.crop_size, 2 * s.num_fields])
+def _flow_step(bound_px: float) -> tf.Tensor:
+  return tf.constant(rf.flow_quantisation_step(bound_px), tf.float32)
+
+
+def _pad_to(image, height: int, width: int):
+  """Zero-pads uint8 `[h, w, c]` at the bottom and right to the canvas `[height, width, c]`."""
+  shape = tf.shape(image)
+  out = tf.pad(image, [[0, height - shape[0]], [0, width - shape[1]], [0, 0]])
+  return tf.ensure_shape(out, [height, width, image.shape[-1]])
 
 
 # Uniform numbers drawn per training example (one stateless call), by use.
@@ -196,15 +205,20 @@ _READ_GROUP = 8
 
 
 def _train_examples(s: _Settings, index: ri.RecordIndex, bound_px: float, dataset_index: int,
-                    positions: tf.data.Dataset, pick) -> tf.data.Dataset:
-  """Stream positions -> training examples (module docstring): sample, read, decode, augment.
+                    positions: tf.data.Dataset, pick, canvas: int, exact: bool) -> tf.data.Dataset:
+  """Stream positions -> training examples (module docstring): sample, read, decode, crop.
 
-  `pick(position)` gives the example's {'record': int64, 'u': float32 [_NUM_UNIFORMS]}.
+  `pick(position)` gives the example's {'record': int64, 'u': float32 [_NUM_UNIFORMS]}. The crop is
+  cut here in uint8 and padded to `canvas` x `canvas` (unless `exact`: every box is S x S = the
+  canvas); the device resizes, flips and normalises it (`train.device_views`).
   """
-  reader = ri.RecordReader(index, [rf.FRAMES] if s.modality == 'rgb' else [rf.FLOW_X, rf.FLOW_Y])
+  reader = ri.RecordReader(index, [rf.FRAMES] if s.modality == 'rgb' else [rf.FLOW_X, rf.FLOW_Y],
+                           skip_corrupt=s.skip_corrupt)
   num_frames = tf.constant(index.num_frames, tf.int32)
   labels = tf.constant(index.labels, tf.int32)
   num_values = 1 if s.modality == 'rgb' else s.num_fields
+  num_lists = 1 if s.modality == 'rgb' else 2
+  channels = 3 if s.modality == 'rgb' else 2 * s.num_fields
 
   def sample(position):
     sample = pick(position)
@@ -217,8 +231,9 @@ def _train_examples(s: _Settings, index: ri.RecordIndex, bound_px: float, datase
 
   def read(group):
     out = tf.numpy_function(reader.read_batch, [group['record'], group['values']],
-                            [tf.string] * (1 if s.modality == 'rgb' else 2), stateful=False)
-    group['jpegs'] = tuple(tf.ensure_shape(o, [None, num_values]) for o in out)
+                            [tf.string] * num_lists + [tf.bool], stateful=False)
+    group['jpegs'] = tuple(tf.ensure_shape(o, [None, num_values]) for o in out[:-1])
+    group['ok'] = tf.ensure_shape(out[-1], [None])
     return group
 
   def example(sample):
@@ -235,23 +250,35 @@ def _train_examples(s: _Settings, index: ri.RecordIndex, bound_px: float, datase
       box = video_ops.random_crop_box(u[_U_BOX], height, width, s.crop_size)
     if s.modality == 'flow':
       # Crop, then go channel-last: transposing uint8 is slow, so transpose only the crop.
-      image = video_ops.fields_to_stack(
+      crop = video_ops.fields_to_stack(
           tf.slice(image, tf.stack([0, box[0], box[1]]), tf.stack([-1, box[2], box[3]])))
-      box = tf.stack([0, 0, box[2], box[3]])
+    else:
+      crop = video_ops.crop(image, box)
+    if exact:
+      crop = tf.ensure_shape(crop, [canvas, canvas, channels])
+    else:
+      crop = _pad_to(crop, canvas, canvas)
     flip = u[_U_FLIP] < 0.5 if s.random_flip else tf.constant(False)
-    inputs = _view(s, image, box, flip, bound_px, u[_U_JITTER], s.color_jitter)
-    return {'inputs': inputs, 'label': tf.gather(labels, record),
-            'dataset_index': tf.constant(dataset_index, tf.int32)}
+    out = {bk.IMAGES: crop, bk.BOXES: tf.reshape(tf.stack([0, 0, box[2], box[3]]), [1, 4]),
+           bk.FLIPS: tf.reshape(flip, [1]), 'label': tf.gather(labels, record),
+           'dataset_index': tf.constant(dataset_index, tf.int32)}
+    if s.modality == 'flow':
+      out[bk.FLOW_STEP] = _flow_step(bound_px)
+    elif s.color_jitter > 0:
+      out[bk.JITTER] = 1.0 - s.color_jitter + 2.0 * s.color_jitter * u[_U_JITTER]
+    return out
 
   samples = positions.map(sample, num_parallel_calls=_AUTOTUNE, deterministic=True)
-  samples = samples.batch(_READ_GROUP).map(read, num_parallel_calls=_AUTOTUNE, deterministic=True)
-  return samples.unbatch().map(example, num_parallel_calls=_AUTOTUNE, deterministic=True)
+  samples = samples.batch(_READ_GROUP).map(read, num_parallel_calls=s.parallelism, deterministic=True)
+  samples = samples.unbatch()
+  if s.skip_corrupt:
+    samples = samples.filter(lambda sample: sample['ok'])
+  return samples.map(example, num_parallel_calls=s.parallelism, deterministic=True)
 
 
-def _train_stream(s: _Settings, data_dir: str, metadata: dm.DatasetMetadata, split: str, *,
-                  dataset_index: int, examples_per_batch: int, seed: int, start_step: int,
-                  process_index: int, process_count: int) -> tf.data.Dataset:
-  """The unbatched example stream of one data set on one process, from step `start_step` on."""
+def _train_index(data_dir: str, metadata: dm.DatasetMetadata, split: str, process_index: int,
+                 process_count: int) -> tuple[ri.RecordIndex, np.ndarray]:
+  """The index of the shards one process reads, and the records it trains on."""
   files, first, stride = sampling.process_train_share(metadata.shard_files(data_dir, split),
                                                       process_index, process_count)
   index = ri.index_records(files)
@@ -260,6 +287,13 @@ def _train_stream(s: _Settings, data_dir: str, metadata: dm.DatasetMetadata, spl
   if mine.size == 0:
     raise dm.DatasetError(f'{data_dir}: split {split!r} has no videos for process {process_index} '
                           f'of {process_count}')
+  return index, mine
+
+
+def _train_stream(s: _Settings, index: ri.RecordIndex, mine: np.ndarray, metadata: dm.DatasetMetadata,
+                  *, dataset_index: int, examples_per_batch: int, seed: int, start_step: int,
+                  process_index: int, canvas: int, exact: bool) -> tf.data.Dataset:
+  """The unbatched example stream of one data set on one process, from step `start_step` on."""
   epoch_key, uniform_key = (sampling.stream_key(seed, purpose, dataset_index, process_index)
                             for purpose in range(2))
   mine_t, mine_labels = tf.constant(mine), index.labels[mine]
@@ -273,7 +307,30 @@ def _train_stream(s: _Settings, data_dir: str, metadata: dm.DatasetMetadata, spl
     return {'record': tf.gather(mine_t, j), 'u': u}
 
   positions = tf.data.Dataset.counter(start_step * examples_per_batch, dtype=tf.int64)
-  return _train_examples(s, index, metadata.flow_bound_px, dataset_index, positions, at_position)
+  return _train_examples(s, index, metadata.flow_bound_px, dataset_index, positions, at_position,
+                         canvas, exact)
+
+
+def numpy_batches(dataset: tf.data.Dataset) -> Iterator[dict[str, np.ndarray]]:
+  """`dataset.as_numpy_iterator()`, with a damaged record raised as one clear `CorruptRecordError`.
+
+  tf.data reports an exception of the reader (run through `tf.numpy_function`) as a TF error
+  whose message holds a Python traceback; this gives the reader's one-line message instead.
+  """
+  iterator = dataset.as_numpy_iterator()
+  while True:
+    try:
+      batch = next(iterator)
+    except StopIteration:
+      return
+    except tf.errors.OpError as e:
+      message = str(e.message)
+      start = message.find(ri.CorruptRecordError.MARKER)
+      if start < 0:
+        raise
+      line = message[start + len(ri.CorruptRecordError.MARKER):].split('\n')[0].strip()
+      raise ri.CorruptRecordError(line) from e
+    yield batch
 
 
 def _options() -> tf.data.Options:
@@ -294,8 +351,9 @@ def create_train_dataset(data_config, *, global_batch_size: int, seed: int, star
     process_index, process_count: this process and the number of processes.
 
   Returns:
-    Batches of {'inputs' float32 [b, S, S, C], 'label' int32 [b], 'dataset_index' int32 [b]},
-    b = global_batch_size / process_count.
+    Batches of b = global_batch_size / process_count examples (module docstring): 'images' uint8
+    [b, P, P, C], 'boxes' int32 [b, 1, 4], 'flips' bool [b, 1], 'flow_step' float32 [b] (flow) or
+    'jitter' float32 [b, 3] (rgb with color_jitter), 'label' int32 [b], 'dataset_index' int32 [b].
   """
   s = _settings(data_config)
   batch = _local_batch_size(global_batch_size, process_index, process_count)
@@ -307,10 +365,13 @@ def create_train_dataset(data_config, *, global_batch_size: int, seed: int, star
     raise InputConfigError(f'a per-process batch of {batch} gives data sets {parts} examples per '
                            'batch: raise the batch size or change data.mix_weights so that each '
                            'data set gets at least one')
-  streams = [_train_stream(s, d, m, data_config.train_split, dataset_index=i,
-                           examples_per_batch=parts[i], seed=seed, start_step=start_step,
-                           process_index=process_index, process_count=process_count)
-             for i, (d, m) in enumerate(zip(dirs, metadatas))]
+  indices = [_train_index(d, m, data_config.train_split, process_index, process_count)
+             for d, m in zip(dirs, metadatas)]
+  canvas, exact = _train_canvas(s, [index for index, _ in indices])
+  streams = [_train_stream(s, index, mine, m, dataset_index=i, examples_per_batch=parts[i],
+                           seed=seed, start_step=start_step, process_index=process_index,
+                           canvas=canvas, exact=exact)
+             for i, ((index, mine), m) in enumerate(zip(indices, metadatas))]
   if len(streams) == 1:
     ds = streams[0]
   else:
@@ -319,6 +380,19 @@ def create_train_dataset(data_config, *, global_batch_size: int, seed: int, star
         streams, tf.data.Dataset.from_tensor_slices(pattern).repeat())
   ds = ds.batch(batch, drop_remainder=True).prefetch(2)
   return ds.with_options(_options())
+
+
+def _train_canvas(s: _Settings, indices: Sequence[ri.RecordIndex]) -> tuple[int, bool]:
+  """(P, exact): the side of the uint8 crops of training batches, and whether every box is P x P.
+
+  P = S for the paper's crop (its side is min(S, H, W) <= S), or the largest box a multi-scale crop
+  cuts (the largest short side).
+  """
+  smallest = min(int(np.min(np.minimum(ix.heights, ix.widths))) for ix in indices)
+  if not s.multiscale_crop:
+    return s.crop_size, smallest >= s.crop_size
+  largest = max(int(np.max(np.minimum(ix.heights, ix.widths))) for ix in indices)
+  return max(s.crop_size, largest), False
 
 
 def _num_views_batches(num_videos: int, num_views_per_video: int, batch: int,
@@ -337,11 +411,16 @@ def _eval_videos(metadata: dm.DatasetMetadata, split: str, max_videos: int) -> i
 def num_eval_batches(data_config, *, split: str, num_frames: int, num_crops: int,
                      global_batch_size: int, process_count: int = 1, max_videos: int = 0,
                      dataset_index: int = 0) -> int:
-  """Batches `create_eval_dataset` yields on every process (from the metadata, no reading)."""
+  """Batches `create_eval_dataset` yields on every process (from the metadata, no reading).
+
+  `global_batch_size` counts test positions (frames or flow stacks), as in `create_eval_dataset`;
+  `num_crops` does not change the count (the crops are made on the device).
+  """
+  del num_crops
   metadata = load_dataset_metadata(data_config)[dataset_index]
   batch = _local_batch_size(global_batch_size, 0, process_count)
-  return _num_views_batches(_eval_videos(metadata, split, max_videos), num_frames * num_crops,
-                            batch, process_count)
+  return _num_views_batches(_eval_videos(metadata, split, max_videos), num_frames, batch,
+                            process_count)
 
 
 def _records_by_video(index: ri.RecordIndex, video_ids: Sequence[str], data_dir: str,
@@ -364,7 +443,11 @@ def _records_by_video(index: ri.RecordIndex, video_ids: Sequence[str], data_dir:
 def create_eval_dataset(data_config, *, split: str, num_frames: int, num_crops: int,
                         global_batch_size: int, process_index: int = 0, process_count: int = 1,
                         max_videos: int = 0, dataset_index: int = 0) -> tf.data.Dataset:
-  """The test protocol's views of this process's videos, padded (module docstring).
+  """The test protocol's positions of this process's videos, padded (module docstring).
+
+  One element per test position: the decoded frame or flow stack (uint8, as stored, on a canvas of
+  the split's largest frame) with the boxes and flips of its `num_crops` crops, which the device
+  cuts (`train.device_views`): every JPEG of a video is decoded once.
 
   Args:
     data_config: `config.data`.
@@ -372,14 +455,19 @@ def create_eval_dataset(data_config, *, split: str, num_frames: int, num_crops: 
     num_frames: K, frames or flow stacks per video (the paper: 25).
     num_crops: C, crops per frame: 1 (centre), 2 (centre and its flip), 5 (centre + corners) or
       10 (centre + corners and their flips; the paper).
-    global_batch_size: views per batch over all processes.
+    global_batch_size: test positions per batch over all processes (a batch makes
+      global_batch_size x C views; `train.eval_batches.positions_per_batch` derives it from a
+      view budget).
     process_index, process_count: this process and the number of processes.
     max_videos: evaluate the first this many videos of the split (0: all).
     dataset_index: which of data.data_dirs to evaluate (default the first).
 
   Returns:
-    `num_eval_batches(...)` batches of {'inputs' float32 [b, S, S, C], 'label' int32 [b],
-    'video_index' int32 [b] (-1: padding), 'mask' float32 [b], 'dataset_index' int32 [b]}.
+    `num_eval_batches(...)` batches of b = global_batch_size / process_count positions:
+    'images' uint8 [b, Hc, Wc, c], 'boxes' int32 [b, C, 4], 'flips' bool [b, C], 'flow_step'
+    float32 [b] (flow), 'label' int32 [b], 'video_index' int32 [b] (-1: padding), 'mask' float32
+    [b], 'dataset_index' int32 [b]. Position k of a video is its k-th test frame or stack; its
+    views (k, c) follow in crop order on the device.
   """
   s = _settings(data_config)
   if num_crops not in video_ops.TEST_NUM_CROPS or num_frames < 1:
@@ -407,10 +495,12 @@ def create_eval_dataset(data_config, *, split: str, num_frames: int, num_crops: 
       indices[i] = sampling.test_flow_indices(int(k), num_frames, s.num_fields)
   reader = ri.RecordReader(index, [rf.FRAMES] if s.modality == 'rgb' else [rf.FLOW_X, rf.FLOW_Y])
   labels = tf.constant(index.labels, tf.int32)
-  views_per_video = num_frames * num_crops
+  channels = input_channels(data_config)
+  # The canvas: every process the same (the split's largest frame), so that batches agree.
+  canvas_h, canvas_w = int(np.max(index.heights[records], initial=1)), int(np.max(index.widths[records], initial=1))
 
   def load_video(record, video_index, view_indices):
-    """Decodes the video's K frames or flow stacks once: uint8 [K, H, W, c]."""
+    """Decodes the video's K frames or flow stacks once: its K positions."""
     unique, position = tf.unique(tf.reshape(view_indices, [-1]))
     if s.modality == 'rgb':
       (jpegs,) = _read_op(reader, record, unique, 1)
@@ -419,31 +509,32 @@ def create_eval_dataset(data_config, *, split: str, num_frames: int, num_crops: 
       fields = video_ops.decode_flow_fields_quantised(*_read_op(reader, record, unique, 2))
       rows = tf.reshape(tf.stack([2 * position, 2 * position + 1], axis=1), [num_frames, -1])
       images = video_ops.fields_to_stack(tf.gather(fields, rows))  # [K, H, W, 2L]
-    boxes, flips = video_ops.test_crop_boxes(tf.shape(images)[1], tf.shape(images)[2],
-                                             s.crop_size, num_crops)
-    return {'images': images, 'boxes': boxes, 'flips': flips, 'label': tf.gather(labels, record),
-            'video_index': tf.cast(video_index, tf.int32)}
-
-  def make_view(video, view):
-    k, c = view // num_crops, view % num_crops
-    inputs = _view(s, video['images'][k], video['boxes'][c], video['flips'][c], metadata.flow_bound_px)
-    return {'inputs': inputs, 'label': video['label'], 'video_index': video['video_index'],
-            'mask': tf.constant(1.0), 'dataset_index': tf.constant(dataset_index, tf.int32)}
+    shape = tf.shape(images)
+    boxes, flips = video_ops.test_crop_boxes(shape[1], shape[2], s.crop_size, num_crops)
+    images = tf.pad(images, [[0, 0], [0, canvas_h - shape[1]], [0, canvas_w - shape[2]], [0, 0]])
+    images = tf.ensure_shape(images, [num_frames, canvas_h, canvas_w, channels])
+    each = lambda x: tf.repeat(tf.expand_dims(x, 0), num_frames, axis=0)
+    out = {bk.IMAGES: images, bk.BOXES: each(boxes), bk.FLIPS: each(flips),
+           'label': each(tf.gather(labels, record)),
+           'video_index': each(tf.cast(video_index, tf.int32)), 'mask': each(tf.constant(1.0)),
+           'dataset_index': each(tf.constant(dataset_index, tf.int32))}
+    if s.modality == 'flow':
+      out[bk.FLOW_STEP] = each(_flow_step(metadata.flow_bound_px))
+    return out
 
   videos = tf.data.Dataset.from_tensor_slices((records[mine], mine, indices))
-  videos = videos.map(load_video, num_parallel_calls=2, deterministic=True)
-  views = videos.flat_map(lambda v: tf.data.Dataset.zip(
-      tf.data.Dataset.from_tensors(v).repeat(views_per_video),
-      tf.data.Dataset.range(views_per_video, output_type=tf.int32)))
-  views = views.map(make_view, num_parallel_calls=_AUTOTUNE, deterministic=True)
-  num_batches = _num_views_batches(num_videos, views_per_video, batch, process_count)
-  channels = input_channels(data_config)
-  padding = {'inputs': tf.zeros([s.crop_size, s.crop_size, channels]), 'label': tf.constant(0),
+  videos = videos.map(load_video, num_parallel_calls=s.parallelism, deterministic=True)
+  positions = videos.unbatch()
+  num_batches = _num_views_batches(num_videos, num_frames, batch, process_count)
+  padding = {bk.IMAGES: tf.zeros([canvas_h, canvas_w, channels], tf.uint8),
+             bk.BOXES: tf.tile(tf.constant([[0, 0, 1, 1]], tf.int32), [num_crops, 1]),
+             bk.FLIPS: tf.zeros([num_crops], tf.bool), 'label': tf.constant(0),
              'video_index': tf.constant(-1), 'mask': tf.constant(0.0),
              'dataset_index': tf.constant(dataset_index, tf.int32)}
-  views = views.concatenate(tf.data.Dataset.from_tensors(padding).repeat(
-      num_batches * batch - len(mine) * views_per_video))
-  ds = views.batch(batch, drop_remainder=True)
-  # One batch ahead: a 25 x 10 flow batch is about 1 GB of float32.
-  ds = ds.apply(tf.data.experimental.assert_cardinality(num_batches)).prefetch(1)
+  if s.modality == 'flow':
+    padding[bk.FLOW_STEP] = _flow_step(metadata.flow_bound_px)
+  positions = positions.concatenate(tf.data.Dataset.from_tensors(padding).repeat(
+      num_batches * batch - len(mine) * num_frames))
+  ds = positions.batch(batch, drop_remainder=True)
+  ds = ds.apply(tf.data.experimental.assert_cardinality(num_batches)).prefetch(2)
   return ds.with_options(_options())

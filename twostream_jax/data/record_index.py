@@ -11,10 +11,19 @@ draw videos by class without reading them all. Instead:
     the byte offset, label, video id, number of frames and the byte ranges of the `frames`, `flow_x`
     and `flow_y` lists. It checks each record header's CRC and the framing, so a truncated or
     garbled shard fails here with its file name.
-  * `RecordReader.read` returns the chosen JPEGs of one record. The first read of a record reads it
-    whole through TensorFlow's CRC-checked random reader (a damaged record fails with its file name
-    and byte offset), finds where each JPEG lies and caches those offsets; later reads fetch only the
-    chosen JPEGs (`os.pread` for local files, `tf.io.gfile` otherwise).
+  * `RecordReader.read` returns the chosen JPEGs of one record. The first read of a record walks the
+    framing of the lists it reads (about 11 bytes at the head of each JPEG, never the JPEG data)
+    and caches where each JPEG lies; every read then fetches only the chosen JPEGs (`os.pread` for
+    local files, `tf.io.gfile` otherwise). Bytes read are counted (`RecordReader.bytes_read`).
+
+Corruption. The index pass checks every record header's CRC and the framing. Reading a record
+whole to check its data CRC would read the training split once more during the first steps
+(megabytes per video for one frame), so the reader checks what it reads instead: each JPEG must
+start with SOI, hold well-formed marker segments up to its scan and end with EOI; a JPEG that does
+not fails with `CorruptRecordError` naming the file, record, video and frame or flow field (a
+damaged record can also be skipped: `RecordReader(..., skip_corrupt=True)`). A flipped bit inside
+entropy-coded or table data decodes without error and is not detected here: verify the records'
+CRCs offline for that (`tf_record_random_reader` on every record).
 
 The TFRecord layout is `uint64 length | uint32 masked_crc32c(length) | data | uint32 masked_crc32c(data)`.
 
@@ -32,6 +41,7 @@ from __future__ import annotations
 import atexit
 import concurrent.futures
 import dataclasses
+import logging
 import os
 import struct
 import threading
@@ -46,7 +56,7 @@ from twostream_jax.data import record_schema as rf
 
 # The three JPEG lists, in the order of `RecordIndex.value_ranges`' second axis.
 LIST_FEATURES = (rf.FRAMES, rf.FLOW_X, rf.FLOW_Y)
-_SMALL_FEATURES = (rf.LABEL, rf.NUM_FRAMES, rf.VIDEO_ID)
+_SMALL_FEATURES = (rf.LABEL, rf.NUM_FRAMES, rf.VIDEO_ID, rf.HEIGHT, rf.WIDTH)
 _HEADER_BYTES = 12
 _FOOTER_BYTES = 4
 _REBUILD = 'the shard is damaged or was not written by tools/make_tfrecords.py: rebuild it'
@@ -54,6 +64,12 @@ _REBUILD = 'the shard is damaged or was not written by tools/make_tfrecords.py: 
 
 class RecordIndexError(dataset_metadata.DatasetError):
   """A shard whose records cannot be read (truncated, corrupt, or not video records)."""
+
+
+class CorruptRecordError(RecordIndexError):
+  """A record whose JPEGs are damaged, found while reading (names file, record, video, frame)."""
+
+  MARKER = 'corrupt video record: '  # starts the message, so that it can be found in a TF error
 
 
 def _crc32c_table() -> list[int]:
@@ -164,6 +180,7 @@ class RecordIndex:
     offsets: int64 `[R]`, byte offset of each record's 12-byte TFRecord header.
     labels: int32 `[R]`.
     num_frames: int32 `[R]`, N (the record has N frames and N-1 flow fields of each component).
+    heights, widths: int32 `[R]`, the stored frame size.
     video_ids: R strings.
     value_ranges: int64 `[R, 3, 2]`, [start, end) byte range of the serialised `BytesList` of
       frames, flow_x and flow_y (see `LIST_FEATURES`).
@@ -175,6 +192,8 @@ class RecordIndex:
   num_frames: np.ndarray
   video_ids: list[str]
   value_ranges: np.ndarray
+  heights: np.ndarray
+  widths: np.ndarray
 
   def __len__(self) -> int:
     return len(self.video_ids)
@@ -288,7 +307,7 @@ def index_records(files: Sequence[str], *, num_threads: int = 16) -> RecordIndex
   files = list(files)
   with concurrent.futures.ThreadPoolExecutor(max(1, min(num_threads, len(files)))) as pool:
     per_file = list(pool.map(_index_file, files))
-  file_ids, offsets, labels, num_frames, video_ids, ranges = [], [], [], [], [], []
+  file_ids, offsets, labels, num_frames, video_ids, ranges, sizes = [], [], [], [], [], [], []
   for i, records in enumerate(per_file):
     for offset, fields in records:
       file_ids.append(i)
@@ -297,25 +316,45 @@ def index_records(files: Sequence[str], *, num_threads: int = 16) -> RecordIndex
       num_frames.append(fields[rf.NUM_FRAMES])
       video_ids.append(fields[rf.VIDEO_ID])
       ranges.append([fields[k] for k in LIST_FEATURES])
+      sizes.append((fields[rf.HEIGHT], fields[rf.WIDTH]))
+  sizes = np.asarray(sizes, np.int32).reshape(-1, 2)
   return RecordIndex(files=files, file_ids=np.asarray(file_ids, np.int32),
                      offsets=np.asarray(offsets, np.int64), labels=np.asarray(labels, np.int32),
                      num_frames=np.asarray(num_frames, np.int32), video_ids=video_ids,
-                     value_ranges=np.asarray(ranges, np.int64).reshape(-1, 3, 2))
+                     value_ranges=np.asarray(ranges, np.int64).reshape(-1, 3, 2),
+                     heights=sizes[:, 0].copy(), widths=sizes[:, 1].copy())
 
 
-def _walk_bytes_list(data: bytes, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
-  """Start offsets and lengths of the values of a serialised BytesList in data[start:end]."""
-  starts, lengths, pos = [], [], start
-  while pos < end:
-    if data[pos] != 0x0A:
-      raise ValueError('unexpected field in a BytesList')
-    n, pos = _varint(data, pos + 1)
-    starts.append(pos)
-    lengths.append(n)
-    pos += n
-  if pos != end:
-    raise ValueError('BytesList framing does not fill its range')
-  return np.asarray(starts, np.int64), np.asarray(lengths, np.int64)
+# JPEG markers without a length field (RSTn, SOI, EOI, TEM) and the start of scan.
+_STANDALONE_MARKERS = frozenset(range(0xD0, 0xDA)) | {0x01}
+_SOS = 0xDA
+
+
+def jpeg_problem(data: bytes) -> str | None:
+  """What is structurally wrong with a JPEG (None if nothing): SOI, marker segments up to the scan, EOI.
+
+  Cheap (the headers are a few hundred bytes): run on every JPEG read.
+  """
+  if len(data) < 4 or data[0] != 0xFF or data[1] != 0xD8:
+    return 'does not start with a JPEG SOI marker'
+  if data[-2] != 0xFF or data[-1] != 0xD9:
+    return 'does not end with a JPEG EOI marker (truncated?)'
+  pos = 2
+  while True:
+    if pos + 4 > len(data) or data[pos] != 0xFF:
+      return f'bad JPEG marker segment at byte {pos}'
+    marker = data[pos + 1]
+    if marker == 0xFF:  # fill byte
+      pos += 1
+      continue
+    if marker in _STANDALONE_MARKERS or marker == 0x00:
+      return f'unexpected JPEG marker 0x{marker:02X} at byte {pos}'
+    length = (data[pos + 2] << 8) | data[pos + 3]
+    if length < 2 or pos + 2 + length > len(data) - 2:
+      return f'JPEG segment at byte {pos} runs past the data'
+    if marker == _SOS:
+      return None
+    pos += 2 + length
 
 
 class RecordReader:
@@ -325,44 +364,63 @@ class RecordReader:
     index: the records.
     features: the lists it will read, a subset of `LIST_FEATURES` (only their offsets are cached:
       about 16 bytes per JPEG of each record read so far).
+    skip_corrupt: a damaged record gives no JPEGs (`read_batch`'s `ok` is False; logged once per
+      record) instead of raising `CorruptRecordError`.
   """
 
-  def __init__(self, index: RecordIndex, features: Sequence[str]):
+  _HEAD = 11  # a BytesList value's tag (1 byte) and length (a varint of at most 10 bytes)
+
+  def __init__(self, index: RecordIndex, features: Sequence[str], skip_corrupt: bool = False):
     self._index = index
     self._features = [LIST_FEATURES.index(f) for f in features]
+    self._skip_corrupt = skip_corrupt
     self._values: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+    self._corrupt: set[int] = set()
     self._fds: dict[int, int] = {}
     self._lock = threading.Lock()
     self._local = threading.local()
+    self._bytes_read = 0
+    self._jpeg_bytes = 0
     weakref.finalize(self, _close_all, self._fds)
 
-  def _first_read(self, r: int) -> tuple[bytes, list[tuple[np.ndarray, np.ndarray]]]:
-    """Reads record r whole (CRC-checked) and locates its JPEGs; returns (record data, locations)."""
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    from tensorflow.python.lib.io import tf_record  # pylint: disable=g-import-not-at-top
+  @property
+  def bytes_read(self) -> int:
+    """Bytes this reader read from the shards so far (JPEGs and the framing walked to find them)."""
+    return self._bytes_read
+
+  @property
+  def jpeg_bytes(self) -> int:
+    """Bytes of the JPEGs it returned so far."""
+    return self._jpeg_bytes
+
+  def _locate(self, r: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Walks the framing of record r's lists (module docstring); returns (starts, lengths) per feature."""
     ix = self._index
-    path, offset = ix.files[ix.file_ids[r]], int(ix.offsets[r])
-    try:
-      data, _ = tf_record.tf_record_random_reader(path).read(offset)
-    except (tf.errors.OpError, IndexError, OSError) as e:
-      raise RecordIndexError(f'{ix.describe(r)} cannot be read ({type(e).__name__}: {e}); '
-                             f'{_REBUILD}') from e
-    base = offset + _HEADER_BYTES  # File offset of data[0].
-    n = int(ix.num_frames[r])
+    file_id, n = int(ix.file_ids[r]), int(ix.num_frames[r])
     locations = []
     for f in self._features:
-      start, end = (int(v) - base for v in ix.value_ranges[r, f])
+      start, end = (int(v) for v in ix.value_ranges[r, f])
+      starts, lengths, pos = [], [], start
       try:
-        starts, lengths = _walk_bytes_list(data, start, end)
+        while pos < end:
+          head = self._pread(file_id, pos, min(self._HEAD, end - pos))
+          if head[0] != 0x0A:
+            raise ValueError('unexpected field in a BytesList')
+          length, p = _varint(head, 1)
+          starts.append(pos + p)
+          lengths.append(length)
+          pos += p + length
+        if pos != end:
+          raise ValueError('BytesList framing does not fill its range')
       except (ValueError, IndexError) as e:
         raise RecordIndexError(f'{ix.describe(r)}: bad {LIST_FEATURES[f]} list ({e}); {_REBUILD}') from e
       expected = n if f == 0 else n - 1
       if len(starts) != expected:
         raise RecordIndexError(f'{ix.describe(r)}: {len(starts)} values in {LIST_FEATURES[f]}, '
                                f'expected {expected} for {n} frames; {_REBUILD}')
-      locations.append((starts + base, lengths))
+      locations.append((np.asarray(starts, np.int64), np.asarray(lengths, np.int64)))
     self._values[r] = locations
-    return data, locations
+    return locations
 
   def _pread(self, file_id: int, offset: int, length: int) -> bytes:
     path = self._index.files[file_id]
@@ -380,6 +438,7 @@ class RecordReader:
         handles[file_id] = _open(path)
       handles[file_id].seek(offset)
       data = handles[file_id].read(length)
+    self._bytes_read += len(data)  # a racy sum under threads is fine for a statistic
     if len(data) != length:
       raise RecordIndexError(f'{path}: short read at byte {offset} (file changed since indexing?)')
     return data
@@ -393,6 +452,9 @@ class RecordReader:
 
     Returns:
       One object array of K `bytes` per feature given to the constructor.
+
+    Raises:
+      CorruptRecordError: a JPEG read is damaged (also with skip_corrupt: `read` has no way to skip).
     """
     with _EXIT_GUARD:
       return self._read(int(record), np.asarray(indices, np.int64))
@@ -400,16 +462,26 @@ class RecordReader:
   def _read(self, r: int, indices: np.ndarray) -> tuple[np.ndarray, ...]:
     locations = self._values.get(r)
     if locations is None:
-      data, locations = self._first_read(r)
-      base = int(self._index.offsets[r]) + _HEADER_BYTES
-      fetch = lambda s, n: data[s - base:s - base + n]
-    else:
-      file_id = int(self._index.file_ids[r])
-      fetch = lambda s, n: self._pread(file_id, s, n)
-    return tuple(_object_array([fetch(int(s), int(n)) for s, n in zip(starts[indices], lengths[indices])])
-                 for starts, lengths in locations)
+      locations = self._locate(r)
+    file_id = int(self._index.file_ids[r])
+    out = []
+    for f, (starts, lengths) in zip(self._features, locations):
+      values = []
+      for i, s, n in zip(indices, starts[indices], lengths[indices]):
+        data = self._pread(file_id, int(s), int(n))
+        problem = jpeg_problem(data)
+        if problem:
+          what = 'frame' if f == 0 else f'{LIST_FEATURES[f]} field'
+          raise CorruptRecordError(f'{CorruptRecordError.MARKER}{self._index.describe(r)}: {what} {int(i)} '
+                                   f'{problem}; rebuild the records with tools/make_tfrecords.py, '
+                                   'or set data.skip_corrupt_records=True to skip such records')
+        values.append(data)
+        self._jpeg_bytes += len(data)
+      out.append(_object_array(values))
+    return tuple(out)
 
-  def read_batch(self, records: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, ...]:
+  def read_batch(self, records: np.ndarray,
+                 indices: np.ndarray) -> tuple[np.ndarray, ...]:
     """`read` of several records in one call (one Python round trip for a group of examples).
 
     Args:
@@ -417,13 +489,28 @@ class RecordReader:
       indices: int `[G, K]`.
 
     Returns:
-      One object array `[G, K]` of `bytes` per feature given to the constructor.
+      One object array `[G, K]` of `bytes` per feature given to the constructor, then bool `[G]`
+      `ok`: False for a damaged record skipped (skip_corrupt), whose JPEGs are empty.
     """
+    per_record, ok = [], []
     with _EXIT_GUARD:
-      per_record = [self._read(int(r), np.asarray(i, np.int64)) for r, i in zip(records, indices)]
-    return tuple(np.stack([values[f] for values in per_record]).reshape(np.shape(indices))
-                 if per_record else np.empty(np.shape(indices), dtype=object)
-                 for f in range(len(self._features)))
+      for r, i in zip(records, indices):
+        i = np.asarray(i, np.int64)
+        try:
+          per_record.append(self._read(int(r), i))
+          ok.append(True)
+        except CorruptRecordError as e:
+          if not self._skip_corrupt:
+            raise
+          if int(r) not in self._corrupt:
+            self._corrupt.add(int(r))
+            logging.warning('skipping %s', str(e)[len(CorruptRecordError.MARKER):].split('; rebuild')[0])
+          per_record.append(tuple(_object_array([b''] * len(i)) for _ in self._features))
+          ok.append(False)
+    shape = np.shape(indices)
+    return tuple(np.stack([values[f] for values in per_record]).reshape(shape)
+                 if per_record else np.empty(shape, dtype=object)
+                 for f in range(len(self._features))) + (np.asarray(ok, bool).reshape(shape[:1]),)
 
 
 def _close_all(fds: dict[int, int]) -> None:

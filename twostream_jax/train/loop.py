@@ -32,13 +32,22 @@ class NonFiniteLossError(FloatingPointError):
   """Training produced a NaN or Inf loss."""
 
 
-def clip_accuracy(config: ml_collections.ConfigDict, state: TrainState, eval_fn, mesh) -> dict[str, float]:
-  """Clip-level accuracy on held-out views (`data.val_*`): each view counts on its own."""
-  dataset = input_pipeline.create_eval_dataset(
+def validation_dataset(config: ml_collections.ConfigDict, mesh):
+  """The held-out views of clip-level validation (`data.val_*`): built once, iterated at each validation.
+
+  One dataset (and one record reader, whose JPEG locations stay cached) for the whole run.
+  """
+  return input_pipeline.create_eval_dataset(
       config.data, split=config.data.val_split, num_frames=config.data.val_num_frames,
-      num_crops=config.data.val_num_crops, global_batch_size=config.train.eval_batch_size,
+      num_crops=config.data.val_num_crops,
+      global_batch_size=eval_batches.positions_per_batch(config.train.eval_batch_size,
+                                                         config.data.val_num_crops, mesh),
       process_index=jax.process_index(), process_count=jax.process_count(),
       max_videos=config.data.val_max_videos)
+
+
+def clip_accuracy(state: TrainState, eval_fn, mesh, dataset) -> dict[str, float]:
+  """Clip-level accuracy on the views of `dataset` (`validation_dataset`): each view counts on its own."""
   correct, count = 0, 0
   for _, label, logits in eval_batches.real_logits(state, eval_fn, dataset, mesh):
     correct += int(np.sum(logits.argmax(-1) == label))
@@ -82,7 +91,10 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   dataset = input_pipeline.create_train_dataset(
       config.data, global_batch_size=batch_size, seed=config.seed, start_step=start_step,
       process_index=jax.process_index(), process_count=jax.process_count())
-  batches = dataset.as_numpy_iterator()
+  # The next two batches are transferred while a step runs.
+  batches = sharding.prefetch_to_device(input_pipeline.numpy_batches(dataset), mesh, size=2)
+  validate = bool(config.data.val_split and config.train.val_every_steps)
+  val_dataset = validation_dataset(config, mesh) if validate else None
   writer = metric_writers.MetricWriter(os.path.join(workdir, TENSORBOARD_SUBDIR))
   dropout_rng = jax.random.fold_in(jax.random.key(config.seed), 1)
   metric_writers.log(f'training {config.model.name} on {jax.device_count()} device(s), '
@@ -95,7 +107,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   step = start_step
   try:
     for step in range(start_step + 1, num_steps + 1):
-      batch = sharding.global_batch(next(batches), mesh)
+      batch = next(batches)
       state, metrics = train_fn(state, batch, dropout_rng)
       # Check the previous step while this one runs: names the exact step without a sync per step.
       if pending is not None:
@@ -113,9 +125,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
         shown = {k: means[k] for k in ('loss', 'accuracy', 'learning_rate', 'examples_per_s')}
         metric_writers.log(metric_writers.console_line(step, num_steps, shown, eta))
         window, window_start = [], time.perf_counter()
-      if (config.data.val_split and config.train.val_every_steps
-          and (step % config.train.val_every_steps == 0 or step == num_steps)):
-        val = clip_accuracy(config, state, eval_fn, mesh)
+      if validate and (step % config.train.val_every_steps == 0 or step == num_steps):
+        val = clip_accuracy(state, eval_fn, mesh, val_dataset)
         writer.write_scalars(step, val)
         metric_writers.log(f'step {step}: clip-level validation accuracy '
                            f'{val["val_clip_accuracy"]:.4f} on {int(val["val_clips"])} clips')

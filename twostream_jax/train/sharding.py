@@ -8,8 +8,9 @@ No TensorFlow here.
 
 from __future__ import annotations
 
+import collections
 import functools
-from typing import Any, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import jax
 import numpy as np
@@ -53,6 +54,23 @@ def global_batch(local_batch: Mapping[str, np.ndarray], mesh: Mesh) -> dict[str,
   sharding = data_sharded(mesh)
   return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
           for k, v in local_batch.items()}
+
+
+def prefetch_to_device(local_batches: Iterable[Mapping[str, np.ndarray]], mesh: Mesh,
+                       size: int = 2) -> Iterator[dict[str, jax.Array]]:
+  """`global_batch` of each host batch, with the next `size` batches' transfers started ahead.
+
+  While the caller's step runs on batch i, batches i + 1 .. i + size are already on their way to
+  the devices (transfers are asynchronous), so the step does not wait for a host-to-device copy.
+  Reads up to `size` batches more from `local_batches` than it yields when the caller stops early.
+  """
+  queue: collections.deque = collections.deque()
+  for local in local_batches:
+    queue.append(global_batch(local, mesh))
+    if len(queue) > size:
+      yield queue.popleft()
+  while queue:
+    yield queue.popleft()
 
 
 def replicate(tree: Any, mesh: Mesh) -> Any:

@@ -1,7 +1,10 @@
 """The jitted training and evaluation steps, with multi-task losses. No TensorFlow here.
 
-A batch is a dict of global arrays:
+A batch is a dict of global arrays, either uint8 pixels from which the step makes the network
+inputs on the device (`train.device_views`: keys `images`, `boxes`, `flips`, `flow_step`, `jitter`;
+what `data.input_pipeline` yields), or ready float inputs:
   inputs         float32 [B, H, W, C]
+with, in both cases,
   label          int32   [B]      class index within the example's own data set
   dataset_index  int32   [B]      which data set (head) the example belongs to
   mask           float32 [B]      (evaluation) 1 for real examples, 0 for padding
@@ -17,6 +20,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from twostream_jax.train import device_views
 from twostream_jax.train import optimizer as optimizer_lib
 from twostream_jax.train import sharding
 from twostream_jax.train.state import TrainState
@@ -60,21 +64,35 @@ def multitask_loss(heads: tuple[jax.Array, ...], labels: jax.Array, dataset_inde
   return total, metrics
 
 
+def batch_inputs(batch: dict[str, jax.Array],
+                 view_spec: device_views.ViewSpec | None) -> jax.Array:
+  """The network inputs `[B * V, S, S, C]` of a batch: made from its uint8 images, or its `inputs`."""
+  if device_views.has_device_views(batch):
+    if view_spec is None:
+      raise ValueError('a batch of uint8 images needs a device_views.ViewSpec (make_jitted_steps '
+                       'builds it from config.data)')
+    return device_views.make_views(view_spec, batch)
+  return batch['inputs']
+
+
 def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array,
-               learning_rate_fn: Callable[[Any], jax.Array]) -> tuple[TrainState, dict[str, jax.Array]]:
+               learning_rate_fn: Callable[[Any], jax.Array],
+               view_spec: device_views.ViewSpec | None = None) -> tuple[TrainState, dict[str, jax.Array]]:
   """One SGD step on the global batch.
 
   Args:
     state: replicated training state (donated by the caller's jit).
-    batch: see the module docstring.
+    batch: see the module docstring (one view per example).
     rng: the run's base key; dropout uses fold_in(rng, step).
     learning_rate_fn: the schedule, for logging.
+    view_spec: how to make the inputs of a batch of uint8 images (unused for float `inputs`).
 
   Returns:
     (new state, metrics with `loss`, `accuracy`, `learning_rate`, `param_norm` (of the
     updated parameters), per-head `loss_<k>`).
   """
   dropout_rng = jax.random.fold_in(rng, state.step)
+  inputs = batch_inputs(batch, view_spec)
 
   def loss_fn(params):
     variables = {'params': params}
@@ -82,7 +100,7 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array,
     if state.batch_stats:
       variables['batch_stats'] = state.batch_stats
       mutable = ['batch_stats']
-    out = state.apply_fn(variables, batch['inputs'], train=True, rngs={'dropout': dropout_rng},
+    out = state.apply_fn(variables, inputs, train=True, rngs={'dropout': dropout_rng},
                          mutable=mutable)
     logits, updates = out if mutable else (out, {})
     loss, metrics = multitask_loss(as_heads(logits), batch['label'], batch['dataset_index'])
@@ -109,12 +127,28 @@ def eval_logits(state: TrainState, inputs: jax.Array, head: int = 0) -> jax.Arra
   return as_heads(state.apply_fn(variables, inputs, train=False))[head].astype(jnp.float32)
 
 
+def eval_batch_logits(state: TrainState, batch: dict[str, jax.Array], head: int = 0,
+                      view_spec: device_views.ViewSpec | None = None) -> jax.Array:
+  """Logits `[B * V, n]` of every view of a batch (V views per example, adjacent; V = 1 for `inputs`).
+
+  The test protocol's batches carry one frame or flow stack per test position with its V boxes
+  and flips (`device_views`): the crops are made here, on the device.
+  """
+  return eval_logits(state, batch_inputs(batch, view_spec), head)
+
+
 def make_jitted_steps(config: ml_collections.ConfigDict, mesh, state: TrainState):
-  """jit-compiled (train_step, eval_logits) with replicated state, data-sharded batches."""
+  """jit-compiled (train_step, eval_fn) with replicated state, data-sharded batches.
+
+  `train_step(state, batch, rng) -> (state, metrics)`; `eval_fn(state, batch) -> logits [B * V, n]`
+  of head 0 (`eval_batch_logits`), replicated. Both make the inputs of uint8 batches with the
+  `device_views.ViewSpec` of `config.data`.
+  """
   state_sharding = jax.tree.map(lambda x: x.sharding, state)
   repl = sharding.replicated(mesh)
   lr_fn = optimizer_lib.learning_rate_schedule(config.optim)
-  train = jax.jit(functools.partial(train_step, learning_rate_fn=lr_fn),
+  spec = device_views.ViewSpec.from_data_config(config.data)
+  train = jax.jit(functools.partial(train_step, learning_rate_fn=lr_fn, view_spec=spec),
                   out_shardings=(state_sharding, repl), donate_argnums=(0,))
-  evaluate = jax.jit(eval_logits, out_shardings=repl)
+  evaluate = jax.jit(functools.partial(eval_batch_logits, view_spec=spec), out_shardings=repl)
   return train, evaluate

@@ -1,0 +1,96 @@
+"""The device view transform (train.device_views) against the TF host path (data.video_ops)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from twostream_jax.data import video_ops
+from twostream_jax.train import device_views as dv
+
+S = 16
+
+
+def _cases(rng, height, width, n=6):
+  """Boxes that need no resize, that shrink (multi-scale) and that grow (small frames), with flips."""
+  boxes = []
+  for k in range(n):
+    if k % 3 == 0:
+      side = min(S, height, width)
+      h = w = side
+    elif k % 3 == 1:
+      h, w = int(rng.integers(S + 1, height + 1)), int(rng.integers(S + 1, width + 1))
+    else:
+      h, w = int(rng.integers(3, S)), int(rng.integers(3, S))
+    boxes.append((int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1)), h, w))
+  return np.array(boxes, np.int32), np.array([k % 2 == 1 for k in range(n)])
+
+
+def _device(spec, image, boxes, flips, **extra):
+  batch = {dv.IMAGES: image[None], dv.BOXES: boxes[None], dv.FLIPS: flips[None]}
+  batch.update({k: np.asarray(v)[None] for k, v in extra.items()})
+  return np.asarray(jax.jit(lambda b: dv.make_views(spec, b))(batch))
+
+
+@pytest.mark.parametrize('normalization', ['imagenet', 'unit'])
+@pytest.mark.parametrize('jitter', [0.0, 0.4])
+def test_rgb_views_equal_the_host_path(normalization, jitter):
+  rng = np.random.default_rng(0)
+  image = rng.integers(0, 256, (27, 35, 3), dtype=np.uint8)
+  boxes, flips = _cases(rng, 27, 35)
+  u = rng.uniform(size=3).astype(np.float32)
+  spec = dv.ViewSpec('rgb', S, normalization=normalization)
+  extra = {dv.JITTER: 1.0 - jitter + 2.0 * jitter * u} if jitter else {}
+  got = _device(spec, image, boxes, flips, **extra)
+  for v, (box, flip) in enumerate(zip(boxes, flips)):
+    want = video_ops.rgb_view(tf.constant(image), box, tf.constant(flip), S, normalization,
+                              tf.constant(u), jitter).numpy()
+    np.testing.assert_allclose(got[v], want, rtol=1e-5, atol=2e-5, err_msg=f'box {box} flip {flip}')
+
+
+@pytest.mark.parametrize('mean_subtraction', ['per_field', 'none'])
+def test_flow_views_equal_the_host_path(mean_subtraction):
+  rng = np.random.default_rng(1)
+  # Fields that differ per field and per pixel, and a canvas larger than the stack (zero padded).
+  stack = rng.integers(0, 256, (25, 30, 6), dtype=np.uint8)
+  canvas = np.zeros((29, 33, 6), np.uint8)
+  canvas[:25, :30] = stack
+  boxes, flips = _cases(rng, 25, 30)
+  spec = dv.ViewSpec('flow', S, mean_subtraction=mean_subtraction)
+  bound = 17.0
+  got = _device(spec, canvas, boxes, flips, **{dv.FLOW_STEP: np.float32(bound / 127.5)})
+  for v, (box, flip) in enumerate(zip(boxes, flips)):
+    want = video_ops.flow_view(tf.constant(stack), box, tf.constant(flip), S, bound,
+                               mean_subtraction).numpy()
+    np.testing.assert_allclose(got[v], want, rtol=1e-5, atol=1e-4, err_msg=f'box {box} flip {flip}')
+
+
+def test_flip_negates_x_and_mirrors_with_mean_subtraction_on():
+  rng = np.random.default_rng(2)
+  stack = rng.integers(0, 256, (S, S, 4), dtype=np.uint8)
+  spec = dv.ViewSpec('flow', S, mean_subtraction='per_field')
+  box = np.array([[0, 0, S, S]] * 2, np.int32)
+  out = _device(spec, stack, box, np.array([False, True]), **{dv.FLOW_STEP: np.float32(0.1)})
+  plain, flipped = out
+  assert np.abs(plain).max() > 1.0
+  np.testing.assert_allclose(flipped[..., 0::2], -plain[:, ::-1, 0::2], atol=1e-5)
+  np.testing.assert_allclose(flipped[..., 1::2], plain[:, ::-1, 1::2], atol=1e-5)
+  # Per-field mean subtraction: each channel of each view has zero mean.
+  np.testing.assert_allclose(out.mean(axis=(1, 2)), 0.0, atol=1e-5)
+
+
+def test_views_of_a_batch_are_ordered_by_example_then_view():
+  rng = np.random.default_rng(3)
+  images = rng.integers(0, 256, (3, S, S, 2), dtype=np.uint8)
+  boxes = np.tile(np.array([0, 0, S, S], np.int32), (3, 2, 1))
+  flips = np.tile(np.array([False, True]), (3, 1))
+  spec = dv.ViewSpec('flow', S, mean_subtraction='none')
+  steps = np.array([0.1, 0.2, 0.3], np.float32)
+  batch = {dv.IMAGES: images, dv.BOXES: boxes, dv.FLIPS: flips, dv.FLOW_STEP: steps}
+  out = np.asarray(jax.jit(lambda b: dv.make_views(spec, b, dtype=jnp.bfloat16))(batch).astype(jnp.float32))
+  assert out.shape == (6, S, S, 2) and dv.num_views(batch) == 2
+  for i in range(3):
+    want = (images[i].astype(np.float32) - 127.5) * steps[i]
+    np.testing.assert_allclose(out[2 * i], want, rtol=1e-2, atol=1e-2)
+  np.testing.assert_array_equal(dv.per_view(np.arange(3), 2), [0, 0, 1, 1, 2, 2])

@@ -1,0 +1,212 @@
+"""Network inputs made on the accelerator from uint8 pixels: the view transform of the jitted steps.
+
+The input pipeline (`data.input_pipeline`) hands the device uint8 images and a few numbers per
+example; everything that turns them into float network inputs runs here, inside the jitted train
+and eval steps, as one pure JAX function (`make_views`). Train and eval use the same function, and
+`data.video_ops.rgb_view` / `flow_view` (the TF host path it replaced) is its reference in the tests
+(equal to float32 rounding). JAX only: no TensorFlow, no OpenCV.
+
+Batch keys (n examples or test positions, V views of each; `input_pipeline` documents which it yields):
+  images         uint8   [n, Hc, Wc, c]  a canvas holding RGB (c = 3) or a quantised flow stack
+                                         (c = 2L: channel 2k = x, 2k + 1 = y of field k, in time
+                                         order); the picture lies at its top-left, zero padded
+  boxes          int32   [n, V, 4]       (y0, x0, h, w) of each view's box in the canvas, h, w >= 1
+  flips          bool    [n, V]          mirror the view left-right (negates flow x)
+  flow_step      float32 [n]             flow only: pixels per quantisation level, B / 127.5
+  jitter         float32 [n, 3]          RGB only, and only with data.color_jitter > 0: the
+                                         brightness, contrast and saturation factors
+  label          int32   [n]
+  dataset_index  int32   [n]
+  video_index    int32   [n]             evaluation: -1 for padding
+  mask           float32 [n]             evaluation: 1 real, 0 padding
+Training has V = 1 and a canvas of S x S holding the crop the host cut (box (0, 0, S, S) unless a
+resize is needed: multi-scale crops, frames smaller than S). Evaluation moves one whole frame or
+flow stack per test position (short side as stored) with its V = 10 test boxes and flips; the
+crops are cut here, so the host decodes each JPEG once and sends 1/10 (x 4 for float32) of the bytes.
+
+A view: the box is resized to S x S with TF's bilinear rule (`tf.image.resize`, half-pixel
+centres, no antialiasing; a box of S x S is copied exactly), mirrored if flipped, then
+  * RGB: x / 255 -> colour jitter (if any) -> ('imagenet') (x - mean) / std, or ('unit') as is;
+  * flow: v = (q - centre) * step * r * sign per channel, centre = 127.5 ('none') or the channel's
+    spatial mean of the resized q ('per_field': each field's mean vector, the paper's camera-motion
+    compensation), r = S / w for x and S / h for y (flow scales with the resize), sign = -1 on the
+    x channels of a flipped view (docs/ARCHITECTURE.md, "Flow rules").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+
+from twostream_jax.data.batch_keys import BOXES, FLIPS, FLOW_STEP, IMAGES, JITTER
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+_GRAY_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+@dataclasses.dataclass(frozen=True)
+class ViewSpec:
+  """The static settings of the view transform (from `config.data`).
+
+  Attributes:
+    modality: 'rgb' or 'flow'.
+    crop_size: S, the network input side.
+    normalization: RGB: 'imagenet' or 'unit'.
+    mean_subtraction: flow: 'per_field' or 'none'.
+  """
+  modality: str
+  crop_size: int
+  normalization: str = 'imagenet'
+  mean_subtraction: str = 'per_field'
+
+  @classmethod
+  def from_data_config(cls, data_config: Any) -> 'ViewSpec':
+    """The spec of `config.data` (`data.modality`, `crop_size`, `normalization`, `flow_mean_subtraction`)."""
+    spec = cls(modality=data_config.modality, crop_size=int(data_config.crop_size),
+               normalization=data_config.normalization,
+               mean_subtraction=data_config.flow_mean_subtraction)
+    if spec.modality not in ('rgb', 'flow'):
+      raise ValueError(f"data.modality must be 'rgb' or 'flow', got {spec.modality!r}")
+    if spec.normalization not in ('imagenet', 'unit'):
+      raise ValueError(f"data.normalization must be 'imagenet' or 'unit', got {spec.normalization!r}")
+    if spec.mean_subtraction not in ('per_field', 'none'):
+      raise ValueError("data.flow_mean_subtraction must be 'per_field' or 'none', got "
+                       f'{spec.mean_subtraction!r}')
+    return spec
+
+
+def _source_positions(start: jax.Array, length: jax.Array, size: int,
+                      flip: jax.Array | bool = False) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """TF's half-pixel bilinear sampling of `length` pixels from `start` onto `size` outputs.
+
+  Returns:
+    (lower, upper) int32 `[size]` canvas indices and the float32 weight `[size]` of `upper`.
+  """
+  scale = length.astype(jnp.float32) / size  # as TF: float(in) / out
+  out = jnp.arange(size, dtype=jnp.float32)
+  out = jnp.where(flip, size - 1 - out, out)  # a mirrored view samples the mirrored positions
+  pos = (out + 0.5) * scale - 0.5
+  floor = jnp.floor(pos)
+  lower = jnp.maximum(floor, 0).astype(jnp.int32)
+  upper = jnp.minimum(jnp.ceil(pos), length.astype(jnp.float32) - 1).astype(jnp.int32)
+  return start + lower, start + upper, pos - floor
+
+
+def crop_resize(image: jax.Array, box: jax.Array, flip: jax.Array, size: int) -> jax.Array:
+  """One view of one canvas: the box resized to size x size (bilinear as TF), mirrored if flipped.
+
+  Args:
+    image: uint8 (or float) `[Hc, Wc, c]`.
+    box: int32 `[4]` = (y0, x0, h, w) inside the canvas.
+    flip: bool scalar.
+    size: S.
+
+  Returns:
+    float32 `[S, S, c]` in the units of `image` (no rounding).
+  """
+  y_lo, y_hi, wy = _source_positions(box[0], box[2], size)
+  x_lo, x_hi, wx = _source_positions(box[1], box[3], size, flip)
+  # Gather on the stored dtype (4x less traffic for uint8), interpolate in float32.
+  top, bottom = image[y_lo], image[y_hi]  # [S, Wc, c]
+  f = lambda rows, cols: rows[:, cols].astype(jnp.float32)  # [S, S, c]
+  wx = wx[None, :, None]
+  top = f(top, x_lo) + (f(top, x_hi) - f(top, x_lo)) * wx
+  bottom = f(bottom, x_lo) + (f(bottom, x_hi) - f(bottom, x_lo)) * wx
+  return top + (bottom - top) * wy[:, None, None]
+
+
+def color_jitter(image: jax.Array, factors: jax.Array) -> jax.Array:
+  """Brightness, contrast, saturation of float RGB `[H, W, 3]` in [0, 1] by `factors` `[3]`.
+
+  As `video_ops.color_jitter` (torchvision's ColorJitter in fixed order), clipped after each.
+  """
+  gray = lambda x: x @ jnp.asarray(_GRAY_WEIGHTS, jnp.float32)
+  image = jnp.clip(image * factors[0], 0.0, 1.0)
+  mean = jnp.mean(gray(image))
+  image = jnp.clip((image - mean) * factors[1] + mean, 0.0, 1.0)
+  g = gray(image)[..., None]
+  return jnp.clip(g + (image - g) * factors[2], 0.0, 1.0)
+
+
+def rgb_view(spec: ViewSpec, image: jax.Array, box: jax.Array, flip: jax.Array,
+             jitter: jax.Array | None = None) -> jax.Array:
+  """One RGB network input: uint8 canvas `[Hc, Wc, 3]` -> float32 `[S, S, 3]` (module docstring)."""
+  x = crop_resize(image, box, flip, spec.crop_size)
+  if spec.normalization == 'imagenet':
+    scale = 1.0 / jnp.asarray(IMAGENET_STD, jnp.float32)
+    offset = -jnp.asarray(IMAGENET_MEAN, jnp.float32) * scale
+  else:
+    scale, offset = jnp.ones(3, jnp.float32), jnp.zeros(3, jnp.float32)
+  if jitter is not None:
+    x = color_jitter(x * (1.0 / 255.0), jitter)
+  else:
+    scale = scale / 255.0  # folds [0, 255] -> [0, 1] into the normalisation, as the host path
+  return x * scale + offset
+
+
+def flow_view(spec: ViewSpec, stack: jax.Array, box: jax.Array, flip: jax.Array,
+              step: jax.Array) -> jax.Array:
+  """One flow network input: uint8 canvas `[Hc, Wc, 2L]` -> float32 `[S, S, 2L]` in pixels of the input.
+
+  Args:
+    spec: the view settings.
+    stack: quantised flow, channel 2k = x and 2k + 1 = y of field k.
+    box: int32 `[4]`.
+    flip: bool scalar.
+    step: float32 scalar, B / 127.5.
+  """
+  size = spec.crop_size
+  q = crop_resize(stack, box, flip, size)
+  box_f = box.astype(jnp.float32)
+  x_scale = size / box_f[3] * step * jnp.where(flip, -1.0, 1.0)
+  y_scale = size / box_f[2] * step
+  scale = jnp.tile(jnp.stack([x_scale, y_scale]), stack.shape[-1] // 2)
+  centre = jnp.mean(q, axis=(0, 1)) if spec.mean_subtraction == 'per_field' else 127.5
+  return q * scale + (-centre * scale)
+
+
+def make_views(spec: ViewSpec, batch: Mapping[str, jax.Array], dtype: Any = jnp.float32) -> jax.Array:
+  """The network inputs of a batch (module docstring): `[n * V, S, S, c]`, views of an example adjacent.
+
+  Args:
+    spec: the view settings.
+    batch: `images`, `boxes`, `flips` and, for flow, `flow_step`; for RGB optionally `jitter`.
+    dtype: output dtype (the cast happens last).
+  """
+  images, boxes, flips = batch[IMAGES], batch[BOXES], batch[FLIPS]
+  if spec.modality == 'rgb':
+    jitter = batch.get(JITTER)
+    if jitter is None:
+      one = lambda im, b, f: rgb_view(spec, im, b, f)
+      views = jax.vmap(jax.vmap(one, (None, 0, 0)))(images, boxes, flips)
+    else:
+      one = lambda im, b, f, j: rgb_view(spec, im, b, f, j)
+      views = jax.vmap(jax.vmap(one, (None, 0, 0, None)))(images, boxes, flips, jitter)
+  else:
+    one = lambda im, b, f, s: flow_view(spec, im, b, f, s)
+    views = jax.vmap(jax.vmap(one, (None, 0, 0, None)))(images, boxes, flips, batch[FLOW_STEP])
+  return views.reshape((-1,) + views.shape[2:]).astype(dtype)
+
+
+def num_views(batch: Mapping[str, Any]) -> int:
+  """V, the views per example of a device-view batch."""
+  return int(batch[BOXES].shape[1])
+
+
+def per_view(values: Any, views: int) -> Any:
+  """Repeats per-example values `[n, ...]` for each of their `views` views: `[n * views, ...]`.
+
+  Works on numpy and JAX arrays alike (the order of `make_views`).
+  """
+  if views == 1:
+    return values
+  return values.repeat(views, axis=0)
+
+
+def has_device_views(batch: Mapping[str, Any]) -> bool:
+  """Whether a batch holds uint8 images for `make_views` (else float `inputs` made on the host)."""
+  return IMAGES in batch
