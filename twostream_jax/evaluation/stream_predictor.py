@@ -3,10 +3,12 @@
 `StreamPredictor(workdir)` reads the run's config and data set (`data.workdir_metadata`, written when
 training started), builds its network, restores the latest checkpoint and jits its eval step
 (`train.steps.make_jitted_steps`), with no records folder needed. `score(images)` takes one video's
-uint8 frames `[K, H, W, 3]` (spatial) or quantised flow stacks `[K, H, W, 2L]` (temporal), makes the
-test protocol's K x C views exactly as evaluation does on the records (the same `data.video_ops`
-crops, flips, dequantisation, mean flow subtraction and normalisation), runs them in fixed-size
-batches (one compilation), and averages the views' softmax scores as `evaluate.score_split` does.
+uint8 frames `[K, H, W, 3]` (spatial) or quantised flow stacks `[K, H, W, 2L]` (temporal) and
+hands them to the jitted eval step with the test protocol's C crop boxes and flips, which makes the
+K x C views on the device (`train.device_views`: crops, flips, dequantisation, mean flow subtraction,
+normalisation) exactly as evaluation does on the records' positions; fixed-size batches (one
+compilation per frame size); the views' softmax scores are averaged as `evaluate.score_split` does.
+No TensorFlow: this module runs on accelerator hosts without it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import jax
 import ml_collections
 import numpy as np
 
+from twostream_jax.data import batch_keys
 from twostream_jax.data import dataset_metadata as dm
+from twostream_jax.data import record_schema
 from twostream_jax.data import workdir_metadata
 from twostream_jax.train import checkpointing
 from twostream_jax.train import sharding
@@ -43,35 +47,29 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
   return e / e.sum(axis=-1, keepdims=True)
 
 
-class _TfViews:
-  """The test views of one video with `data.video_ops` (TensorFlow), one traced function per shape."""
+TEST_NUM_CROPS = (1, 2, 5, 10)
 
-  def __init__(self, config: ml_collections.ConfigDict, bound_px: float):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    from twostream_jax.data import video_ops  # pylint: disable=g-import-not-at-top
-    d = config.data
-    crops, size, rgb = int(d.test_num_crops), int(d.crop_size), d.modality == 'rgb'
-    channels = 3 if rgb else 2 * int(d.num_flow_fields)
 
-    @tf.function(reduce_retracing=True)
-    def views(images):
-      boxes, flips = video_ops.test_crop_boxes(tf.shape(images)[1], tf.shape(images)[2], size,
-                                               crops)
+def test_crop_boxes(height: int, width: int, size: int,
+                    num_crops: int) -> tuple[np.ndarray, np.ndarray]:
+  """`data.video_ops.test_crop_boxes` in numpy (that one is TensorFlow; predict needs none).
 
-      def one(view):
-        k, c = view // crops, view % crops
-        if rgb:
-          return video_ops.rgb_view(images[k], boxes[c], flips[c], size, d.normalization)
-        return video_ops.flow_view(images[k], boxes[c], flips[c], size, bound_px,
-                                   d.flow_mean_subtraction)
+  Square boxes of side min(size, H, W): centre, top-left, top-right, bottom-left, bottom-right
+  (5 or 10 crops) or the centre only (1 or 2), then the same flipped for 2 and 10.
 
-      return tf.map_fn(one, tf.range(tf.shape(images)[0] * crops),
-                       fn_output_signature=tf.TensorSpec([size, size, channels], tf.float32))
-
-    self._views = views
-
-  def __call__(self, images: np.ndarray) -> np.ndarray:
-    return self._views(images).numpy()
+  Returns:
+    (boxes int32 `[num_crops, 4]` of (y0, x0, h, w), flips bool `[num_crops]`).
+  """
+  if num_crops not in TEST_NUM_CROPS:
+    raise ValueError(f'test num_crops must be one of {TEST_NUM_CROPS}, got {num_crops}')
+  side = min(size, height, width)
+  y0 = [0, 0, height - side, height - side, (height - side) // 2]
+  x0 = [0, width - side, 0, width - side, (width - side) // 2]
+  order = [4, 0, 1, 2, 3] if num_crops >= 5 else [4]
+  boxes = np.array([[y0[i], x0[i], side, side] for i in order], np.int32)
+  flipped = num_crops in (2, 10)
+  flips = np.array([False] * len(order) + [True] * (len(order) if flipped else 0))
+  return (np.concatenate([boxes, boxes]) if flipped else boxes), flips
 
 
 class StreamPredictor:
@@ -84,7 +82,7 @@ class StreamPredictor:
     name: 'spatial', 'temporal' or `eval.stream_name`.
     modality: 'rgb' or 'flow'.
     step: the restored checkpoint's step.
-    batch_size: views per network call.
+    batch_size: views per network call (about; whole test positions of C views each).
   """
 
   def __init__(self, workdir: str, *, batch_size: int = 0, mesh: Any = None):
@@ -129,18 +127,16 @@ class StreamPredictor:
     devices = self.mesh.devices.size
     batch = batch_size or int(self.config.train.eval_batch_size)
     self.batch_size = -(-batch // devices) * devices
-    self._views = _TfViews(self.config, self.metadata.flow_bound_px)
 
   @property
   def class_names(self) -> list[str]:
     return list(self.metadata.class_names)
 
-  def views(self, images: np.ndarray) -> np.ndarray:
-    """The K x C network inputs of one video, float32 `[K * C, S, S, c]`, frame-major."""
-    return self._views(images)
-
   def score(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-video scores of one video.
+
+    The K test positions go to the device as uint8 with the C test boxes and flips of each, and
+    the jitted eval step makes the K x C views there (`train.device_views`), as evaluation does.
 
     Args:
       images: uint8 `[K, H, W, 3]` RGB frames (rgb) or `[K, H, W, 2L]` quantised flow stacks (flow).
@@ -149,15 +145,27 @@ class StreamPredictor:
       (probs float32 `[C]`: the views' softmax scores averaged, logits float32 `[C]`: the views'
       logits averaged), as `evaluate.score_split` computes them.
     """
-    views = self.views(images)
+    num, height, width, channels = images.shape
+    boxes, flips = test_crop_boxes(height, width, int(self.config.data.crop_size), self.num_crops)
+    # Whole positions of C views, a multiple of the devices (as `eval_batches.positions_per_batch`,
+    # whose module imports TensorFlow).
+    devices = self.mesh.devices.size
+    per_batch = max(devices, self.batch_size // self.num_crops // devices * devices)
     logits = []
-    for start in range(0, len(views), self.batch_size):
-      chunk = views[start:start + self.batch_size]
-      padded = np.zeros((self.batch_size,) + chunk.shape[1:], np.float32)
-      padded[:len(chunk)] = chunk  # fixed shape: one compilation for every video
-      batch = sharding.global_batch({'inputs': padded}, self.mesh)
-      out = np.asarray(jax.device_get(self._eval_fn(self.state, batch['inputs'])), np.float64)
-      logits.append(out[:len(chunk)])
+    for start in range(0, num, per_batch):
+      chunk = images[start:start + per_batch]
+      # Fixed shapes (padding positions: zero images, 1 x 1 boxes): one compilation per frame size.
+      batch = {batch_keys.IMAGES: np.zeros((per_batch, height, width, channels), np.uint8),
+               batch_keys.BOXES: np.tile(np.array([0, 0, 1, 1], np.int32), (per_batch, self.num_crops, 1)),
+               batch_keys.FLIPS: np.zeros((per_batch, self.num_crops), bool)}
+      batch[batch_keys.IMAGES][:len(chunk)] = chunk
+      batch[batch_keys.BOXES][:len(chunk)] = boxes
+      batch[batch_keys.FLIPS][:len(chunk)] = flips
+      if self.modality == 'flow':
+        batch[batch_keys.FLOW_STEP] = np.full(
+            per_batch, record_schema.flow_quantisation_step(self.metadata.flow_bound_px), np.float32)
+      out = self._eval_fn(self.state, sharding.global_batch(batch, self.mesh))
+      logits.append(np.asarray(jax.device_get(out), np.float64)[:len(chunk) * self.num_crops])
     logits = np.concatenate(logits)
     return (_softmax(logits).mean(axis=0).astype(np.float32),
             logits.mean(axis=0).astype(np.float32))
