@@ -224,7 +224,8 @@ class Predictor:
                              'probs': fused.tolist()}
       network = time.perf_counter() - start - (clip.flow_seconds if self.batched_flow else 0.0)
       result = {'path': clip.path, 'ok': True, 'num_frames': clip.num_frames,
-                'height': clip.height, 'width': clip.width, 'predictions': streams,
+                'height': clip.height, 'width': clip.width,
+                'flow_fields': int(len(clip.field_indices)), 'predictions': streams,
                 'seconds': {'decode': round(clip.decode_seconds, 4),
                             'flow': round(clip.flow_seconds, 4), 'networks': round(network, 4)}}
       if render_dir:
