@@ -101,18 +101,18 @@ def stream_configs(config: ml_collections.ConfigDict, records: str) -> dict[str,
 
 
 def predict_examples(videos: dict[str, Any], workdir: str, md_path: str) -> dict[str, Any]:
-  """Predicts three test videos of different classes from their files; links the pictures in results.md.
+  """Predicts three test videos of different classes from their files; links their pictures in results.md.
 
   Returns:
     {'output': predictions.json path, 'pictures': PNG paths, 'top1': predicted fused class per video}.
   """
   with open(os.path.join(videos['splits_dir'], 'testlist01.txt')) as f:
     tests = [line.split()[0] for line in f if line.strip()]
-  picked, classes = [], set()
-  for relpath in tests:  # the first test video of each class, for three classes
-    if relpath.split('/')[0] not in classes and len(picked) < 3:
-      classes.add(relpath.split('/')[0])
-      picked.append(os.path.join(videos['videos_dir'], relpath))
+  names = videos['class_names']
+  # The first test video of the first, middle and last class: different patterns, both motions.
+  wanted = [names[i] for i in sorted({0, len(names) // 2, len(names) - 1})]
+  picked = [os.path.join(videos['videos_dir'], next(t for t in tests if t.split('/')[0] == name))
+            for name in wanted if any(t.split('/')[0] == name for t in tests)]
   output = os.path.join(workdir, 'predictions.json')
   metric_writers.log(f'--- predict: {len(picked)} test videos from their files ---')
   content = predict.run(picked, spatial_workdir=os.path.join(workdir, 'spatial'),

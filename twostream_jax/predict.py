@@ -122,33 +122,35 @@ class Predictor:
     import jax  # pylint: disable=g-import-not-at-top
     if not (spatial_workdir or temporal_workdir):
       raise PredictError('give --spatial_workdir, --temporal_workdir or both')
-    workdirs = [w for w in (spatial_workdir, temporal_workdir) if w]
-    # Before restoring anything, so that a mismatch fails in a second.
+    given = [(w, m) for w, m in ((spatial_workdir, 'rgb'), (temporal_workdir, 'flow')) if w]
+    workdirs = [w for w, _ in given]
+    # Everything that can be checked from the workdirs' metadata and the fusion file is checked
+    # before any checkpoint is restored, so that a mistake fails in a second.
     self.class_names = stream_predictor.check_same_classes(workdirs)
-    self.predictors = [stream_predictor.StreamPredictor(w, batch_size=batch_size) for w in workdirs]
-    for p, wanted in zip(self.predictors, [m for w, m in ((spatial_workdir, 'rgb'),
-                                                          (temporal_workdir, 'flow')) if w]):
-      if p.modality != wanted:
-        raise PredictError(f'{p.workdir} is a {p.modality} run, given as the '
+    runs = [stream_predictor.read_run(w) for w in workdirs]
+    for (workdir, wanted), run in zip(given, runs):
+      if run.config.data.modality != wanted:
+        raise PredictError(f'{workdir} is a {run.config.data.modality} run, given as the '
                            f'{"spatial" if wanted == "rgb" else "temporal"} stream')
-    names = [p.name for p in self.predictors]
-    if len(self.predictors) > 1 and fusion_path:
+    names = [stream_predictor.stream_name(run.config) for run in runs]
+    if len(workdirs) > 1 and fusion_path:
       self.fusion = fusion_file.load_fitted_fusion(fusion_path)
       if sorted(self.fusion.streams) != sorted(names):
         raise fusion.FusionError(f'{fusion_path} fuses streams {self.fusion.streams}, the workdirs '
                                  f'hold {names}')
       if self.fusion.class_names != self.class_names:
-        raise fusion.FusionError(f'{fusion_path} was fitted on other classes than the streams\'')
+        raise fusion.FusionError(f'{fusion_path} was fitted on other classes than the streams\'; '
+                                 'fuse the scores of these two runs')
       self._order = [names.index(s) for s in self.fusion.streams]
-    elif len(self.predictors) > 1:
+    elif len(workdirs) > 1:
       self.fusion, self._order = fusion_file.equal_average(names, self.class_names), [0, 1]
     else:
       if fusion_path:
         raise PredictError('--fusion needs both streams')
       self.fusion, self._order = None, [0]
+    self.predictors = [stream_predictor.StreamPredictor(w, batch_size=batch_size) for w in workdirs]
     spatial = next((p for p in self.predictors if p.modality == 'rgb'), None)
     self.temporal = next((p for p in self.predictors if p.modality == 'flow'), None)
-    self.spatial = spatial
     decoding = _decoding(self.predictors)
     views = {p.num_views for p in self.predictors}
     if len(views) > 1:
@@ -167,6 +169,16 @@ class Predictor:
         pair_flow='' if self.batched_flow else self.flow_algorithm,
         jpeg_roundtrip=jpeg_roundtrip)
     self.num_workers, self.flow_batch_size = num_workers, flow_batch_size
+    self._tvl1_params = None
+    if self.batched_flow:
+      from twostream_jax.flow import tvl1_jax  # pylint: disable=g-import-not-at-top
+      recorded = self.temporal.metadata.extra.get('flow_parameters', {})
+      fields = {f.name for f in dataclasses.fields(tvl1_jax.TVL1Params)}
+      # The records' own solver parameters when they were made with tvl1_jax, else the defaults
+      # (OpenCV's, which OpenCV TV-L1 records used).
+      self._tvl1_params = tvl1_jax.TVL1Params(**{
+          k: v for k, v in recorded.items() if k in fields
+      } if self.temporal.metadata.flow_algorithm == 'tvl1_jax' else {})
 
   def describe(self) -> dict[str, Any]:
     """What the output file says about the streams and the fusion."""
@@ -185,7 +197,7 @@ class Predictor:
     from twostream_jax.flow import tvl1_jax  # pylint: disable=g-import-not-at-top
     start = time.perf_counter()
     flow = tvl1_jax.compute_flow_batch(clip.gray_pairs[:, 0], clip.gray_pairs[:, 1],
-                                       chunk_size=self.flow_batch_size)
+                                       self._tvl1_params, chunk_size=self.flow_batch_size)
     clip.fields = clip_reader.quantise_fields(flow, self.settings)
     clip.gray_pairs = None
     clip.flow_seconds += time.perf_counter() - start
@@ -240,9 +252,11 @@ class Predictor:
     flows = []
     if clip.fields is not None and len(clip.render_rows):
       bound = self.settings.flow_bound_px
-      for r in clip.render_rows:
-        flow = record_schema.dequantise_flow(clip.fields[r].astype(np.float32), bound)
-        flows.append(visualization.flow_to_color(flow))
+      fields = [record_schema.dequantise_flow(clip.fields[r].astype(np.float32), bound)
+                for r in clip.render_rows]
+      # One scale for the strip's fields, so that their colours compare.
+      scale = max(float(np.hypot(f[..., 0], f[..., 1]).max()) for f in fields)
+      flows = [visualization.flow_to_color(f, max(scale, 1e-3)) for f in fields]
     stem = os.path.splitext(os.path.basename(clip.path))[0]
     path = os.path.join(render_dir, f'{index:04d}_{stem}.png')
     frames = clip.render_frames if len(clip.render_frames) else (

@@ -48,6 +48,8 @@ def save_strip(path: str, title: str, frames: np.ndarray, flow_images: Sequence[
     entries = list(entries)[::-1]  # best on top
     probs = [float(e['prob']) for e in entries]
     axis.barh(range(len(entries)), probs, color='tab:red' if name == 'fusion' else 'tab:blue')
+    for y, p in enumerate(probs):
+      axis.text(min(p, 0.75) + 0.02, y, f'{p:.2f}', va='center', fontsize=6)
     axis.set_yticks(range(len(entries)), [str(e['class']) for e in entries], fontsize=7)
     axis.set_xlim(0, 1)
     axis.tick_params(axis='x', labelsize=6)
