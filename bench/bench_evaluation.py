@@ -62,11 +62,11 @@ def main():
     x = jax.device_put(np.random.default_rng(0).normal(
         size=(args.batch, args.size, args.size, channels)).astype(np.float32),
                        sharding.data_sharded(mesh))
-    jax.block_until_ready(eval_fn(state, x))  # compile
+    jax.block_until_ready(eval_fn(state, {'inputs': x}))  # compile
     repeats = 3
     start = time.perf_counter()
     for _ in range(repeats):
-      jax.block_until_ready(eval_fn(state, x))
+      jax.block_until_ready(eval_fn(state, {'inputs': x}))
     forward = repeats * args.batch / (time.perf_counter() - start)
     print(f'forward: {forward:.1f} views/s')
 

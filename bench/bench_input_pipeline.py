@@ -6,18 +6,25 @@ random fields, quantised and JPEG-coded like real flow) and measures, in one run
 
   spatial train     create_train_dataset(modality='rgb'): examples/s
   temporal train    create_train_dataset(modality='flow', L=10): examples/s
-  temporal test     create_eval_dataset(25 x 10 views, L=10): views/s
+  eval              create_eval_dataset(25 x 10, L=10): test videos/s (each video: 25 flow stacks
+                    moved as uint8 with their 10 crop boxes; the crops are made on the device)
   decode-only       tf.data decoding exactly the JPEGs each of those reads (the same decoder
-                    settings, in memory, parallel map): the limit of this host
-  output-only       tf.data casting a uint8 crop to the float32 input and batching it: the
-                    floor of handing over float32 inputs, whatever is decoded
+                    settings, in memory, parallel map): the limit of this host; for eval, each
+                    video's distinct fields of its 25 stacks, decoded once
 
-Rates alternate (limit, pipeline, limit, pipeline, ...) in short rounds and the medians are
-reported (ratio: the median of the per-round ratios), as the machine may be shared. CPU ms per
-example (all threads of this process) is printed beside them.
+The pipeline hands the device uint8 (train.device_views makes the float inputs inside the jitted
+step), so the pipeline rate is host work only; the device side is timed by bench/gpu.sh.
+Also measured: read amplification (bytes the record readers read from the shards over bytes of the
+JPEGs they returned, training workloads, first touches of every record included) and the bytes a
+temporal training example moves to the device.
 
-  python bench/bench_input_pipeline.py            # about 2-3 minutes on 2 cores
-  python bench/bench_input_pipeline.py --quick    # a smoke run
+Rates alternate (limit, pipeline, limit, ...) in short rounds and the medians are reported (ratio:
+the median of the per-round ratios), as the machine may be shared; the 1-minute load average is
+printed beside the figures (above 0.5 they are unreliable). CPU ms per example (all threads of
+this process) is printed beside the rates.
+
+  python bench/bench_input_pipeline.py                                 # about 3 minutes on 2 cores
+  python bench/bench_input_pipeline.py --quick --json OUT.json         # about 1-2 minutes
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ import tensorflow as tf
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from twostream_jax.data import dataset_metadata as dm  # pylint: disable=g-import-not-at-top
 from twostream_jax.data import input_pipeline as ip
+from twostream_jax.data import record_index as ri
 from twostream_jax.data import record_schema as rf
 from twostream_jax.data import sampling
 from twostream_jax.prep import jpeg_codec
@@ -111,29 +119,24 @@ def _cpu_seconds() -> float:
 
 
 class Meter:
-  """Pulls batches from a dataset iterator for `seconds`; returns (examples/s, CPU ms/example)."""
+  """Pulls batches from a dataset iterator for `seconds`; returns (items/s, CPU ms/item).
 
-  def __init__(self, dataset: tf.data.Dataset, examples_per_batch: int):
+  `items_per_batch` may be a fraction (eval: a batch of positions is a part of a video).
+  """
+
+  def __init__(self, dataset: tf.data.Dataset, items_per_batch: float):
     self._it = iter(dataset.repeat())
-    self._n = examples_per_batch
-    for _ in range(3):  # warm up: tracing, thread pools, caches of first reads
+    self._n = items_per_batch
+    for _ in range(3):  # warm up: tracing, thread pools
       next(self._it)
 
   def __call__(self, seconds: float) -> tuple[float, float]:
-    count, start, cpu = 0, time.perf_counter(), _cpu_seconds()
+    count, start, cpu = 0.0, time.perf_counter(), _cpu_seconds()
     while time.perf_counter() - start < seconds:
       next(self._it)
       count += self._n
     wall, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
     return count / wall, cpu / count * 1e3
-
-
-def _plain_options() -> tf.data.Options:
-  """No autotuning for the output-only baseline: its autotuned buffers of float32 inputs grew by
-  gigabytes while idle between rounds."""
-  options = tf.data.Options()
-  options.autotune.enabled = False
-  return options
 
 
 def _decode_only(jpeg_sets: list[list[bytes]], channels: int, batch: int) -> tf.data.Dataset:
@@ -156,16 +159,6 @@ def _records(data_dir: str, split: str) -> list[rf.VideoRecord]:
           for r in tf.data.TFRecordDataset(metadata.shard_files(data_dir, split))]
 
 
-def _output_only(channels: int, batch: int) -> tf.data.Dataset:
-  """Makes float32 [S, S, C] inputs from a uint8 crop (one cast) and batches them: the floor of any
-  pipeline that hands float32 inputs over, whatever it decodes."""
-  crop = tf.constant(np.random.default_rng(0).integers(0, 256, (CROP, CROP, channels), np.uint8))
-  ds = tf.data.Dataset.counter().map(
-      lambda i: tf.cast(crop + tf.cast(i % 2, tf.uint8), tf.float32),
-      num_parallel_calls=os.cpu_count())
-  return ds.batch(batch).prefetch(2).with_options(_plain_options())
-
-
 def _alternate(meters: dict[str, Meter], rounds: int, seconds: float) -> tuple[dict, float]:
   """Medians over rounds of (rate, CPU ms) per meter, and of the per-round ratio of 'pipeline' to
   'decode-only'."""
@@ -179,52 +172,64 @@ def _alternate(meters: dict[str, Meter], rounds: int, seconds: float) -> tuple[d
           statistics.median(ratios))
 
 
-WORKLOADS = ('spatial train', 'temporal train', 'temporal test (views)')
+WORKLOADS = ('spatial train', 'temporal train', 'eval')
+EVAL_POSITIONS = 25  # positions per eval batch: one video's 25 flow stacks
 
 
-def _meters(workload: str, data_dir: str, batch: int) -> dict[str, Meter]:
-  """The three meters of a workload (module docstring) on the records of `data_dir`."""
+def _meters(workload: str, data_dir: str, batch: int) -> tuple[dict[str, Meter], dict]:
+  """The meters of a workload (module docstring) on the records of `data_dir`, and facts about it."""
   rng = np.random.default_rng(1)
   config = ip_config(data_dir)
   config.modality = 'rgb' if workload == 'spatial train' else 'flow'
   if workload == 'spatial train':  # decode-only: one random frame per example
     sets = [[r.frames[rng.integers(r.num_frames)]] for r in _records(data_dir, 'train1')]
+    pipeline = ip.create_train_dataset(config, global_batch_size=batch, seed=0)
     return {'decode-only': Meter(_decode_only(sets, 3, batch), batch),
-            'output-only': Meter(_output_only(3, batch), batch),
-            'pipeline': Meter(ip.create_train_dataset(config, global_batch_size=batch, seed=0), batch)}
+            'pipeline': Meter(pipeline, batch)}, {}
   if workload == 'temporal train':  # decode-only: L consecutive fields (x and y) per example
     sets = []
     for r in _records(data_dir, 'train1'):
       t = int(rng.integers(r.num_frames - L))
       sets.append(r.flow_x[t:t + L] + r.flow_y[t:t + L])
+    pipeline = ip.create_train_dataset(config, global_batch_size=batch, seed=0)
+    example = next(iter(pipeline))
+    moved = sum(int(v.numpy().nbytes) for v in example.values()) / batch
     return {'decode-only': Meter(_decode_only(sets, 1, batch), batch),
-            'output-only': Meter(_output_only(2 * L, batch), batch),
-            'pipeline': Meter(ip.create_train_dataset(config, global_batch_size=batch, seed=0), batch)}
-  # Test protocol: each video's distinct fields of its 25 stacks, decoded once; 250 views a video.
+            'pipeline': Meter(pipeline, batch)}, {'bytes_per_example': moved}
+  # Test protocol: each video's distinct fields of its 25 stacks, decoded once (rate: videos/s).
   sets = []
   for r in _records(data_dir, 'test1'):
     fields = np.unique(sampling.test_flow_indices(r.num_frames, 25, L))
     sets.append([r.flow_x[i] for i in fields] + [r.flow_y[i] for i in fields])
-  views = 50  # views per batch; the paper's 250 gives the same rate with 5x the memory
-  return {'decode-only': Meter(_decode_only(sets, 1, 1), 250),
-          'output-only': Meter(_output_only(2 * L, views), views),
-          'pipeline': Meter(ip.create_eval_dataset(config, split='test1', num_frames=25, num_crops=10,
-                                                   global_batch_size=views), views)}
+  pipeline = ip.create_eval_dataset(config, split='test1', num_frames=25, num_crops=10,
+                                    global_batch_size=EVAL_POSITIONS)
+  return {'decode-only': Meter(_decode_only(sets, 1, 1), 1),
+          'pipeline': Meter(pipeline, EVAL_POSITIONS / 25)}, {}
+
+
+def _load() -> float:
+  return os.getloadavg()[0]
 
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--quick', action='store_true', help='one short round (smoke test)')
+  parser.add_argument('--quick', action='store_true', help='fewer, shorter rounds (1-2 minutes)')
+  parser.add_argument('--json', help='also write the summary figures to this JSON file')
   parser.add_argument('--batch', type=int, default=32, help='training batch size')
   parser.add_argument('--workload', choices=WORKLOADS, help=argparse.SUPPRESS)  # child process
   parser.add_argument('--data_dir', help=argparse.SUPPRESS)
   args = parser.parse_args()
-  rounds, seconds = (1, 1.0) if args.quick else (6, 2.0)
+  rounds, seconds = (2, 1.5) if args.quick else (6, 2.0)
   if args.workload:
-    meters = _meters(args.workload, args.data_dir, args.batch)
-    print(json.dumps(_alternate(meters, rounds, seconds)))
+    before = ri.read_totals()
+    meters, facts = _meters(args.workload, args.data_dir, args.batch)
+    medians, ratio = _alternate(meters, rounds, seconds)
+    read, jpeg = (a - b for a, b in zip(ri.read_totals(), before))
+    print(json.dumps({'medians': medians, 'ratio': ratio, 'bytes_read': read, 'jpeg_bytes': jpeg,
+                      **facts}))
     return
 
+  load_start = _load()
   with tempfile.TemporaryDirectory() as data_dir:
     start = time.perf_counter()
     write_records(data_dir)
@@ -232,20 +237,37 @@ def main() -> None:
     print(f'records: {NUM_CLASSES * TRAIN_PER_CLASS} train + {NUM_CLASSES * TEST_PER_CLASS} test '
           f'videos of {NUM_FRAMES} frames {WIDTH}x{HEIGHT}, {size / 1e6:.0f} MB, written in '
           f'{time.perf_counter() - start:.0f} s; {os.cpu_count()} CPUs', flush=True)
-    # One process per workload: TF keeps freed buffers of gigabyte-sized views mapped, so workloads
-    # run one after another in one process added up to about 9 GB of resident memory.
+    # One process per workload: TF keeps freed buffers mapped, so workloads run one after another
+    # in one process add up in resident memory, and the read counters start at zero.
     results = {}
     for workload in WORKLOADS:
       command = [sys.executable, os.path.abspath(__file__), '--workload', workload,
                  '--data_dir', data_dir, '--batch', str(args.batch)] + ['--quick'] * args.quick
       out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
       results[workload] = json.loads(out.strip().splitlines()[-1])
-  print(f'examples/s (CPU ms per example), medians of {rounds} alternating rounds of {seconds:.0f} s')
-  print(f'{"":22s} {"decode-only":>16s} {"output-only":>16s} {"pipeline":>16s} {"pipeline/decode":>16s}')
-  for name, (meters, ratio) in results.items():
-    cells = ' '.join(f'{meters[m][0]:8.0f} ({meters[m][1]:5.2f})'
-                     for m in ('decode-only', 'output-only', 'pipeline'))
-    print(f'{name:22s} {cells} {ratio:16.2f}')
+  load = max(load_start, _load())
+  print(f'items/s (CPU ms per item), medians of {rounds} alternating rounds of {seconds:.1f} s; '
+        f'items: training examples, or test videos (eval, 25 x 10 views each)')
+  print(f'{"":16s} {"decode-only":>16s} {"pipeline":>16s} {"pipeline/decode":>16s}')
+  for name, r in results.items():
+    cells = ' '.join(f'{r["medians"][m][0]:8.1f} ({r["medians"][m][1]:5.2f})'
+                     for m in ('decode-only', 'pipeline'))
+    print(f'{name:16s} {cells} {r["ratio"]:16.2f}')
+  train = [results[w] for w in ('spatial train', 'temporal train')]
+  amplification = sum(r['bytes_read'] for r in train) / max(sum(r['jpeg_bytes'] for r in train), 1)
+  moved = results['temporal train']['bytes_per_example']
+  print(f'read amplification (training, bytes read / JPEG bytes): {amplification:.3f}')
+  print(f'host-to-device bytes per temporal example: {moved:.0f} (224 x 224 x 20 = {CROP * CROP * 2 * L})')
+  print(f'1-minute load average: {load:.2f}' + (
+      '  <-- ABOVE 0.5: THE MACHINE IS SHARED, THESE FIGURES ARE UNRELIABLE' if load > 0.5 else ''))
+  summary = {'spatial_train': results['spatial train']['ratio'],
+             'temporal_train': results['temporal train']['ratio'], 'eval': results['eval']['ratio'],
+             'read_amplification': amplification,
+             'host_to_device_bytes_per_temporal_example': moved, 'load_average_1min': load}
+  if args.json:
+    with open(args.json, 'w') as f:
+      json.dump(summary, f, indent=1)
+    print(f'wrote {args.json}')
 
 
 def ip_config(data_dir: str):

@@ -83,7 +83,7 @@ def test_flow_training_batches_follow_the_flow_rules(tiny):
   batches = _take(ip.create_train_dataset(config, global_batch_size=6, seed=0), 4)
   signs = []
   for b in batches:
-    assert b['images'].shape == (6, S, S, 10) and b['images'].dtype == np.uint8
+    assert b['images'].shape == (6, 10, S, S) and b['images'].dtype == np.uint8  # flow planes
     assert b['label'].dtype == np.int32 and b['dataset_index'].dtype == np.int32
     np.testing.assert_array_equal(b['dataset_index'], 0)
     inputs = _views(config, b)
@@ -196,7 +196,7 @@ def test_eval_sees_every_video_exactly_once_over_processes(tiny, modality):
     np.testing.assert_array_equal(np.bincount(seen[seen >= 0], minlength=expected), [3] * expected)
     np.testing.assert_array_equal(label[seen >= 0], np.array(labels)[seen[seen >= 0]])
     assert not images[seen < 0].any()  # padding is zeros
-    assert images.shape[1:] == (32, 40, 3 if modality == 'rgb' else 10)  # whole frames, as stored
+    assert images.shape[1:] == ((32, 40, 3) if modality == 'rgb' else (10, 32, 40))  # as stored
     flips = np.concatenate([b['flips'] for bs in per_process for b in bs])
     np.testing.assert_array_equal(flips[seen >= 0], [[False, True]] * int(np.sum(seen >= 0)))
 

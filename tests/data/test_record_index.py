@@ -76,18 +76,36 @@ def test_truncated_or_garbled_shard_is_named(tiny, tmp_path):
     ri.index_records(files[:1])
 
 
-def test_corrupt_jpeg_bytes_fail_on_first_read_naming_the_file(tiny, tmp_path):
+@pytest.mark.parametrize('where, problem', [(0, 'SOI'), (-1, 'EOI'), (4, 'segment'), (20, 'marker')])
+def test_a_damaged_jpeg_is_named_with_its_file_video_and_frame(tiny, tmp_path, where, problem):
   _, files = _copy(tiny, tmp_path)
   index = ri.index_records(files)
-  start, _ = index.value_ranges[0, 0]
-  with open(files[index.file_ids[0]], 'r+b') as f:
-    f.seek(int(start) + 100)  # inside the first frame's JPEG: only the record CRC can tell
+  reader = ri.RecordReader(index, [rf.FRAMES])
+  (starts, lengths), = reader._locate(0)  # pylint: disable=protected-access
+  first = int(starts[2] if where != -1 else starts[2] + lengths[2] - 1)
+  with open(files[index.file_ids[0]], 'r+b') as f:  # frame 2 of record 0
+    f.seek(first + max(where, 0))
     byte = f.read(1)
-    f.seek(int(start) + 100)
+    f.seek(first + max(where, 0))
     f.write(bytes([byte[0] ^ 0xFF]))
   reader = ri.RecordReader(index, [rf.FRAMES])
-  with pytest.raises(ri.RecordIndexError, match=f'{files[index.file_ids[0]]}'):
-    reader.read(0, np.array([0]))
+  reader.read(0, np.array([0, 1]))  # other frames of the record stay readable
+  with pytest.raises(ri.CorruptRecordError, match=problem) as e:
+    reader.read(0, np.array([2]))
+  assert files[index.file_ids[0]] in str(e.value) and index.video_ids[0] in str(e.value)
+  assert 'frame 2 ' in str(e.value)
+
+
+def test_first_read_reads_the_chosen_jpegs_and_their_framing_only(tiny):
+  out, metadata = tiny
+  index = ri.index_records(metadata.shard_files(out, 'train1'))
+  reader = ri.RecordReader(index, [rf.FLOW_X, rf.FLOW_Y])
+  fx, fy = reader.read(0, np.array([3, 4]))
+  fields = 2 * (int(index.num_frames[0]) - 1)  # the walked framing: at most 11 bytes per value
+  assert reader.jpeg_bytes == sum(len(x) for x in list(fx) + list(fy))
+  assert reader.jpeg_bytes < reader.bytes_read <= reader.jpeg_bytes + 11 * fields
+  record_bytes = int(index.value_ranges[0].max() - index.value_ranges[0].min())
+  assert reader.bytes_read < record_bytes / 3
 
 
 def test_foreign_records_are_rejected(tmp_path):

@@ -59,7 +59,8 @@ def test_flow_views_equal_the_host_path(mean_subtraction):
   boxes, flips = _cases(rng, 25, 30)
   spec = dv.ViewSpec('flow', S, mean_subtraction=mean_subtraction)
   bound = 17.0
-  got = _device(spec, canvas, boxes, flips, **{dv.FLOW_STEP: np.float32(bound / 127.5)})
+  planes = np.moveaxis(canvas, -1, 0)  # as the pipeline yields flow
+  got = _device(spec, planes, boxes, flips, **{dv.FLOW_STEP: np.float32(bound / 127.5)})
   for v, (box, flip) in enumerate(zip(boxes, flips)):
     want = video_ops.flow_view(tf.constant(stack), box, tf.constant(flip), S, bound,
                                mean_subtraction).numpy()
@@ -71,7 +72,8 @@ def test_flip_negates_x_and_mirrors_with_mean_subtraction_on():
   stack = rng.integers(0, 256, (S, S, 4), dtype=np.uint8)
   spec = dv.ViewSpec('flow', S, mean_subtraction='per_field')
   box = np.array([[0, 0, S, S]] * 2, np.int32)
-  out = _device(spec, stack, box, np.array([False, True]), **{dv.FLOW_STEP: np.float32(0.1)})
+  out = _device(spec, np.moveaxis(stack, -1, 0), box, np.array([False, True]),
+                **{dv.FLOW_STEP: np.float32(0.1)})
   plain, flipped = out
   assert np.abs(plain).max() > 1.0
   np.testing.assert_allclose(flipped[..., 0::2], -plain[:, ::-1, 0::2], atol=1e-5)
@@ -82,7 +84,7 @@ def test_flip_negates_x_and_mirrors_with_mean_subtraction_on():
 
 def test_views_of_a_batch_are_ordered_by_example_then_view():
   rng = np.random.default_rng(3)
-  images = rng.integers(0, 256, (3, S, S, 2), dtype=np.uint8)
+  images = rng.integers(0, 256, (3, 2, S, S), dtype=np.uint8)  # flow planes
   boxes = np.tile(np.array([0, 0, S, S], np.int32), (3, 2, 1))
   flips = np.tile(np.array([False, True]), (3, 1))
   spec = dv.ViewSpec('flow', S, mean_subtraction='none')
@@ -91,6 +93,22 @@ def test_views_of_a_batch_are_ordered_by_example_then_view():
   out = np.asarray(jax.jit(lambda b: dv.make_views(spec, b, dtype=jnp.bfloat16))(batch).astype(jnp.float32))
   assert out.shape == (6, S, S, 2) and dv.num_views(batch) == 2
   for i in range(3):
-    want = (images[i].astype(np.float32) - 127.5) * steps[i]
+    want = (np.moveaxis(images[i], 0, -1).astype(np.float32) - 127.5) * steps[i]
     np.testing.assert_allclose(out[2 * i], want, rtol=1e-2, atol=1e-2)
   np.testing.assert_array_equal(dv.per_view(np.arange(3), 2), [0, 0, 1, 1, 2, 2])
+
+
+@pytest.mark.parametrize('modality', ['rgb', 'flow'])
+def test_s_by_s_boxes_given_as_corners_are_the_same_views(modality):
+  rng = np.random.default_rng(4)
+  c = 3 if modality == 'rgb' else 4
+  image = rng.integers(0, 256, (S + 5, S + 9, c), dtype=np.uint8)
+  if modality == 'flow':
+    image = np.moveaxis(image, -1, 0)
+  corners = np.array([[0, 0], [5, 9], [2, 3], [5, 0]], np.int32)
+  full = np.concatenate([corners, np.full((4, 2), S, np.int32)], axis=1)
+  flips = np.array([False, True, True, False])
+  spec = dv.ViewSpec(modality, S, mean_subtraction='per_field')
+  extra = {dv.FLOW_STEP: np.float32(0.2)} if modality == 'flow' else {}
+  np.testing.assert_allclose(_device(spec, image, corners, flips, **extra),
+                             _device(spec, image, full, flips, **extra), rtol=1e-6, atol=1e-5)

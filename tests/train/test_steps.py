@@ -1,4 +1,4 @@
-"""Tests of the train step: multi-task loss masking, and 1-device vs 2-device equivalence."""
+"""Tests of the steps: multi-task loss masking, 1-device vs 2-device equivalence, uint8 batches."""
 
 import functools
 
@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
+from twostream_jax.train import device_views
 from twostream_jax.train import optimizer as optimizer_lib
 from twostream_jax.train import sharding
 from twostream_jax.train import state as train_state_lib
@@ -88,3 +89,42 @@ def test_head_of_an_absent_data_set_gets_no_gradient():
                                                            jax.random.key(0)).params)
   jax.tree.map(np.testing.assert_array_equal, params['head_1'], init['head_1'])
   assert float(np.abs(params['head_0']['kernel'] - init['head_0']['kernel']).max()) > 0
+
+
+def _uint8_batch(n=8, size=16, channels=4, seed=0):
+  """A flow batch as the pipeline yields it: uint8 crops, one box, flip and flow step per example."""
+  rng = np.random.default_rng(seed)
+  return {'images': rng.integers(0, 256, (n, channels, size, size), dtype=np.uint8),  # flow planes
+          'boxes': np.tile(np.array([[[0, 0, size, size]]], np.int32), (n, 1, 1)),
+          'flips': (np.arange(n) % 3 == 0)[:, None], 'flow_step': np.full(n, 0.1, np.float32),
+          'label': rng.integers(0, 3, n).astype(np.int32),
+          'dataset_index': (np.arange(n) % 2).astype(np.int32)}
+
+
+def test_steps_make_the_inputs_of_uint8_batches_on_two_devices():
+  config = _config()
+  config.data.modality, config.data.crop_size = 'flow', 16
+  mesh = Mesh(np.asarray(jax.devices()[:2]), (sharding.DATA_AXIS,))
+  model = train_state_lib.build_model(config, (3, 3))
+  state = sharding.replicate(
+      train_state_lib.create_train_state(config, model, (16, 16, 4), jax.random.key(0)), mesh)
+  train_fn, eval_fn = train_steps.make_jitted_steps(config, mesh, state)
+  batch = _uint8_batch()
+  spec = device_views.ViewSpec.from_data_config(config.data)
+  inputs = np.asarray(device_views.make_views(spec, batch))
+  floats = {'inputs': inputs, 'label': batch['label'], 'dataset_index': batch['dataset_index']}
+  # Evaluation: V = 2 views per example (the crop and its mirror), ordered by example then view.
+  two = dict(batch, boxes=np.repeat(batch['boxes'], 2, axis=1),
+             flips=np.stack([np.zeros(8, bool), np.ones(8, bool)], axis=1))
+  logits = np.asarray(eval_fn(state, sharding.global_batch(two, mesh)))
+  assert logits.shape == (16, 3)
+  mirrored = inputs[:, :, ::-1] * np.array([-1, 1, -1, 1], np.float32)  # x negated
+  unflipped = np.where(batch['flips'][:, 0, None, None, None], mirrored, inputs)
+  np.testing.assert_allclose(logits[0::2], np.asarray(eval_fn(state, sharding.global_batch(
+      dict(floats, inputs=unflipped.astype(np.float32)), mesh))), rtol=1e-4, atol=1e-4)
+  # Training: a uint8 batch gives the update of its float inputs.
+  new_u8, m_u8 = train_fn(jax.tree.map(jnp.copy, state), sharding.global_batch(batch, mesh), jax.random.key(1))
+  new_f, m_f = train_fn(state, sharding.global_batch(floats, mesh), jax.random.key(1))
+  np.testing.assert_allclose(float(m_u8['loss']), float(m_f['loss']), rtol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+               jax.device_get(new_u8.params), jax.device_get(new_f.params))

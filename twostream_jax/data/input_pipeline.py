@@ -4,17 +4,30 @@ Configuration: the `data` section of the config (configs/default.py documents ev
 caller passes `config.data`. TensorFlow only: no JAX here (the caller passes
 `jax.process_index()` / `jax.process_count()`).
 
+What the device gets. Batches hold uint8 pixels and a few numbers per example; the float network
+inputs are made inside the jitted steps (`train.device_views`, which documents the keys of
+`data.batch_keys`), so a temporal example moves 224 x 224 x 20 bytes, not 4x that in float32.
+
 Training (`create_train_dataset`), per process, infinite, batched, prefetched. Elements:
-  'inputs'        float32 [b, S, S, C]   C = 3 (rgb) or 2L (flow: x_0, y_0, x_1, y_1, ...)
+  'images'        uint8   [b, P, P, 3] (rgb) or [b, 2L, P, P] (flow planes x_0, y_0, x_1, ...):
+                          the crop, cut on the host; P = S unless multi-scale crops (then the
+                          largest short side: the crop lies at the top-left, zero padded)
+  'boxes'         int32   [b, 1, 4]      (0, 0, h, w): the crop's extent, resized to S on the device;
+                          [b, 1, 2] = (0, 0) when every crop is S x S (the paper's crop of frames
+                          with a short side >= S): no resize
+  'flips'         bool    [b, 1]
+  'flow_step'     float32 [b]            flow: B / 127.5 of the example's data set
+  'jitter'        float32 [b, 3]         rgb with data.color_jitter > 0: the three factors
   'label'         int32   [b]            class index in the example's own data set
   'dataset_index' int32   [b]            which of data.data_dirs the example comes from
   * RGB (spatial): one random frame per example; the paper's random S x S crop of the whole frame
     (or TSN multi-scale corner cropping, `data.multiscale_crop`), horizontal flip, colour jitter,
-    normalisation ('imagenet' mean/std for torchvision weights, or 'unit' = [0, 1]).
-  * Flow (temporal): L consecutive flow fields from a random start, stacked to [H, W, 2L]; one
-    crop and one flip for all channels (x negated on flip), flow scaled by any resize, mean flow
-    subtraction per field ('per_field') or none. Videos with fewer than L + 1 frames repeat their
-    last field (`sampling`).
+    normalisation ('imagenet' mean/std for torchvision weights, or 'unit' = [0, 1]): the crop here,
+    the rest on the device.
+  * Flow (temporal): L consecutive flow fields from a random start, stacked as 2L planes (the
+    device makes them [S, S, 2L]); one crop and one flip for all channels (x negated on flip), flow
+    scaled by any resize, mean flow subtraction per field ('per_field') or none. Videos with fewer
+    than L + 1 frames repeat their last field (`sampling`).
   * Sampling (`sampling`): epochs of stateless permutations of the process's videos (each video
     `data.frames_per_video` times per epoch, each time with its own random frame), or
     class-balanced draws with replacement (`data.class_balanced`: a class uniformly, then one of
@@ -36,19 +49,25 @@ Test protocol (`create_eval_dataset`), finite. Per video, K equally spaced frame
 (`sampling.test_view_starts`: start_k = round-half-up(k (T - s) / (K - 1))), each giving C crops
 (`video_ops.test_crop_boxes`: centre, top-left, top-right, bottom-left, bottom-right, then the same
 flipped for C = 10; centre (and its flip) for C = 1 (2)); crops are S x S boxes of the stored
-frame, not resized. Views are ordered by video, then frame k, then crop c; batches may split a
+frame, not resized. An element is one test position: the whole decoded frame or flow stack (uint8,
+as stored, on a canvas of the split's largest frame) with its C boxes and flips; the device cuts
+the C views (`train.device_views`), so each JPEG of a video is decoded once and C views cost one
+image's transfer. Positions are ordered by video, then k (views: then crop c); batches may split a
 video. Video v of the split (index in
 `metadata.video_ids(split)`, first `max_videos` if > 0) goes to process v mod P; each process pads
-its views with masked copies to `num_eval_batches(...)` batches, the same count on every process.
-Elements add 'video_index' int32 [b] (-1 for padding) and 'mask' float32 [b] (1 real, 0 padding).
+its positions with masked copies to `num_eval_batches(...)` batches, the same count on every
+process. Elements add 'video_index' int32 [b] (-1 for padding) and 'mask' float32 [b] (1 real, 0
+padding).
 
 Reading (`record_index`): shards are indexed once per dataset creation (a cheap pass over record
-headers), and only the sampled frames / flow fields of a video are read and decoded.
+headers), and only the sampled frames / flow fields of a video are read and decoded; a record is
+never read whole. Decoding runs `data.decode_parallelism` calls in parallel (0: AUTOTUNE).
 
 Errors: a missing folder, an unknown split, records of another format version
 (`dataset_metadata.DatasetError`), damaged or foreign shards (`record_index.RecordIndexError`,
-naming the file; a damaged record found while iterating raises a tf.errors error whose message
-names the file), and bad configuration values (`InputConfigError`).
+naming the file), a damaged JPEG found while iterating (`record_index.CorruptRecordError` from
+`numpy_batches`, one line naming file, record, video and frame; training skips such records with
+`data.skip_corrupt_records`), and bad configuration values (`InputConfigError`).
 """
 
 from __future__ import annotations
@@ -190,11 +209,18 @@ def _flow_step(bound_px: float) -> tf.Tensor:
   return tf.constant(rf.flow_quantisation_step(bound_px), tf.float32)
 
 
-def _pad_to(image, height: int, width: int):
-  """Zero-pads uint8 `[h, w, c]` at the bottom and right to the canvas `[height, width, c]`."""
+def _pad_to(image, height: int, width: int, planes: bool):
+  """Zero-pads uint8 `[..., h, w, c]` (or `[..., c, h, w]`: planes) at the bottom and right to a
+  canvas of height x width."""
+  rank = len(image.shape)
+  h_axis = rank - 2 if planes else rank - 3
   shape = tf.shape(image)
-  out = tf.pad(image, [[0, height - shape[0]], [0, width - shape[1]], [0, 0]])
-  return tf.ensure_shape(out, [height, width, image.shape[-1]])
+  pads = [[0, 0]] * rank
+  pads[h_axis], pads[h_axis + 1] = [0, height - shape[h_axis]], [0, width - shape[h_axis + 1]]
+  out = tf.pad(image, pads)
+  static = list(image.shape)
+  static[h_axis], static[h_axis + 1] = height, width
+  return tf.ensure_shape(out, static)
 
 
 # Uniform numbers drawn per training example (one stateless call), by use.
@@ -248,18 +274,20 @@ def _train_examples(s: _Settings, index: ri.RecordIndex, bound_px: float, datase
       box = video_ops.multiscale_crop_box(u[_U_BOX], height, width)
     else:
       box = video_ops.random_crop_box(u[_U_BOX], height, width, s.crop_size)
-    if s.modality == 'flow':
-      # Crop, then go channel-last: transposing uint8 is slow, so transpose only the crop.
-      crop = video_ops.fields_to_stack(
-          tf.slice(image, tf.stack([0, box[0], box[1]]), tf.stack([-1, box[2], box[3]])))
+    if s.modality == 'flow':  # planes as decoded: the device makes them channel-last
+      crop = tf.slice(image, tf.stack([0, box[0], box[1]]), tf.stack([-1, box[2], box[3]]))
+      crop = tf.ensure_shape(crop, [channels, None, None])
     else:
       crop = video_ops.crop(image, box)
     if exact:
-      crop = tf.ensure_shape(crop, [canvas, canvas, channels])
+      crop = tf.ensure_shape(crop, [channels, canvas, canvas] if s.modality == 'flow'
+                             else [canvas, canvas, channels])
     else:
-      crop = _pad_to(crop, canvas, canvas)
+      crop = _pad_to(crop, canvas, canvas, planes=s.modality == 'flow')
     flip = u[_U_FLIP] < 0.5 if s.random_flip else tf.constant(False)
-    out = {bk.IMAGES: crop, bk.BOXES: tf.reshape(tf.stack([0, 0, box[2], box[3]]), [1, 4]),
+    # (y0, x0) only when every box is S x S: the device then slices instead of resizing.
+    corner = tf.zeros([1, 2], tf.int32) if exact else tf.reshape(tf.stack([0, 0, box[2], box[3]]), [1, 4])
+    out = {bk.IMAGES: crop, bk.BOXES: corner,
            bk.FLIPS: tf.reshape(flip, [1]), 'label': tf.gather(labels, record),
            'dataset_index': tf.constant(dataset_index, tf.int32)}
     if s.modality == 'flow':
@@ -352,7 +380,7 @@ def create_train_dataset(data_config, *, global_batch_size: int, seed: int, star
 
   Returns:
     Batches of b = global_batch_size / process_count examples (module docstring): 'images' uint8
-    [b, P, P, C], 'boxes' int32 [b, 1, 4], 'flips' bool [b, 1], 'flow_step' float32 [b] (flow) or
+    [b, P, P, 3] (rgb) or [b, 2L, P, P] (flow planes), 'boxes' int32 [b, 1, 4] (or [b, 1, 2]), 'flips' bool [b, 1], 'flow_step' float32 [b] (flow) or
     'jitter' float32 [b, 3] (rgb with color_jitter), 'label' int32 [b], 'dataset_index' int32 [b].
   """
   s = _settings(data_config)
@@ -464,7 +492,8 @@ def create_eval_dataset(data_config, *, split: str, num_frames: int, num_crops: 
 
   Returns:
     `num_eval_batches(...)` batches of b = global_batch_size / process_count positions:
-    'images' uint8 [b, Hc, Wc, c], 'boxes' int32 [b, C, 4], 'flips' bool [b, C], 'flow_step'
+    'images' uint8 [b, Hc, Wc, 3] (rgb) or [b, 2L, Hc, Wc] (flow planes), 'boxes' int32 [b, C, 4]
+    (or [b, C, 2] corners when every frame's short side is >= S: no resize), 'flips' bool [b, C], 'flow_step'
     float32 [b] (flow), 'label' int32 [b], 'video_index' int32 [b] (-1: padding), 'mask' float32
     [b], 'dataset_index' int32 [b]. Position k of a video is its k-th test frame or stack; its
     views (k, c) follow in crop order on the device.
@@ -498,6 +527,9 @@ def create_eval_dataset(data_config, *, split: str, num_frames: int, num_crops: 
   channels = input_channels(data_config)
   # The canvas: every process the same (the split's largest frame), so that batches agree.
   canvas_h, canvas_w = int(np.max(index.heights[records], initial=1)), int(np.max(index.widths[records], initial=1))
+  no_resize = bool(np.all(np.minimum(index.heights[records], index.widths[records]) >= s.crop_size))
+  same_size = bool(np.all(index.heights[records] == canvas_h) and np.all(index.widths[records] == canvas_w))
+  image_shape = [canvas_h, canvas_w, 3] if s.modality == 'rgb' else [channels, canvas_h, canvas_w]
 
   def load_video(record, video_index, view_indices):
     """Decodes the video's K frames or flow stacks once: its K positions."""
@@ -508,11 +540,15 @@ def create_eval_dataset(data_config, *, split: str, num_frames: int, num_crops: 
     else:
       fields = video_ops.decode_flow_fields_quantised(*_read_op(reader, record, unique, 2))
       rows = tf.reshape(tf.stack([2 * position, 2 * position + 1], axis=1), [num_frames, -1])
-      images = video_ops.fields_to_stack(tf.gather(fields, rows))  # [K, H, W, 2L]
+      images = tf.gather(fields, rows)  # [K, 2L, H, W]: planes, made channel-last on the device
     shape = tf.shape(images)
-    boxes, flips = video_ops.test_crop_boxes(shape[1], shape[2], s.crop_size, num_crops)
-    images = tf.pad(images, [[0, 0], [0, canvas_h - shape[1]], [0, canvas_w - shape[2]], [0, 0]])
-    images = tf.ensure_shape(images, [num_frames, canvas_h, canvas_w, channels])
+    height, width = (shape[1], shape[2]) if s.modality == 'rgb' else (shape[2], shape[3])
+    boxes, flips = video_ops.test_crop_boxes(height, width, s.crop_size, num_crops)
+    if no_resize:
+      boxes = boxes[:, :2]  # every crop is S x S: its corner is enough (a slice on the device)
+    if not same_size:
+      images = _pad_to(images, canvas_h, canvas_w, planes=s.modality == 'flow')
+    images = tf.ensure_shape(images, [num_frames] + image_shape)
     each = lambda x: tf.repeat(tf.expand_dims(x, 0), num_frames, axis=0)
     out = {bk.IMAGES: images, bk.BOXES: each(boxes), bk.FLIPS: each(flips),
            'label': each(tf.gather(labels, record)),
@@ -526,8 +562,9 @@ def create_eval_dataset(data_config, *, split: str, num_frames: int, num_crops: 
   videos = videos.map(load_video, num_parallel_calls=s.parallelism, deterministic=True)
   positions = videos.unbatch()
   num_batches = _num_views_batches(num_videos, num_frames, batch, process_count)
-  padding = {bk.IMAGES: tf.zeros([canvas_h, canvas_w, channels], tf.uint8),
-             bk.BOXES: tf.tile(tf.constant([[0, 0, 1, 1]], tf.int32), [num_crops, 1]),
+  padding = {bk.IMAGES: tf.zeros(image_shape, tf.uint8),
+             bk.BOXES: tf.tile(tf.constant([[0, 0]] if no_resize else [[0, 0, 1, 1]], tf.int32),
+                               [num_crops, 1]),
              bk.FLIPS: tf.zeros([num_crops], tf.bool), 'label': tf.constant(0),
              'video_index': tf.constant(-1), 'mask': tf.constant(0.0),
              'dataset_index': tf.constant(dataset_index, tf.int32)}

@@ -168,6 +168,16 @@ class _ExitGuard:
 
 
 _EXIT_GUARD = _ExitGuard()
+# Process-wide totals of all readers: [bytes read from shards, bytes of the JPEGs returned].
+_TOTALS = [0, 0]
+
+
+def read_totals() -> tuple[int, int]:
+  """(bytes read from shards, bytes of JPEGs returned) by every `RecordReader` of this process so far.
+
+  Their ratio is the read amplification of the reading (racy sums under threads: a statistic).
+  """
+  return _TOTALS[0], _TOTALS[1]
 
 
 @dataclasses.dataclass
@@ -439,6 +449,7 @@ class RecordReader:
       handles[file_id].seek(offset)
       data = handles[file_id].read(length)
     self._bytes_read += len(data)  # a racy sum under threads is fine for a statistic
+    _TOTALS[0] += len(data)
     if len(data) != length:
       raise RecordIndexError(f'{path}: short read at byte {offset} (file changed since indexing?)')
     return data
@@ -477,6 +488,7 @@ class RecordReader:
                                    'or set data.skip_corrupt_records=True to skip such records')
         values.append(data)
         self._jpeg_bytes += len(data)
+        _TOTALS[1] += len(data)
       out.append(_object_array(values))
     return tuple(out)
 

@@ -1,5 +1,9 @@
 """TensorFlow ops on single examples: crops, flips, flow rules, colour jitter, normalisation.
 
+The input pipeline uses the boxes, crops and decoders here; the float view transform
+(`rgb_view`, `flow_view`) now runs on the device (`train.device_views`, pure JAX), and the TF form
+here is its reference: the tests check the device views against it to float32 rounding.
+
 Usable eagerly and inside tf.data (every op is a TF op). Random choices take uniform numbers in
 [0, 1) rather than seeds: the pipeline draws all numbers of an example with one stateless call
 (`uniforms`), as each random op costs as much as a whole crop here. Conventions:

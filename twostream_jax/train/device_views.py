@@ -7,10 +7,16 @@ and eval steps, as one pure JAX function (`make_views`). Train and eval use the 
 (equal to float32 rounding). JAX only: no TensorFlow, no OpenCV.
 
 Batch keys (n examples or test positions, V views of each; `input_pipeline` documents which it yields):
-  images         uint8   [n, Hc, Wc, c]  a canvas holding RGB (c = 3) or a quantised flow stack
-                                         (c = 2L: channel 2k = x, 2k + 1 = y of field k, in time
-                                         order); the picture lies at its top-left, zero padded
+  images         uint8   [n, Hc, Wc, 3]  RGB: a canvas holding the frame (or crop) at its top-left,
+                                         zero padded
+                 uint8   [n, 2L, Hc, Wc] flow: the quantised planes as decoded (plane 2k = x,
+                                         2k + 1 = y of field k, in time order), on such a canvas;
+                                         planes, not channel-last: the host never transposes
   boxes          int32   [n, V, 4]       (y0, x0, h, w) of each view's box in the canvas, h, w >= 1
+                 int32   [n, V, 2]       or (y0, x0) only: every box is S x S (no resize), which
+                                         the pipeline says when it knows (the common case); the
+                                         views are then plain slices (much cheaper than the
+                                         bilinear gathers on a CPU)
   flips          bool    [n, V]          mirror the view left-right (negates flow x)
   flow_step      float32 [n]             flow only: pixels per quantisation level, B / 127.5
   jitter         float32 [n, 3]          RGB only, and only with data.color_jitter > 0: the
@@ -19,7 +25,7 @@ Batch keys (n examples or test positions, V views of each; `input_pipeline` docu
   dataset_index  int32   [n]
   video_index    int32   [n]             evaluation: -1 for padding
   mask           float32 [n]             evaluation: 1 real, 0 padding
-Training has V = 1 and a canvas of S x S holding the crop the host cut (box (0, 0, S, S) unless a
+Training has V = 1 and a canvas of S x S holding the crop the host cut (box (0, 0), unless a
 resize is needed: multi-scale crops, frames smaller than S). Evaluation moves one whole frame or
 flow stack per test position (short side as stored) with its V = 10 test boxes and flips; the
 crops are cut here, so the host decodes each JPEG once and sends 1/10 (x 4 for float32) of the bytes.
@@ -96,27 +102,37 @@ def _source_positions(start: jax.Array, length: jax.Array, size: int,
   return start + lower, start + upper, pos - floor
 
 
-def crop_resize(image: jax.Array, box: jax.Array, flip: jax.Array, size: int) -> jax.Array:
+def crop_resize(image: jax.Array, box: jax.Array, flip: jax.Array, size: int,
+                planes: bool = False) -> jax.Array:
   """One view of one canvas: the box resized to size x size (bilinear as TF), mirrored if flipped.
 
   Args:
-    image: uint8 (or float) `[Hc, Wc, c]`.
-    box: int32 `[4]` = (y0, x0, h, w) inside the canvas.
+    image: uint8 (or float) `[Hc, Wc, c]`, or `[c, Hc, Wc]` with `planes`.
+    box: int32 `[4]` = (y0, x0, h, w) inside the canvas, or `[2]` = (y0, x0) of an S x S box.
     flip: bool scalar.
     size: S.
+    planes: the image is channel-first.
 
   Returns:
     float32 `[S, S, c]` in the units of `image` (no rounding).
   """
+  if box.shape[-1] == 2:  # an S x S box: a slice, mirrored if flipped
+    c = image.shape[0] if planes else image.shape[-1]
+    start = (0, box[0], box[1]) if planes else (box[0], box[1], 0)
+    crop = jax.lax.dynamic_slice(image, start, (c, size, size) if planes else (size, size, c))
+    crop = crop.astype(jnp.float32)
+    crop = jnp.where(flip, jnp.flip(crop, axis=2 if planes else 1), crop)
+    return jnp.moveaxis(crop, 0, -1) if planes else crop
   y_lo, y_hi, wy = _source_positions(box[0], box[2], size)
   x_lo, x_hi, wx = _source_positions(box[1], box[3], size, flip)
+  if not planes:
+    image = jnp.moveaxis(image, -1, 0)
   # Gather on the stored dtype (4x less traffic for uint8), interpolate in float32.
-  top, bottom = image[y_lo], image[y_hi]  # [S, Wc, c]
-  f = lambda rows, cols: rows[:, cols].astype(jnp.float32)  # [S, S, c]
-  wx = wx[None, :, None]
+  top, bottom = image[:, y_lo], image[:, y_hi]  # [c, S, Wc]
+  f = lambda rows, cols: rows[:, :, cols].astype(jnp.float32)  # [c, S, S]
   top = f(top, x_lo) + (f(top, x_hi) - f(top, x_lo)) * wx
   bottom = f(bottom, x_lo) + (f(bottom, x_hi) - f(bottom, x_lo)) * wx
-  return top + (bottom - top) * wy[:, None, None]
+  return jnp.moveaxis(top + (bottom - top) * wy[:, None], 0, -1)
 
 
 def color_jitter(image: jax.Array, factors: jax.Array) -> jax.Array:
@@ -150,21 +166,24 @@ def rgb_view(spec: ViewSpec, image: jax.Array, box: jax.Array, flip: jax.Array,
 
 def flow_view(spec: ViewSpec, stack: jax.Array, box: jax.Array, flip: jax.Array,
               step: jax.Array) -> jax.Array:
-  """One flow network input: uint8 canvas `[Hc, Wc, 2L]` -> float32 `[S, S, 2L]` in pixels of the input.
+  """One flow network input: uint8 planes `[2L, Hc, Wc]` -> float32 `[S, S, 2L]` in pixels of the input.
 
   Args:
     spec: the view settings.
-    stack: quantised flow, channel 2k = x and 2k + 1 = y of field k.
-    box: int32 `[4]`.
+    stack: quantised flow planes, plane 2k = x and 2k + 1 = y of field k.
+    box: int32 `[4]` (or `[2]`: S x S, see `crop_resize`).
     flip: bool scalar.
     step: float32 scalar, B / 127.5.
   """
   size = spec.crop_size
-  q = crop_resize(stack, box, flip, size)
-  box_f = box.astype(jnp.float32)
-  x_scale = size / box_f[3] * step * jnp.where(flip, -1.0, 1.0)
-  y_scale = size / box_f[2] * step
-  scale = jnp.tile(jnp.stack([x_scale, y_scale]), stack.shape[-1] // 2)
+  q = crop_resize(stack, box, flip, size, planes=True)
+  if box.shape[-1] == 2:  # no resize
+    x_scale, y_scale = step * jnp.where(flip, -1.0, 1.0), step
+  else:
+    box_f = box.astype(jnp.float32)
+    x_scale = size / box_f[3] * step * jnp.where(flip, -1.0, 1.0)
+    y_scale = size / box_f[2] * step
+  scale = jnp.tile(jnp.stack([x_scale, y_scale]), stack.shape[0] // 2)
   centre = jnp.mean(q, axis=(0, 1)) if spec.mean_subtraction == 'per_field' else 127.5
   return q * scale + (-centre * scale)
 
