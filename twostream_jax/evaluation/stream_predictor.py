@@ -135,8 +135,9 @@ class StreamPredictor:
   def score(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-video scores of one video.
 
-    The K test positions go to the device as uint8 with the C test boxes and flips of each, and
-    the jitted eval step makes the K x C views there (`train.device_views`), as evaluation does.
+    The K test positions go to the device as uint8 (flow as planes `[2L, H, W]`) with the C test
+    boxes (corners only when every crop is S x S) and flips of each, and the jitted eval step makes
+    the K x C views there (`train.device_views`), as evaluation does.
 
     Args:
       images: uint8 `[K, H, W, 3]` RGB frames (rgb) or `[K, H, W, 2L]` quantised flow stacks (flow).
@@ -146,17 +147,25 @@ class StreamPredictor:
       logits averaged), as `evaluate.score_split` computes them.
     """
     num, height, width, channels = images.shape
-    boxes, flips = test_crop_boxes(height, width, int(self.config.data.crop_size), self.num_crops)
+    size = int(self.config.data.crop_size)
+    boxes, flips = test_crop_boxes(height, width, size, self.num_crops)
+    if min(height, width) >= size:
+      boxes = boxes[:, :2]  # every crop is S x S: its corner is enough (a slice), as evaluation
+    if self.modality == 'flow':
+      # The device transform takes flow as planes [2L, H, W], as the pipeline decodes it.
+      images = np.ascontiguousarray(np.moveaxis(images, -1, 1))
     # Whole positions of C views, a multiple of the devices (as `eval_batches.positions_per_batch`,
     # whose module imports TensorFlow).
     devices = self.mesh.devices.size
     per_batch = max(devices, self.batch_size // self.num_crops // devices * devices)
+    pad_box = np.zeros(boxes.shape[1], np.int32)
+    pad_box[2:] = 1
     logits = []
     for start in range(0, num, per_batch):
       chunk = images[start:start + per_batch]
-      # Fixed shapes (padding positions: zero images, 1 x 1 boxes): one compilation per frame size.
-      batch = {batch_keys.IMAGES: np.zeros((per_batch, height, width, channels), np.uint8),
-               batch_keys.BOXES: np.tile(np.array([0, 0, 1, 1], np.int32), (per_batch, self.num_crops, 1)),
+      # Fixed shapes (padding positions: zero images, corner boxes): one compilation per frame size.
+      batch = {batch_keys.IMAGES: np.zeros((per_batch,) + images.shape[1:], np.uint8),
+               batch_keys.BOXES: np.tile(pad_box, (per_batch, self.num_crops, 1)),
                batch_keys.FLIPS: np.zeros((per_batch, self.num_crops), bool)}
       batch[batch_keys.IMAGES][:len(chunk)] = chunk
       batch[batch_keys.BOXES][:len(chunk)] = boxes
