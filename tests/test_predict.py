@@ -139,6 +139,18 @@ def test_predictions_from_video_files_agree_with_evaluation_on_records(runs):
   assert set(results[0]['seconds']) == {'decode', 'flow', 'networks'}
 
 
+def test_one_stream_alone_with_pictures(runs, tmp_path):
+  temporal_only = predict.Predictor(temporal_workdir=runs['workdirs']['temporal'], num_workers=0)
+  assert temporal_only.fusion is None and not temporal_only.settings.want_frames
+  results = temporal_only.predict(runs['paths'][:2], render_dir=str(tmp_path), progress=False)
+  assert [set(r['predictions']) for r in results] == [{'temporal'}, {'temporal'}]
+  probs = np.stack([r['predictions']['temporal']['probs'] for r in results])
+  np.testing.assert_allclose(probs, runs['test']['temporal'].probs[:2], atol=1e-5)
+  assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(r['render']) for r in results)
+  with pytest.raises(predict.PredictError, match='both streams'):
+    predict.Predictor(runs['workdirs']['spatial'], fusion_path=runs['fused']['fusion_files']['svm'])
+
+
 def _predict_cli(*args, timeout=300):
   env = dict(os.environ, PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
   return subprocess.run([sys.executable, '-m', 'twostream_jax.predict', *args], cwd=REPO_ROOT,
