@@ -132,6 +132,16 @@ class Predictor:
       if run.config.data.modality != wanted:
         raise PredictError(f'{workdir} is a {run.config.data.modality} run, given as the '
                            f'{"spatial" if wanted == "rgb" else "temporal"} stream')
+    for workdir, run in zip(workdirs, runs):
+      # Keys of later input variants (issue 14's ablations): predict computes forward optical
+      # flow stacks only, so a stream trained on anything else would get the wrong input.
+      data = run.config.data
+      unsupported = {k: data[k] for k, plain in (('flow_direction', 'forward'),
+                                                 ('stacking', 'optical_flow'))
+                     if k in data and data[k] != plain}
+      if unsupported:
+        raise PredictError(f'{workdir} was trained with {unsupported}; predict computes forward '
+                           'optical flow stacks only')
     names = [stream_predictor.stream_name(run.config) for run in runs]
     if len(workdirs) > 1 and fusion_path:
       self.fusion = fusion_file.load_fitted_fusion(fusion_path)
