@@ -22,7 +22,7 @@ def test_demo_chain_writes_results(tmp_path):
   }
   cmd = [sys.executable, '-m', 'twostream_jax.main', '--config=configs/demo.py',
          f'--workdir={workdir}'] + [f'--config.{k}={v}' for k, v in overrides.items()]
-  out = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+  out = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
   assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
   results = json.loads((workdir / 'results.json').read_text())
   names = [row['name'] for row in results['rows']]
