@@ -9,6 +9,10 @@ flow fields through the records' JPEG encoder and a JPEG decoder, so that the ne
 evaluation on the records feeds them (`shard_writer` does the same steps in the same order: flow on
 the un-encoded grayscale frames, JPEG afterwards).
 
+Memory: a video's resized RGB frames are held while it is read (its length decides which frames the
+test positions use), about 0.26 MB a frame at 340x256: fine for clips (UCF101 averages 7 s); cap
+long recordings with the records' `max_frames` or cut them first.
+
 The test positions repeat `data.sampling.test_view_starts` (which imports TensorFlow; the workers
 must not): tests/test_predict.py checks that both agree.
 
