@@ -18,7 +18,7 @@ if [[ -n "${QUICK:-}" ]]; then
   tvl1=(--batch-sizes 2 --opencv-pairs 1 --size 160x120)
   views=(--quick)
 else
-  models=(--models=resnet18,resnet50,vgg16,cnn_m_2048 --batch=64 --iters=10 --dtype=bfloat16)
+  models=(--models=resnet18,resnet50,cnn_m_2048 --batch=64 --iters=10 --dtype=bfloat16)
   tvl1=(--batch-sizes 8,32 --opencv-pairs 2)
   views=()
 fi
@@ -33,11 +33,11 @@ run() {  # name, timeout seconds, command...
   fi
   tail -n 25 "$logs/$name.log" >&2
 }
-run models 150 python bench/bench_models.py "${models[@]}"
-run models_flow 60 python bench/bench_models.py --models=cnn_m_2048 --channels=20 \
+run models 130 python bench/bench_models.py "${models[@]}"
+run models_flow 50 python bench/bench_models.py --models=cnn_m_2048 --channels=20 \
     "${models[@]:1}"
-run tvl1 90 python bench/bench_tvl1.py "${tvl1[@]}"
-run device_views 60 python bench/bench_device_views.py "${views[@]}"
+run tvl1 70 python bench/bench_tvl1.py "${tvl1[@]}"
+run device_views 40 python bench/bench_device_views.py "${views[@]}"
 
 python - "$logs" <<'EOF'
 import os, re, sys

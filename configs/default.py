@@ -77,7 +77,9 @@ def get_config() -> ml_collections.ConfigDict:
   t.checkpoint_every_steps = 1000
   t.keep_checkpoints = 3
   t.val_every_steps = 1000  # Clip-level validation period (0 disables).
-  t.eval_batch_size = 256  # Global batch of test views (the paper's protocol: 250 views a video).
+  # Views per global eval batch: a batch holds eval_batch_size // num_crops test positions (a multiple
+  # of the devices), each cut into its crops on the device (the paper's protocol: 250 views a video).
+  t.eval_batch_size = 256
 
   # ---- Evaluation (mode=eval / train_eval; the paper's protocol uses data.test_num_*) ----
   e = c.eval = ml_collections.ConfigDict()

@@ -28,7 +28,8 @@ JAX_CORE = [
     'twostream_jax.models.vgg', 'twostream_jax.models.pretrained',
     'twostream_jax.models.torchvision_conversion', 'twostream_jax.flow.tvl1_jax',
     'twostream_jax.flow.tvl1_ops', 'twostream_jax.train.state', 'twostream_jax.train.steps',
-    'twostream_jax.train.optimizer', 'twostream_jax.train.sharding', 'twostream_jax.train.device_views', 'twostream_jax.evaluation.fusion',
+    'twostream_jax.train.optimizer', 'twostream_jax.train.sharding', 'twostream_jax.train.device_views',
+    'twostream_jax.data.batch_keys', 'twostream_jax.evaluation.fusion',
     'twostream_jax.evaluation.score_files', 'twostream_jax.evaluation.classification_metrics',
     'twostream_jax.evaluation.fusion_file', 'twostream_jax.evaluation.stream_predictor',
 ]

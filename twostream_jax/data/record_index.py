@@ -52,6 +52,7 @@ from typing import Sequence
 import numpy as np
 
 from twostream_jax.data import dataset_metadata
+from twostream_jax.data.jpeg_structure import jpeg_problem
 from twostream_jax.data import record_schema as rf
 
 # The three JPEG lists, in the order of `RecordIndex.value_ranges`' second axis.
@@ -333,38 +334,6 @@ def index_records(files: Sequence[str], *, num_threads: int = 16) -> RecordIndex
                      num_frames=np.asarray(num_frames, np.int32), video_ids=video_ids,
                      value_ranges=np.asarray(ranges, np.int64).reshape(-1, 3, 2),
                      heights=sizes[:, 0].copy(), widths=sizes[:, 1].copy())
-
-
-# JPEG markers without a length field (RSTn, SOI, EOI, TEM) and the start of scan.
-_STANDALONE_MARKERS = frozenset(range(0xD0, 0xDA)) | {0x01}
-_SOS = 0xDA
-
-
-def jpeg_problem(data: bytes) -> str | None:
-  """What is structurally wrong with a JPEG (None if nothing): SOI, marker segments up to the scan, EOI.
-
-  Cheap (the headers are a few hundred bytes): run on every JPEG read.
-  """
-  if len(data) < 4 or data[0] != 0xFF or data[1] != 0xD8:
-    return 'does not start with a JPEG SOI marker'
-  if data[-2] != 0xFF or data[-1] != 0xD9:
-    return 'does not end with a JPEG EOI marker (truncated?)'
-  pos = 2
-  while True:
-    if pos + 4 > len(data) or data[pos] != 0xFF:
-      return f'bad JPEG marker segment at byte {pos}'
-    marker = data[pos + 1]
-    if marker == 0xFF:  # fill byte
-      pos += 1
-      continue
-    if marker in _STANDALONE_MARKERS or marker == 0x00:
-      return f'unexpected JPEG marker 0x{marker:02X} at byte {pos}'
-    length = (data[pos + 2] << 8) | data[pos + 3]
-    if length < 2 or pos + 2 + length > len(data) - 2:
-      return f'JPEG segment at byte {pos} runs past the data'
-    if marker == _SOS:
-      return None
-    pos += 2 + length
 
 
 class RecordReader:
