@@ -22,7 +22,7 @@ def test_demo_chain_writes_results(tmp_path):
   }
   cmd = [sys.executable, '-m', 'twostream_jax.main', '--config=configs/demo.py',
          f'--workdir={workdir}'] + [f'--config.{k}={v}' for k, v in overrides.items()]
-  out = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+  out = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
   assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
   results = json.loads((workdir / 'results.json').read_text())
   names = [row['name'] for row in results['rows']]
@@ -35,4 +35,9 @@ def test_demo_chain_writes_results(tmp_path):
   assert any('svm' in n for n in names) and any('average' in n for n in names)
   assert results['ceilings']['both'] == 1.0
   assert (workdir / 'results.md').exists()
+  # The predict stage: three test videos from their files, pictures linked from results.md.
+  predictions = json.loads((workdir / 'predictions.json').read_text())
+  assert len(predictions['videos']) == 3 and predictions['num_failed'] == 0
+  assert len(os.listdir(workdir / 'predictions')) == 3
+  assert 'predictions/' in (workdir / 'results.md').read_text()
   assert 'top1' in out.stdout or '|' in out.stdout  # The table was printed.

@@ -136,7 +136,7 @@ def test_run_fusion_with_given_weights_and_confusion_matrices(score_paths, tmp_p
   assert average['top1'] == pytest.approx(1 / 3)
   assert sorted(os.listdir(out)) == [
       'confusion_average.png', 'confusion_spatial.png', 'confusion_temporal.png',
-      'fused_average.npz', 'results.json', 'results.md']
+      'fused_average.npz', 'fusion_average.npz', 'results.json', 'results.md']
   assert result['results_md'] == os.path.join(out, 'results.md')
 
 

@@ -31,6 +31,7 @@ JAX_CORE = [
     'twostream_jax.train.optimizer', 'twostream_jax.train.sharding', 'twostream_jax.train.device_views',
     'twostream_jax.data.batch_keys', 'twostream_jax.train.last_layer', 'twostream_jax.evaluation.fusion',
     'twostream_jax.evaluation.score_files', 'twostream_jax.evaluation.classification_metrics',
+    'twostream_jax.evaluation.fusion_file', 'twostream_jax.evaluation.stream_predictor',
 ]
 
 

@@ -9,7 +9,7 @@ NIPS 2014 (arXiv 1406.2199). The layout and its dependency rule are in docs/ARCH
   models/      networks, torchvision conversion, pretrained loading
   train/       state, optimizer, jitted steps, sharding, checkpoints, metric writers, the loop
   evaluation/  the paper's test protocol, metrics, score files, fusion, result tables
-  main, fuse, demo  entry points (`python -m twostream_jax.<name>`)
+  main, fuse, demo, predict  entry points (`python -m twostream_jax.<name>`)
 
 The JAX core (models, flow/tvl1_*, train state and steps, fusion) never imports TensorFlow; only
 the input pipeline and the dataset preparation do.

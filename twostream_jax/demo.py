@@ -9,7 +9,10 @@
   4. each evaluated on the test split with the paper's protocol and scored on the training split;
   5. fusion of spatial + temporal (averaging, weights fitted on training scores, linear SVM);
   6. `<workdir>/results.json` and `results.md`: each stream and each fusion, next to the
-     accuracy ceilings the synthetic classes allow.
+     accuracy ceilings the synthetic classes allow;
+  7. `python -m twostream_jax.predict` on three test videos (of different classes) from their .avi
+     files, flow computed on the fly, fused with the fitted SVM: `<workdir>/predictions.json` and
+     one picture per video in `<workdir>/predictions/`, linked from results.md.
 Every step skips work that is already done (videos, records, finished checkpoints), so rerunning
 the command is cheap.
 """
@@ -25,6 +28,7 @@ from typing import Any
 import ml_collections
 
 from twostream_jax import fuse
+from twostream_jax import predict
 from twostream_jax.data import record_schema
 from twostream_jax.evaluation import evaluate as evaluation
 from twostream_jax.evaluation import results_table
@@ -101,6 +105,41 @@ def stream_configs(config: ml_collections.ConfigDict, records: str) -> dict[str,
   return streams
 
 
+def predict_examples(videos: dict[str, Any], workdir: str, md_path: str) -> dict[str, Any]:
+  """Predicts three test videos of different classes from their files; links their pictures in results.md.
+
+  Returns:
+    {'output': predictions.json path, 'pictures': PNG paths, 'top1': predicted fused class per video}.
+  """
+  with open(os.path.join(videos['splits_dir'], 'testlist01.txt')) as f:
+    tests = [line.split()[0] for line in f if line.strip()]
+  names = videos['class_names']
+  # The first test video of the first, middle and last class: different patterns, both motions.
+  wanted = [names[i] for i in sorted({0, len(names) // 2, len(names) - 1})]
+  picked = [os.path.join(videos['videos_dir'], next(t for t in tests if t.split('/')[0] == name))
+            for name in wanted if any(t.split('/')[0] == name for t in tests)]
+  output = os.path.join(workdir, 'predictions.json')
+  metric_writers.log(f'--- predict: {len(picked)} test videos from their files ---')
+  content = predict.run(picked, spatial_workdir=os.path.join(workdir, 'spatial'),
+                        temporal_workdir=os.path.join(workdir, 'temporal'),
+                        fusion_path=os.path.join(workdir, 'fusion', 'fusion_svm.npz'),
+                        output=output, render_dir=os.path.join(workdir, 'predictions'),
+                        num_workers=0)
+  lines = ['', '## Predictions from video files', '',
+           '`python -m twostream_jax.predict` on three test videos (flow computed on the fly, '
+           'linear SVM fusion); `predictions.json` has every score.', '']
+  for v in (v for v in content['videos'] if v['ok']):
+    fused = v['predictions']['fusion']['top_k'][0]
+    name = os.path.relpath(v['path'], videos['videos_dir'])
+    lines += [f'- `{name}`: {fused["class"]} ({fused["prob"]:.2f})', '',
+              f'  ![{name}]({os.path.relpath(v["render"], workdir)})', '']
+  with open(md_path, 'a') as f:
+    f.write('\n'.join(lines))
+  done = [v for v in content['videos'] if v['ok']]
+  return {'output': output, 'pictures': [v['render'] for v in done], 'failed': content['num_failed'],
+          'top1': {v['path']: v['predictions']['fusion']['top_k'][0]['class'] for v in done}}
+
+
 def run_demo(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Runs the whole chain (module docstring); returns what results.json holds."""
   start = time.perf_counter()
@@ -144,6 +183,7 @@ def run_demo(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       'protocol': f'{config.data.test_num_frames} frames x {config.data.test_num_crops} crops',
       'seconds': round(time.perf_counter() - start, 1),
   }
+  results['predictions'] = predict_examples(videos, workdir, md_path)
   with open(json_path, 'w') as f:
     json.dump(results, f, indent=1)
   metric_writers.log('\n' + results_table.markdown_table(rows))

@@ -11,8 +11,10 @@
 List the streams in the same order in both lists. Score files that do not match (different videos,
 labels or classes; train and test from the same split or sharing videos) are refused before anything
 is written. Writes into --output_dir one fused score file per method (`fused_<method>.npz`, the
-score-file format of `score_files`), `results.md` and `results.json` (each stream and each fusion:
-top-1, top-5, mean class accuracy, number of videos; `results_table`), and prints the markdown table.
+score-file format of `score_files`), the fitted fusion per method (`fusion_<method>.npz`, read by
+`python -m twostream_jax.predict --fusion`; `evaluation.fusion_file`), `results.md` and
+`results.json` (each stream and each fusion: top-1, top-5, mean class accuracy, number of videos;
+`results_table`), and prints the markdown table.
 
 Methods (`fusion` holds the maths): 'average' averages the softmax scores with --weights (equal
 weights if not given: the paper's fusion by averaging); 'fitted_average' picks the weights on the
@@ -33,6 +35,7 @@ import numpy as np
 
 from twostream_jax.evaluation import classification_metrics
 from twostream_jax.evaluation import fusion
+from twostream_jax.evaluation import fusion_file
 from twostream_jax.evaluation import results_table
 from twostream_jax.evaluation import score_files
 
@@ -68,7 +71,8 @@ def run_fusion(train_paths: Sequence[str], test_paths: Sequence[str], output_dir
 
   Returns:
     {'rows': the table rows, 'markdown': the table, 'results_md': path, 'results_json': path,
-     'fused_scores': method -> fused score file path, 'fusions': method -> `fusion.FusionResult`}.
+     'fused_scores': method -> fused score file path, 'fusions': method -> `fusion.FusionResult`,
+     'fusion_files': method -> the fitted fusion's file (`fusion_file`), for predict}.
 
   Raises:
     FileNotFoundError, score_files.ScoreFileError, fusion.FusionError: unusable inputs, before any
@@ -93,13 +97,17 @@ def run_fusion(train_paths: Sequence[str], test_paths: Sequence[str], output_dir
 
   rows = [_row(s.stream, s, f'{s.split}, {s.num_views} views per video', score_file=path)
           for s, path in zip(test, test_paths)]
-  fusions, fused_paths = {}, {}
+  fusions, fused_paths, fusion_paths = {}, {}, {}
   for method in methods:
     result = fusion.fuse(train, test, method, weights=weights if method == 'average' else None,
                          svm_c=svm_c, svm_steps=svm_steps, weight_step=weight_step, seed=seed)
     fusions[method] = result
     fused_paths[method] = os.path.join(output_dir, _fused_filename(method))
     score_files.save_scores(fused_paths[method], result.scores)
+    # The fitted fusion itself, for `python -m twostream_jax.predict --fusion` on new videos.
+    fusion_paths[method] = os.path.join(output_dir, f'fusion_{method}.npz')
+    fusion_file.save_fitted_fusion(fusion_paths[method], fusion_file.fitted_fusion(
+        result, [s.stream for s in test], test[0].class_names))
     extra = {'train_top1': result.train_top1, 'score_file': fused_paths[method]}
     if result.weights is not None:
       # Grid weights are float32 multiples of the step; 6 decimals print them as the step intends.
@@ -121,7 +129,8 @@ def run_fusion(train_paths: Sequence[str], test_paths: Sequence[str], output_dir
 
   md_path, json_path = results_table.write_results_table(rows, output_dir)
   return {'rows': rows, 'markdown': results_table.markdown_table(rows), 'results_md': md_path,
-          'results_json': json_path, 'fused_scores': fused_paths, 'fusions': fusions}
+          'results_json': json_path, 'fused_scores': fused_paths, 'fusions': fusions,
+          'fusion_files': fusion_paths}
 
 
 def _define_flags() -> None:

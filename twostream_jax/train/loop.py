@@ -16,6 +16,7 @@ import ml_collections
 import numpy as np
 
 from twostream_jax.data import input_pipeline
+from twostream_jax.data import workdir_metadata
 from twostream_jax.train import checkpointing
 from twostream_jax.train import eval_batches
 from twostream_jax.train import metric_writers
@@ -77,6 +78,9 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     sharding.check_global_batch_size(config.train.eval_batch_size, mesh)
   checkpointer = checkpointing.Checkpointer(workdir, keep=config.train.keep_checkpoints,
                                             every_steps=config.train.checkpoint_every_steps)
+  if jax.process_index() == 0:
+    # What predict needs to use the run without the records (data.workdir_metadata).
+    workdir_metadata.save(workdir, config)
   state = restore.restore_or_init(config, workdir, mesh, checkpointer)
   train_fn, eval_fn = train_steps.make_jitted_steps(config, mesh, state)
   start_step, num_steps = int(jax.device_get(state.step)), config.train.num_train_steps
