@@ -51,6 +51,10 @@ def get_config() -> ml_collections.ConfigDict:
   m.dtype = 'float32'  # Compute dtype: 'float32' or 'bfloat16' (parameters stay float32).
   # Converted torchvision weights (tools/convert_torchvision.py --output_dir); '' trains from scratch.
   m.init_from = ''
+  # Allow init_from weights that leave some variables unloaded (another head size, a first conv
+  # with another channel count): they train from scratch and are listed at WARNING. False refuses
+  # such a partial load, listing every variable not loaded and why.
+  m.init_from_partial = False
 
   # ---- Optimisation ----
   o = c.optim = ml_collections.ConfigDict()
