@@ -7,6 +7,18 @@ names no data set); run e.g.:
       --config.data.data_dirs=data/ucf101_records
 
 Override any key on the command line with `--config.<section>.<key>=value`; an unknown key fails.
+
+Resuming (the same command again, same workdir) compares the config with the one stored in the
+checkpoint. Only keys that do not change the data stream or the model may differ, and are logged:
+  mode; train.num_train_steps, log_every_steps, checkpoint_every_steps, keep_checkpoints,
+  val_every_steps, eval_batch_size; data.eval_split, test_num_frames, test_num_crops,
+  val_num_frames, val_num_crops, val_max_videos; data.val_split unless it is or was 'heldout';
+  model.init_from, init_from_partial (read only at step 0); every eval.* and demo.* key.
+Every other key changes the data stream or the model (seed, data.data_dirs, train_split,
+heldout_fraction, modality, num_flow_fields, crops, augmentation, normalisation, sampling,
+train.global_batch_size, model.name, dropout_rate, dtype, every optim.* key, ...): a rerun that
+changes one refuses to resume, naming each key with its old and new value
+(twostream_jax/train/restore.py's RESUMABLE_KEYS is this list).
 """
 
 import ml_collections
@@ -25,8 +37,12 @@ def get_config() -> ml_collections.ConfigDict:
   d.data_dirs = ''
   d.train_split = 'train1'  # Official split to train on: train1 | train2 | train3.
   d.eval_split = 'test1'  # Split evaluated with the paper's protocol (mode=eval / train_eval).
-  # Held-out split used for periodic clip-level validation during training ('' disables it).
-  d.val_split = 'test1'
+  # Split for periodic clip-level validation during training: 'heldout' (the default) is a
+  # deterministic `heldout_fraction` of the training split's videos, held out by whole groups and
+  # excluded from training; '' disables validation; a test split (e.g. 'test1') works but invites
+  # early stopping on the test set, and logs a warning.
+  d.val_split = 'heldout'
+  d.heldout_fraction = 0.05  # Part of the training videos held out when val_split='heldout'.
   d.modality = 'rgb'  # 'rgb': one frame (spatial stream); 'flow': L stacked flow fields (temporal).
   d.num_flow_fields = 10  # L: flow fields per stack, giving 2L input channels (modality='flow').
   d.flow_mean_subtraction = 'per_field'  # 'per_field' (the paper's camera-motion compensation) | 'none'.

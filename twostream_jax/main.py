@@ -92,10 +92,19 @@ def check_data(config) -> None:
     raise dataset_metadata.DatasetError(
         'config.data.data_dirs is empty: pass --config.data.data_dirs=<records folder> '
         '(written by tools/make_tfrecords.py)')
+  val_split = config.data.val_split
   for d in dirs:
     metadata = dataset_metadata.load_metadata(d)
-    for split in {config.data.train_split, config.data.eval_split, config.data.val_split} - {''}:
-      metadata.tfds_split(split)  # Raises naming the splits it has.
+    for split in {config.data.train_split, config.data.eval_split, val_split} - {''}:
+      if split == dataset_metadata.HELDOUT_SPLIT:
+        metadata.with_heldout(config.data.train_split, float(config.data.heldout_fraction))
+      else:
+        metadata.tfds_split(split)  # Raises naming the splits it has.
+  if config.mode != 'eval' and val_split and config.train.val_every_steps and (
+      val_split.startswith('test') or val_split == config.data.eval_split):
+    logging.warning("validating during training on %r, a test split: choosing a checkpoint or "
+                    "stopping by it tunes on the test set. data.val_split='heldout' validates on "
+                    "held-out training videos instead.", val_split)
 
 
 def run(config, workdir: str) -> int:

@@ -55,11 +55,10 @@ def test_interrupted_then_resumed_equals_uninterrupted(data_dir, tmp_path):
 def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(data_dir, tmp_path):
   config = tiny_train_config(data_dir)
   config.train.checkpoint_every_steps = 1
-  config.train.num_train_steps = 3
-  train_loop.train(config, str(tmp_path))  # Good steps 1..3, checkpointed.
   config.train.num_train_steps = 8
-  config.optim.learning_rate = 1e30
-  config.optim.decay_boundaries_steps = ''
+  # Good steps 1..3 (checkpointed), then a rate of 5e28 from step 4 on.
+  config.optim.decay_boundaries_steps = '3'
+  config.optim.decay_factor = 1e30
   with pytest.raises(train_loop.NonFiniteLossError, match=r'at step \d+'):
     train_loop.train(config, str(tmp_path))
   steps = checkpointing.Checkpointer(str(tmp_path), keep=5, every_steps=1).all_steps()
@@ -68,6 +67,44 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(dat
   ckpt = checkpointing.Checkpointer(str(tmp_path), keep=5, every_steps=1)
   state, _ = ckpt.restore(restore.init_state(config, sharding.create_mesh())[0])
   assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(jax.device_get(state.params)))
+
+
+def test_resume_with_another_global_batch_size_is_refused_naming_it(data_dir, tmp_path):
+  config = tiny_train_config(data_dir)
+  config.train.num_train_steps = 3
+  train_loop.train(config, str(tmp_path))
+  config.train.num_train_steps = 6
+  config.train.global_batch_size = 8
+  config.data.num_flow_fields = 3
+  with pytest.raises(restore.ResumeConfigError) as error:
+    train_loop.train(config, str(tmp_path))
+  message = str(error.value)
+  assert 'train.global_batch_size: 4 -> 8' in message
+  assert 'data.num_flow_fields: 2 -> 3' in message
+  # How long to train is not a stream key: it is not among the refused ones.
+  assert 'num_train_steps' not in message
+  assert checkpointing.Checkpointer(str(tmp_path), keep=5, every_steps=3).all_steps() == [3]
+
+
+def test_config_comparison_splits_stream_keys_from_resumable_ones(data_dir):
+  old = tiny_train_config(data_dir)
+  new = tiny_train_config(data_dir)
+  new.train.num_train_steps = 100
+  new.train.log_every_steps = 7
+  new.eval.max_videos = 3
+  new.data.val_split = 'test1'
+  refused, allowed = restore.compare_configs(old.to_json(), new)
+  # val_split 'heldout' -> 'test1' returns the held-out videos to the training stream.
+  assert refused == ["data.val_split: 'heldout' -> 'test1'"]
+  assert allowed == ['eval.max_videos: 0 -> 3', 'train.log_every_steps: 2 -> 7',
+                     'train.num_train_steps: 6 -> 100']
+  for key, value in (('seed', 1), ('model.name', 'small'), ('data.train_split', 'train2'),
+                     ('data.modality', 'rgb'), ('data.data_dirs', data_dir + '2')):
+    other = tiny_train_config(data_dir)
+    section, _, name = key.rpartition('.')
+    (other[section] if section else other)[name] = value
+    refused, _ = restore.compare_configs(old.to_json(), other)
+    assert [line.split(':')[0] for line in refused] == [key]
 
 
 def _main(*args, timeout=120):
