@@ -69,10 +69,14 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(dat
   assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(jax.device_get(state.params)))
 
 
-def test_resume_with_another_global_batch_size_is_refused_naming_it(data_dir, tmp_path):
+def test_resume_with_another_global_batch_size_is_refused_naming_it(data_dir, tmp_path, capsys):
   config = tiny_train_config(data_dir)
   config.train.num_train_steps = 3
+  config.train.log_every_steps = 3
+  config.optim.decay_boundaries_steps = '2'  # Steps 1, 2 at 0.05, step 3 at 0.005.
   train_loop.train(config, str(tmp_path))
+  # The console logs the rate of the logged step, not the window's mean (0.035).
+  assert 'learning_rate 0.005 |' in capsys.readouterr().out
   config.train.num_train_steps = 6
   config.train.global_batch_size = 8
   config.data.num_flow_fields = 3
@@ -125,4 +129,5 @@ def test_missing_data_set_fails_with_a_clear_message(tmp_path):
               f'--config.data.data_dirs={tmp_path / "nowhere"}')
   assert out.returncode != 0
   assert 'does not exist' in out.stderr and 'make_tfrecords' in out.stderr
+  assert '--config.data.data_dirs' in out.stderr  # The key's real name.
   assert 'Traceback' not in out.stderr
