@@ -8,6 +8,7 @@ import jax
 import numpy as np
 import pytest
 
+from twostream_jax.evaluation import evaluate
 from twostream_jax.train import checkpointing
 from twostream_jax.train import loop as train_loop
 from twostream_jax.train import restore
@@ -69,7 +70,8 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(dat
   assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(jax.device_get(state.params)))
 
 
-def test_resume_with_another_global_batch_size_is_refused_naming_it(data_dir, tmp_path, capsys):
+def test_resume_with_another_global_batch_size_is_refused_naming_it(data_dir, tmp_path, capsys,
+                                                                    caplog):
   config = tiny_train_config(data_dir)
   config.train.num_train_steps = 3
   config.train.log_every_steps = 3
@@ -88,6 +90,17 @@ def test_resume_with_another_global_batch_size_is_refused_naming_it(data_dir, tm
   # How long to train is not a stream key: it is not among the refused ones.
   assert 'num_train_steps' not in message
   assert checkpointing.Checkpointer(str(tmp_path), keep=5, every_steps=3).all_steps() == [3]
+
+  # Evaluating that checkpoint with another batch size is legitimate: a warning, not an error,
+  # and the console says what it does.
+  config.data.num_flow_fields = 2
+  config.eval.score_train_split = False
+  capsys.readouterr()
+  with caplog.at_level('WARNING'):
+    evaluate.evaluate_run(config, str(tmp_path))
+  out = capsys.readouterr().out
+  assert 'evaluating ' in out and 'at step 3' in out and 'resumed from' not in out
+  assert any('train.global_batch_size: 4 -> 8' in r.getMessage() for r in caplog.records)
 
 
 def test_config_comparison_splits_stream_keys_from_resumable_ones(data_dir):
