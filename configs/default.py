@@ -11,7 +11,7 @@ Override any key on the command line with `--config.<section>.<key>=value`; an u
 Resuming (the same command again, same workdir) compares the config with the one stored in the
 checkpoint. Only keys that do not change the data stream or the model may differ, and are logged:
   mode; train.num_train_steps, log_every_steps, checkpoint_every_steps, keep_checkpoints,
-  val_every_steps, eval_batch_size; data.eval_split, test_num_frames, test_num_crops,
+  val_every_steps, eval_batch_size, cpu_convolutions; data.eval_split, test_num_frames, test_num_crops,
   val_num_frames, val_num_crops, val_max_videos; data.val_split unless it is or was 'heldout';
   model.init_from, init_from_partial (read only at step 0); every eval.* and demo.* key.
 Every other key changes the data stream or the model (seed, data.data_dirs, train_split,
@@ -93,6 +93,11 @@ def get_config() -> ml_collections.ConfigDict:
   t.keep_checkpoints = 3
   t.val_every_steps = 1000  # Clip-level validation period (0 disables).
   t.eval_batch_size = 256  # Global batch of test views (the paper's protocol: 250 views a video).
+  # Convolutions on a CPU backend (python -m twostream_jax.main only; set before JAX starts):
+  # 'eigen' (XLA's own; the train step ran ~1.6x faster than 'ynnpack' for resnet18 in
+  # bench/bench_models.py --variants) | 'ynnpack' (this jaxlib's default). No effect on GPU/TPU;
+  # an XLA_FLAGS that sets xla_cpu_experimental_ynn_fusion_type itself wins.
+  t.cpu_convolutions = 'eigen'
 
   # ---- Evaluation (mode=eval / train_eval; the paper's protocol uses data.test_num_*) ----
   e = c.eval = ml_collections.ConfigDict()

@@ -144,3 +144,24 @@ def test_missing_data_set_fails_with_a_clear_message(tmp_path):
   assert 'does not exist' in out.stderr and 'make_tfrecords' in out.stderr
   assert '--config.data.data_dirs' in out.stderr  # The key's real name.
   assert 'Traceback' not in out.stderr
+
+
+_CONV_HLO = '''
+import sys
+from twostream_jax import main
+main.set_cpu_convolutions(sys.argv[1])
+import jax, jax.numpy as jnp
+conv = lambda x, w: jax.lax.conv_general_dilated(x, w, (1, 1), 'SAME',
+                                                 dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+text = jax.jit(conv).lower(jnp.ones((2, 32, 32, 64)), jnp.ones((3, 3, 64, 64))).compile().as_text()
+print('ynn' if '__ynn_fusion' in text else 'eigen')
+'''
+
+
+@pytest.mark.parametrize('choice', ['eigen', 'ynnpack'])
+def test_cpu_convolutions_choose_the_compiled_kernels(choice):
+  env = {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
+  out = subprocess.run([sys.executable, '-c', _CONV_HLO, choice], cwd=REPO_ROOT, env=env,
+                       capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert out.stdout.split()[-1] == ('eigen' if choice == 'eigen' else 'ynn')

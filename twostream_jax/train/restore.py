@@ -47,12 +47,13 @@ def init_state(config: ml_collections.ConfigDict, mesh,
 
 
 # Keys that do not change the data stream or the model: a resumed run may change them (glob
-# patterns over dotted key names). configs/default.py marks them "(may change on resume)". Every
+# patterns over dotted key names). configs/default.py's docstring lists them too. Every
 # other key (including any key added later) refuses a resume when it differs.
 RESUMABLE_KEYS = (
     'mode',
     'train.num_train_steps', 'train.log_every_steps', 'train.checkpoint_every_steps',
     'train.keep_checkpoints', 'train.val_every_steps', 'train.eval_batch_size',
+    'train.cpu_convolutions',  # Which CPU kernels: float rounding only.
     'data.eval_split', 'data.test_num_frames', 'data.test_num_crops',
     'data.val_num_frames', 'data.val_num_crops', 'data.val_max_videos',
     # Read only at step 0; a checkpoint replaces the values.
