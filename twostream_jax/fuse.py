@@ -153,10 +153,13 @@ def _define_flags() -> None:
 
 def main(argv: Sequence[str]) -> None:
   """Runs `run_fusion` from the flags of `_define_flags` and prints the markdown table."""
-  from absl import app, flags
+  from absl import app, flags, logging
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   f = flags.FLAGS
+  if not f['verbosity'].present:
+    # JAX logs "Unable to initialize backend 'tpu'" at INFO on every host without one.
+    logging.set_verbosity(logging.WARNING)
   try:
     weights = None if f.weights is None else [float(w) for w in f.weights]
   except ValueError as e:

@@ -48,6 +48,26 @@ def initialize_distributed() -> None:
     jax.distributed.initialize()
 
 
+# XLA CPU's switch for YNNPACK convolutions (this jaxlib's default); an empty list leaves them to
+# XLA's own Eigen convolutions, whose train step was ~1.6x faster for resnet18 on a 2-core CPU
+# (bench/bench_models.py --variants; bench/RESULTS.md).
+_YNN_FLAG = 'xla_cpu_experimental_ynn_fusion_type'
+CPU_CONVOLUTIONS = ('eigen', 'ynnpack')
+
+
+def set_cpu_convolutions(choice: str) -> None:
+  """Chooses the CPU backend's convolutions through XLA_FLAGS, before JAX starts its backends.
+
+  Raises:
+    ValueError: an unknown `train.cpu_convolutions`.
+  """
+  if choice not in CPU_CONVOLUTIONS:
+    raise ValueError(f'train.cpu_convolutions must be one of {CPU_CONVOLUTIONS}, got {choice!r}')
+  flags_now = os.environ.get('XLA_FLAGS', '')
+  if choice == 'eigen' and _YNN_FLAG not in flags_now:  # The user's own XLA_FLAGS win.
+    os.environ['XLA_FLAGS'] = f'{flags_now} --{_YNN_FLAG}='.strip()
+
+
 def default_workdir(config_path: str) -> str:
   return os.path.join('runs', os.path.splitext(os.path.basename(config_path))[0])
 
@@ -92,10 +112,19 @@ def check_data(config) -> None:
     raise dataset_metadata.DatasetError(
         'config.data.data_dirs is empty: pass --config.data.data_dirs=<records folder> '
         '(written by tools/make_tfrecords.py)')
+  val_split = config.data.val_split
   for d in dirs:
     metadata = dataset_metadata.load_metadata(d)
-    for split in {config.data.train_split, config.data.eval_split, config.data.val_split} - {''}:
-      metadata.tfds_split(split)  # Raises naming the splits it has.
+    for split in {config.data.train_split, config.data.eval_split, val_split} - {''}:
+      if split == dataset_metadata.HELDOUT_SPLIT:
+        metadata.with_heldout(config.data.train_split, float(config.data.heldout_fraction))
+      else:
+        metadata.tfds_split(split)  # Raises naming the splits it has.
+  if config.mode != 'eval' and val_split and config.train.val_every_steps and (
+      val_split.startswith('test') or val_split == config.data.eval_split):
+    logging.warning("validating during training on %r, a test split: choosing a checkpoint or "
+                    "stopping by it tunes on the test set. data.val_split='heldout' validates on "
+                    "held-out training videos instead.", val_split)
 
 
 def run(config, workdir: str) -> int:
@@ -133,6 +162,11 @@ def main(argv) -> None:
     # orbax and TF log every file they write at INFO; progress lines are printed instead.
     logging.set_verbosity(logging.WARNING)
   workdir = _WORKDIR.value or default_workdir(config_flags.get_config_filename(flags.FLAGS['config']))
+  try:
+    set_cpu_convolutions(config.train.cpu_convolutions)  # Before anything starts JAX.
+  except ValueError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(1)
   initialize_distributed()
   # One line, no traceback, for the errors a user makes (missing data, bad values, NaN loss).
   try:

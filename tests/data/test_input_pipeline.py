@@ -36,6 +36,7 @@ def _config(data_dirs, modality='rgb', **data):
   c.data.modality = modality
   c.data.num_flow_fields = 5
   c.data.crop_size = S
+  c.data.val_split = ''  # exact epochs: every training video in the stream (no held-out part)
   c.data.normalization = 'unit'
   for k, v in data.items():
     setattr(c.data, k, v)

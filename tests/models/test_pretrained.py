@@ -13,6 +13,9 @@ import pytest
 
 from twostream_jax import models
 from twostream_jax.models import pretrained
+from twostream_jax.models import torchvision_conversion as tc
+from twostream_jax.train import state as state_lib
+from tests.config_fixtures import default_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -95,7 +98,7 @@ def test_merge_reports_leaves_missing_from_pretrained_and_casts_dtype():
   merged, kept = pretrained.merge_pretrained(fresh, {'params': {'a': np.array([1.5, 2.0])}})
   assert merged['params']['a'].dtype == jnp.bfloat16
   np.testing.assert_array_equal(merged['params']['a'].astype(np.float32), [1.5, 2.0])
-  assert kept == ['params/b: not in pretrained; kept fresh init']
+  assert kept == ['params/b: not in pretrained']
 
 
 def test_merge_with_another_architecture_is_an_error():
@@ -104,3 +107,60 @@ def test_merge_with_another_architecture_is_an_error():
            'batch_stats': {}}
   with pytest.raises(ValueError, match='another architecture'):
     pretrained.merge_pretrained(fresh, other)
+
+
+def _temporal_config(init_from, partial=False):
+  c = default_config()
+  c.model.name = 'tiny'
+  c.model.init_from = init_from
+  c.model.init_from_partial = partial
+  c.data.modality = 'flow'
+  return c
+
+
+def _create(config, channels, num_classes=10):
+  model = state_lib.build_model(config, num_classes)
+  return state_lib.create_train_state(config, model, (32, 32, channels), jax.random.key(3))
+
+
+def test_temporal_net_given_rgb_weights_is_refused_naming_conv1(tmp_path):
+  rgb = _tiny_variables(10, channels=3, seed=1)
+  init_from = pretrained.save_pretrained(rgb, str(tmp_path / 'rgb'))
+  with pytest.raises(pretrained.PretrainedMismatchError) as error:
+    _create(_temporal_config(init_from), channels=20)
+  message = str(error.value)
+  # Every leaf that was not loaded, with both shapes, and the key that would allow it.
+  assert 'params/conv1/kernel: shape (3, 3, 20, 32) but pretrained (3, 3, 3, 32)' in message
+  assert message.count('params/') == 1
+  assert 'init_from_partial=True' in message
+
+
+def test_partial_load_allowed_by_the_key_warns_with_the_same_list(tmp_path, caplog):
+  rgb = _tiny_variables(10, channels=3, seed=1)
+  init_from = pretrained.save_pretrained(rgb, str(tmp_path / 'rgb'))
+  with caplog.at_level('WARNING'):
+    state = _create(_temporal_config(init_from, partial=True), channels=20, num_classes=5)
+  warnings = [r for r in caplog.records if r.levelname == 'WARNING']
+  assert len(warnings) == 1
+  for leaf in ('params/conv1/kernel', 'params/head/kernel', 'params/head/bias'):
+    assert leaf in warnings[0].getMessage()
+  # What did match was loaded.
+  np.testing.assert_array_equal(state.params['conv2']['kernel'], rgb['params']['conv2']['kernel'])
+
+
+def test_normalization_mismatch_with_conversion_json_is_an_error_naming_both(tmp_path):
+  info = {'preprocessing': {'rgb_range': [0.0, 1.0], 'rgb_mean': list(tc.IMAGENET_RGB_MEAN),
+                            'rgb_std': list(tc.IMAGENET_RGB_STD)}}
+  init_from = pretrained.save_pretrained(_tiny_variables(10), str(tmp_path / 'w'), info=info)
+  config = _temporal_config(init_from)
+  config.data.modality = 'rgb'
+  config.data.normalization = 'unit'
+  with pytest.raises(pretrained.PretrainedMismatchError, match=r"'imagenet'.*'unit'"):
+    _create(config, channels=3)
+  config.data.normalization = 'imagenet'
+  state = _create(config, channels=3)  # The converter's values match 'imagenet': loads whole.
+  np.testing.assert_array_equal(state.params['head']['kernel'],
+                                _tiny_variables(10)['params']['head']['kernel'])
+  odd = dict(info, preprocessing=dict(info['preprocessing'], rgb_mean=[0.5, 0.5, 0.5]))
+  with pytest.raises(pretrained.PretrainedMismatchError, match='rgb_mean'):
+    pretrained.check_normalization(odd, 'imagenet', 'w')

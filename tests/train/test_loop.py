@@ -8,6 +8,7 @@ import jax
 import numpy as np
 import pytest
 
+from twostream_jax.evaluation import evaluate
 from twostream_jax.train import checkpointing
 from twostream_jax.train import loop as train_loop
 from twostream_jax.train import restore
@@ -55,11 +56,10 @@ def test_interrupted_then_resumed_equals_uninterrupted(data_dir, tmp_path):
 def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(data_dir, tmp_path):
   config = tiny_train_config(data_dir)
   config.train.checkpoint_every_steps = 1
-  config.train.num_train_steps = 3
-  train_loop.train(config, str(tmp_path))  # Good steps 1..3, checkpointed.
   config.train.num_train_steps = 8
-  config.optim.learning_rate = 1e30
-  config.optim.decay_boundaries_steps = ''
+  # Good steps 1..3 (checkpointed), then a rate of 5e28 from step 4 on.
+  config.optim.decay_boundaries_steps = '3'
+  config.optim.decay_factor = 1e30
   with pytest.raises(train_loop.NonFiniteLossError, match=r'at step \d+'):
     train_loop.train(config, str(tmp_path))
   steps = checkpointing.Checkpointer(str(tmp_path), keep=5, every_steps=1).all_steps()
@@ -68,6 +68,60 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(dat
   ckpt = checkpointing.Checkpointer(str(tmp_path), keep=5, every_steps=1)
   state, _ = ckpt.restore(restore.init_state(config, sharding.create_mesh())[0])
   assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(jax.device_get(state.params)))
+
+
+def test_resume_with_another_global_batch_size_is_refused_naming_it(data_dir, tmp_path, capsys,
+                                                                    caplog):
+  config = tiny_train_config(data_dir)
+  config.train.num_train_steps = 3
+  config.train.log_every_steps = 3
+  config.optim.decay_boundaries_steps = '2'  # Steps 1, 2 at 0.05, step 3 at 0.005.
+  train_loop.train(config, str(tmp_path))
+  # The console logs the rate of the logged step, not the window's mean (0.035).
+  assert 'learning_rate 0.005 |' in capsys.readouterr().out
+  config.train.num_train_steps = 6
+  config.train.global_batch_size = 8
+  config.data.num_flow_fields = 3
+  with pytest.raises(restore.ResumeConfigError) as error:
+    train_loop.train(config, str(tmp_path))
+  message = str(error.value)
+  assert 'train.global_batch_size: 4 -> 8' in message
+  assert 'data.num_flow_fields: 2 -> 3' in message
+  # How long to train is not a stream key: it is not among the refused ones.
+  assert 'num_train_steps' not in message
+  assert checkpointing.Checkpointer(str(tmp_path), keep=5, every_steps=3).all_steps() == [3]
+
+  # Evaluating that checkpoint with another batch size is legitimate: a warning, not an error,
+  # and the console says what it does.
+  config.data.num_flow_fields = 2
+  config.eval.score_train_split = False
+  capsys.readouterr()
+  with caplog.at_level('WARNING'):
+    evaluate.evaluate_run(config, str(tmp_path))
+  out = capsys.readouterr().out
+  assert 'evaluating ' in out and 'at step 3' in out and 'resumed from' not in out
+  assert any('train.global_batch_size: 4 -> 8' in r.getMessage() for r in caplog.records)
+
+
+def test_config_comparison_splits_stream_keys_from_resumable_ones(data_dir):
+  old = tiny_train_config(data_dir)
+  new = tiny_train_config(data_dir)
+  new.train.num_train_steps = 100
+  new.train.log_every_steps = 7
+  new.eval.max_videos = 3
+  new.data.val_split = 'test1'
+  refused, allowed = restore.compare_configs(old.to_json(), new)
+  # val_split 'heldout' -> 'test1' returns the held-out videos to the training stream.
+  assert refused == ["data.val_split: 'heldout' -> 'test1'"]
+  assert allowed == ['eval.max_videos: 0 -> 3', 'train.log_every_steps: 2 -> 7',
+                     'train.num_train_steps: 6 -> 100']
+  for key, value in (('seed', 1), ('model.name', 'small'), ('data.train_split', 'train2'),
+                     ('data.modality', 'rgb'), ('data.data_dirs', data_dir + '2')):
+    other = tiny_train_config(data_dir)
+    section, _, name = key.rpartition('.')
+    (other[section] if section else other)[name] = value
+    refused, _ = restore.compare_configs(old.to_json(), other)
+    assert [line.split(':')[0] for line in refused] == [key]
 
 
 def _main(*args, timeout=120):
@@ -88,4 +142,26 @@ def test_missing_data_set_fails_with_a_clear_message(tmp_path):
               f'--config.data.data_dirs={tmp_path / "nowhere"}')
   assert out.returncode != 0
   assert 'does not exist' in out.stderr and 'make_tfrecords' in out.stderr
+  assert '--config.data.data_dirs' in out.stderr  # The key's real name.
   assert 'Traceback' not in out.stderr
+
+
+_CONV_HLO = '''
+import sys
+from twostream_jax import main
+main.set_cpu_convolutions(sys.argv[1])
+import jax, jax.numpy as jnp
+conv = lambda x, w: jax.lax.conv_general_dilated(x, w, (1, 1), 'SAME',
+                                                 dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+text = jax.jit(conv).lower(jnp.ones((2, 32, 32, 64)), jnp.ones((3, 3, 64, 64))).compile().as_text()
+print('ynn' if '__ynn_fusion' in text else 'eigen')
+'''
+
+
+@pytest.mark.parametrize('choice', ['eigen', 'ynnpack'])
+def test_cpu_convolutions_choose_the_compiled_kernels(choice):
+  env = {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
+  out = subprocess.run([sys.executable, '-c', _CONV_HLO, choice], cwd=REPO_ROOT, env=env,
+                       capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert out.stdout.split()[-1] == ('eigen' if choice == 'eigen' else 'ynn')

@@ -7,20 +7,32 @@ split such as `test2` is then the union of the partitions that hold its videos, 
 `tfds.builder_from_directory(d).as_dataset(split=metadata.tfds_split('test2'))`.
 
 Split names are `train<K>` and `test<K>` (K = 1, 2, 3 for UCF101/HMDB51; 1 for a deterministic split).
+
+One more split exists at read time, `heldout` (`with_heldout`): a deterministic few percent of the
+training split's videos, for validation during training. Those videos are excluded from the
+training stream (`excluded_from_training`), so validating on them measures generalisation without
+touching a test split. They are chosen by whole groups: UCF101 clips `v_<Class>_g08_c01`,
+`..._c02`, ... of one group share actors and scene, so a group is held out whole
+(an id without a `_c<N>` suffix is its own group).
+
 This module is plain JSON: no TensorFlow, no JAX.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
+import re
 from typing import Any, Sequence
 
 from twostream_jax.data import record_schema as record_format
 
 METADATA_FILENAME = 'twostream_metadata.json'
 FILE_FORMAT = 'tfrecord'
+HELDOUT_SPLIT = 'heldout'
+_CLIP_SUFFIX = re.compile(r'_c\d+$')
 
 
 class DatasetError(ValueError):
@@ -82,6 +94,13 @@ class DatasetMetadata:
     return sorted(self.splits)
 
   def _check_split(self, split: str) -> list[str]:
+    """The partitions whose shards hold the split (for 'heldout': the training split's)."""
+    if split == HELDOUT_SPLIT:
+      heldout = getattr(self, '_heldout', None)
+      if heldout is None:
+        raise DatasetError(f"split {HELDOUT_SPLIT!r} is the held-out part of the training split: it "
+                           "exists only with data.val_split='heldout' and data.heldout_fraction > 0")
+      return self._check_split(heldout[0])
     if split not in self.splits:
       raise DatasetError(f'split {split!r} is not in this data set; it has: '
                          f'{", ".join(self.split_names())}')
@@ -93,12 +112,50 @@ class DatasetMetadata:
     """The TFDS split string for an official split, e.g. 'train1_train2+train1_test2'."""
     return '+'.join(self._check_split(split))
 
-  def video_ids(self, split: str) -> list[str]:
-    """Ids of the split's videos, in storage order."""
+  def stored_video_ids(self, split: str) -> list[str]:
+    """Ids of the videos in the split's shards, in storage order (for 'heldout': the training
+    split's)."""
     return [v for p in self._check_split(split) for v in self.partitions[p]]
 
+  def video_ids(self, split: str) -> list[str]:
+    """Ids of the split's videos, in storage order."""
+    ids = self.stored_video_ids(split)
+    if split == HELDOUT_SPLIT:
+      heldout = self._heldout[1]
+      return [v for v in ids if v in heldout]
+    return ids
+
+  def video_positions(self, split: str) -> list[int]:
+    """Where `video_ids(split)` lie in `stored_video_ids(split)` (all of them but for 'heldout')."""
+    if split != HELDOUT_SPLIT:
+      return list(range(len(self.stored_video_ids(split))))
+    heldout = self._heldout[1]
+    return [i for i, v in enumerate(self.stored_video_ids(split)) if v in heldout]
+
   def num_videos(self, split: str) -> int:
+    if split == HELDOUT_SPLIT:
+      return len(self.video_positions(split))
     return sum(len(self.partitions[p]) for p in self._check_split(split))
+
+  def excluded_from_training(self, split: str) -> frozenset[str]:
+    """Ids of the videos of training split `split` that its training stream must skip."""
+    heldout = getattr(self, '_heldout', None)
+    return heldout[1] if heldout is not None and heldout[0] == split else frozenset()
+
+  def with_heldout(self, train_split: str, fraction: float) -> 'DatasetMetadata':
+    """A copy with split 'heldout': `heldout_video_ids` of `train_split` (module docstring).
+
+    Raises:
+      DatasetError: fraction not in [0, 0.5], or too few videos to hold any out.
+    """
+    copy = dataclasses.replace(self)
+    ids = heldout_video_ids(self.video_ids(train_split), fraction)
+    if not ids:
+      raise DatasetError(f'data.heldout_fraction={fraction} of the {self.num_videos(train_split)} '
+                         f'videos of {train_split!r} holds out no video: raise it, or validate on '
+                         "another split (data.val_split) or none ('')")
+    copy._heldout = (train_split, frozenset(ids))  # pylint: disable=protected-access
+    return copy
 
   def shard_files(self, data_dir: str, split: str) -> list[str]:
     """Paths of the shards that hold the split's videos, sorted."""
@@ -116,6 +173,41 @@ class DatasetMetadata:
     if unknown:
       raise DatasetError(f'unknown metadata keys {unknown}: written by a newer twostream_jax?')
     return cls(**data)
+
+
+def heldout_video_ids(video_ids: Sequence[str], fraction: float) -> list[str]:
+  """A deterministic `fraction` of the videos, by whole groups (module docstring).
+
+  Groups are ordered by a hash of their name (the same on every machine and in every process) and
+  taken until at least round(fraction * N) videos are held out; at least one video whenever
+  fraction > 0 and a group smaller than all videos exists.
+
+  Args:
+    video_ids: the training split's ids.
+    fraction: 0 (none) to 0.5.
+
+  Returns:
+    The held-out ids, in the order of `video_ids`.
+  """
+  if not 0.0 <= fraction <= 0.5:
+    raise DatasetError(f'data.heldout_fraction must be in [0, 0.5], got {fraction}')
+  groups: dict[str, list[str]] = {}
+  for v in video_ids:
+    groups.setdefault(_CLIP_SUFFIX.sub('', v), []).append(v)
+  target = max(1, round(fraction * len(video_ids))) if fraction > 0 else 0
+  chosen: set[str] = set()
+  for name in sorted(groups, key=lambda g: hashlib.sha256(g.encode()).hexdigest()):
+    if len(chosen) >= target:
+      break
+    if len(chosen) + len(groups[name]) < len(video_ids):  # Never hold out every video.
+      chosen.update(groups[name])
+  return [v for v in video_ids if v in chosen]
+
+
+def with_val_split(metadata: DatasetMetadata, train_split: str, val_split: str,
+                   fraction: float) -> DatasetMetadata:
+  """The metadata as a run sees it: with the 'heldout' split when `val_split` is 'heldout'."""
+  return metadata.with_heldout(train_split, fraction) if val_split == HELDOUT_SPLIT else metadata
 
 
 def save_metadata(metadata: DatasetMetadata, data_dir: str) -> str:
@@ -136,7 +228,7 @@ def load_metadata(data_dir: str) -> DatasetMetadata:
   """
   if not os.path.isdir(data_dir):
     raise DatasetError(f'data set folder {data_dir!r} does not exist: build it with '
-                       'tools/make_tfrecords.py or point data_dir at it')
+                       'tools/make_tfrecords.py, or set --config.data.data_dirs to the folder it wrote')
   path = os.path.join(data_dir, METADATA_FILENAME)
   if not os.path.exists(path):
     raise DatasetError(f'{data_dir!r} has no {METADATA_FILENAME}: not a folder written by '

@@ -45,6 +45,9 @@ Training (`create_train_dataset`), per process, infinite, batched, prefetched. E
     otherwise every process indexes all shards and reads every P-th record. The global batch is
     split evenly (global % P must be 0).
 
+  * Held-out validation (`data.val_split='heldout'`): the videos of `dataset_metadata`'s 'heldout'
+    split are left out of the training stream.
+
 Test protocol (`create_eval_dataset`), finite. Per video, K equally spaced frames or flow stacks
 (`sampling.test_view_starts`: start_k = round-half-up(k (T - s) / (K - 1))), each giving C crops
 (`video_ops.test_crop_boxes`: centre, top-left, top-right, bottom-left, bottom-right, then the same
@@ -166,12 +169,14 @@ def data_dirs(data_config) -> list[str]:
 
 
 def load_dataset_metadata(data_config) -> list[dm.DatasetMetadata]:
-  """Metadata of each folder of `data.data_dirs`, in order (raises DatasetError for a bad folder).
+  """Metadata of each folder of `data.data_dirs`, in order (raises DatasetError for a bad folder),
+  with split 'heldout' when `data.val_split` is 'heldout' (`dm.with_val_split`).
 
   Also refuses, naming the folder, a data set without backward flow when the config asks for
   bi-directional flow stacks.
   """
-  metadatas = [dm.load_metadata(d) for d in data_dirs(data_config)]
+  metadatas = [dm.with_val_split(dm.load_metadata(d), data_config.train_split, data_config.val_split,
+                                 float(data_config.heldout_fraction)) for d in data_dirs(data_config)]
   if data_config.modality == 'flow' and data_config.flow_direction == 'bidirectional':
     for d, m in zip(data_dirs(data_config), metadatas):
       if not m.extra.get(BACKWARD_FLOW_KEY):
@@ -366,6 +371,9 @@ def _train_index(data_dir: str, metadata: dm.DatasetMetadata, split: str, proces
   index = ri.index_records(files)
   _check_records(index, metadata)
   mine = np.arange(first, len(index), stride, dtype=np.int64)
+  # Held-out validation videos (data.val_split='heldout') never enter the training stream.
+  excluded = metadata.excluded_from_training(split)
+  mine = mine[np.array([index.video_ids[r] not in excluded for r in mine], bool)] if excluded else mine
   if mine.size == 0:
     raise dm.DatasetError(f'{data_dir}: split {split!r} has no videos for process {process_index} '
                           f'of {process_count}')
@@ -565,7 +573,8 @@ def create_eval_dataset(data_config, *, split: str, num_frames: int, num_crops: 
   num_videos = _eval_videos(metadata, split, max_videos)
   index = ri.index_records(metadata.shard_files(data_dir, split))
   _check_records(index, metadata)
-  records = _records_by_video(index, metadata.video_ids(split), data_dir, split)
+  records = _records_by_video(index, metadata.stored_video_ids(split), data_dir,
+                              split)[metadata.video_positions(split)]
   mine = sampling.process_videos(num_videos, process_index, process_count)
   n = index.num_frames[records[mine]]
   if s.modality == 'rgb':

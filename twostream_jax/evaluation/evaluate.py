@@ -147,7 +147,7 @@ def evaluate_run(config: ml_collections.ConfigDict, workdir: str,
     if checkpointer.latest_step() is None:
       raise FileNotFoundError(f'no checkpoint under {checkpointer.directory}: train first '
                               '(--config.mode=train) or point --workdir at a trained run')
-    state = restore.restore_or_init(config, workdir, mesh, checkpointer)
+    state = restore.restore_or_init(config, workdir, mesh, checkpointer, purpose='eval')
   _, eval_fn = train_steps.make_jitted_steps(config, mesh, state)
   dataset_index = task_heads.eval_dataset_index(config)
   names = task_heads.dataset_names(config.data)

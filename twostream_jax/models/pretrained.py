@@ -6,6 +6,12 @@ A pretrained directory, as `tools/convert_torchvision.py` writes it and a traini
     <dir>/variables/       orbax checkpoint of {'params': ..., 'batch_stats': ...}
     <dir>/conversion.json  where the weights came from and how inputs must be preprocessed
 
+`merge_pretrained` lists every leaf it could not load (missing, or another shape); the caller
+(`train.state.create_train_state`) refuses such a partial load unless `model.init_from_partial`
+allows it, and `check_normalization` compares conversion.json's input preprocessing with the
+pipeline's `data.normalization`, so that neither a half-loaded net nor wrongly scaled inputs go
+unnoticed.
+
 Neither torch nor TensorFlow is imported here, so training hosts need neither.
 """
 
@@ -24,6 +30,14 @@ from flax import traverse_util
 VARIABLES_SUBDIR = 'variables'
 INFO_FILENAME = 'conversion.json'
 _COLLECTIONS = ('params', 'batch_stats')
+# What each `data.normalization` does to RGB in [0, 1]: (mean, std) per channel. The 'imagenet'
+# values are torchvision's (and tools/convert_torchvision.py writes them to conversion.json).
+NORMALIZATION_STATS = {'imagenet': ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+                       'unit': ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))}
+
+
+class PretrainedMismatchError(ValueError):
+  """Pretrained weights that do not fit the model or the input pipeline as configured."""
 
 
 def _as_path(path: str | epath.Path) -> epath.Path:
@@ -125,17 +139,18 @@ def merge_pretrained(variables: Mapping[str, Any],
   """Takes every leaf that exists in both trees with the same shape from `pretrained`.
 
   Leaves whose path is missing from `pretrained`, or whose shape differs (a re-sized classifier
-  head, a first convolution with another channel count), keep their fresh initialisation.
-  Pretrained values are cast to the fresh leaf's dtype.
+  head, a first convolution with another channel count), keep their fresh initialisation and are
+  listed; whether such a partial load is acceptable is the caller's decision
+  (`model.init_from_partial`). Pretrained values are cast to the fresh leaf's dtype.
 
   Args:
     variables: freshly initialised {'params': ..., 'batch_stats': ...} of the model to train.
     pretrained: as returned by `load_pretrained`.
 
   Returns:
-    (merged variables with the structure of `variables`, one line per leaf kept from the fresh
-    init, e.g. "params/head/kernel: shape (2048, 101) but pretrained (2048, 1000); kept fresh
-    init").
+    (merged variables with the structure of `variables`, one line per leaf not loaded, e.g.
+    "params/head/kernel: shape (2048, 101) but pretrained (2048, 1000)" or
+    "params/head_1/bias: not in pretrained").
 
   Raises:
     ValueError: no leaf matches (the pretrained weights are for another architecture).
@@ -146,18 +161,18 @@ def merge_pretrained(variables: Mapping[str, Any],
   for path, leaf in fresh.items():
     name = '/'.join(path)
     if path not in old:
-      kept_fresh.append(f'{name}: not in pretrained; kept fresh init')
+      kept_fresh.append(f'{name}: not in pretrained')
       merged[path] = leaf
     elif tuple(np.shape(old[path])) != tuple(leaf.shape):
       kept_fresh.append(f'{name}: shape {tuple(leaf.shape)} but pretrained '
-                        f'{tuple(np.shape(old[path]))}; kept fresh init')
+                        f'{tuple(np.shape(old[path]))}')
       merged[path] = leaf
     else:
       merged[path] = jnp.asarray(old[path], dtype=leaf.dtype)
   if len(kept_fresh) == len(fresh):
     example_old = ', '.join(f'{"/".join(p)} {tuple(np.shape(v))}' for p, v in list(old.items())[:3])
     example_new = ', '.join(f'{"/".join(p)} {tuple(v.shape)}' for p, v in list(fresh.items())[:3])
-    raise ValueError(
+    raise PretrainedMismatchError(
         'No pretrained variable matches the model (same path and shape): the pretrained weights '
         f'are for another architecture. Pretrained has e.g. [{example_old}]; the model has '
         f'[{example_new}]. Convert weights for this model with tools/convert_torchvision.py.')
@@ -166,3 +181,61 @@ def merge_pretrained(variables: Mapping[str, Any],
     subtree = {p[1:]: v for p, v in merged.items() if p[0] == collection}
     out[collection] = traverse_util.unflatten_dict(subtree) if subtree else {}
   return out, kept_fresh
+
+
+def partial_load_message(init_from: str, not_loaded: list[str], *, allowed: bool) -> str:
+  """The text for a partial load: every leaf not loaded and why, and what to do.
+
+  Args:
+    init_from: the pretrained directory.
+    not_loaded: `merge_pretrained`'s list.
+    allowed: True for the warning of an allowed load (`model.init_from_partial`), False for the
+      error.
+  """
+  lines = '\n'.join(f'  {line}' for line in not_loaded)
+  head = (f'{len(not_loaded)} variable(s) of the model were not loaded from {init_from} and '
+          f'{"train" if allowed else "would train"} from their fresh initialisation:\n{lines}')
+  if allowed:
+    return head + '\n(allowed by model.init_from_partial=True)'
+  return (head + '\nConvert weights that fit this model (tools/convert_torchvision.py '
+          '--num_classes=... --input_channels=...), or set --config.model.init_from_partial=True '
+          'to train these variables from scratch.')
+
+
+def _normalization_of(preprocessing: Mapping[str, Any]) -> str | None:
+  """The `data.normalization` name whose mean/std equal conversion.json's, or None."""
+  try:
+    mean = np.asarray(preprocessing['rgb_mean'], np.float64)
+    std = np.asarray(preprocessing['rgb_std'], np.float64)
+    lo, hi = preprocessing.get('rgb_range', (0.0, 1.0))
+  except (KeyError, TypeError, ValueError):
+    return None
+  if (lo, hi) != (0.0, 1.0) or mean.shape != (3,) or std.shape != (3,):
+    return None
+  for name, (m, s) in NORMALIZATION_STATS.items():
+    if np.allclose(mean, m, atol=1e-6) and np.allclose(std, s, atol=1e-6):
+      return name
+  return None
+
+
+def check_normalization(info: Mapping[str, Any], normalization: str, init_from: str) -> None:
+  """Raises when conversion.json's input preprocessing differs from `data.normalization`.
+
+  Args:
+    info: `load_info(init_from)` ({} when there is no conversion.json: nothing to compare).
+    normalization: the config's `data.normalization` ('imagenet' or 'unit').
+    init_from: the pretrained directory, for the message.
+
+  Raises:
+    PretrainedMismatchError: naming both normalisations.
+  """
+  preprocessing = info.get('preprocessing')
+  if not preprocessing:
+    return
+  expected = _normalization_of(preprocessing)
+  if expected != normalization:
+    described = expected or f'mean/std {json.dumps(preprocessing)}'
+    raise PretrainedMismatchError(
+        f'{init_from}/{INFO_FILENAME} says its inputs were normalised as {described!r}, but '
+        f'data.normalization is {normalization!r}: set --config.data.normalization='
+        f'{expected or "<matching>"} (the weights see wrongly scaled inputs otherwise).')

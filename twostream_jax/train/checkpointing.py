@@ -59,6 +59,14 @@ class Checkpointer:
     self._manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state_to_tree(state)), meta=ocp.args.JsonSave(meta)))
 
+  def read_meta(self, step: int | None = None) -> dict[str, Any]:
+    """The `meta` item of a checkpoint (the latest by default), without reading the state."""
+    step = self.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f'no checkpoint under {self.directory}')
+    restored = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+    return restored['meta']
+
   def restore(self, target: TrainState, step: int | None = None) -> tuple[TrainState, dict[str, Any]]:
     """Restores a checkpoint into the structure and shardings of `target`.
 
@@ -80,13 +88,6 @@ class Checkpointer:
     state = target.replace(step=tree['step'], params=tree['params'],
                            batch_stats=tree['batch_stats'], opt_state=tree['opt_state'])
     return state, restored['meta']
-
-  def read_meta(self, step: int | None = None) -> dict[str, Any]:
-    """The JSON metadata of a checkpoint (the latest by default), without its arrays."""
-    step = self.latest_step() if step is None else step
-    if step is None:
-      raise FileNotFoundError(f'no checkpoint under {self.directory}')
-    return self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))['meta']
 
   def wait(self) -> None:
     self._manager.wait_until_finished()

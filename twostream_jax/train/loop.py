@@ -122,6 +122,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
         means = {k: float(np.mean([jax.device_get(m[k]) for m in window])) for k in window[0]}
         steps_per_s = len(window) / max(now - window_start, 1e-9)
         means.update({'steps_per_s': steps_per_s, 'examples_per_s': steps_per_s * batch_size})
+        # The rate of the logged step, not the window's mean (which blurs a decay boundary).
+        means['learning_rate'] = float(jax.device_get(metrics['learning_rate']))
         writer.write_scalars(step, means)
         eta = (num_steps - step) * (now - run_start) / max(step - run_start_step, 1)
         shown = {k: means[k] for k in ('loss', 'accuracy', 'learning_rate', 'examples_per_s')}

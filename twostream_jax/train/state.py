@@ -45,16 +45,31 @@ def create_train_state(config: ml_collections.ConfigDict, model: nn.Module,
 
   Returns:
     A TrainState at step 0, on the default device (place it with `sharding.replicate`).
+
+  Raises:
+    pretrained.PretrainedMismatchError: `init_from` leaves some variables unloaded (listed) and
+      `model.init_from_partial` is False, or its conversion.json normalisation differs from
+      `data.normalization` (RGB only: flow inputs are not normalised that way).
   """
+  if config.model.init_from and use_init_from and config.data.modality == 'rgb':
+    # Before initialising: a wrong normalisation fails in a second.
+    pretrained.check_normalization(pretrained.load_info(config.model.init_from),
+                                   config.data.normalization, config.model.init_from)
   variables = jax.jit(lambda r: model.init(r, jnp.zeros((1, *input_shape), jnp.float32),
                                            train=False))(rng)
   variables = flax.core.unfreeze(variables)
   if config.model.init_from and use_init_from:
-    loaded = pretrained.load_pretrained(config.model.init_from)
-    variables, kept_fresh = pretrained.merge_pretrained(variables, loaded)
-    logging.info('initialised from %s', config.model.init_from)
-    for line in kept_fresh:
-      logging.info('kept from fresh initialisation: %s', line)
+    init_from = config.model.init_from
+    loaded = pretrained.load_pretrained(init_from)
+    variables, not_loaded = pretrained.merge_pretrained(variables, loaded)
+    if not_loaded:
+      allowed = bool(config.model.init_from_partial)
+      message = pretrained.partial_load_message(init_from, not_loaded, allowed=allowed)
+      if not allowed:
+        raise pretrained.PretrainedMismatchError(message)
+      # WARNING, not INFO: main hides INFO, and a net half-trained from scratch must be visible.
+      logging.warning('%s', message)
+    logging.info('initialised from %s', init_from)
   return TrainState.create(apply_fn=model.apply, params=variables['params'],
                            batch_stats=variables.get('batch_stats', {}),
                            tx=optimizer_lib.create_optimizer(config.optim))
