@@ -12,8 +12,9 @@ Resuming (the same command again, same workdir) compares the config with the one
 checkpoint. Only keys that do not change the data stream or the model may differ, and are logged:
   mode; train.num_train_steps, log_every_steps, checkpoint_every_steps, keep_checkpoints,
   val_every_steps, eval_batch_size, cpu_convolutions; data.eval_split, test_num_frames, test_num_crops,
-  val_num_frames, val_num_crops, val_max_videos; data.val_split unless it is or was 'heldout';
-  model.init_from, init_from_partial (read only at step 0); every eval.* and demo.* key.
+  val_num_frames, val_num_crops, val_max_videos, decode_parallelism, skip_corrupt_records;
+  data.val_split unless it is or was 'heldout'; model.init_from, init_from_partial (read only at
+  step 0); every eval.*, demo.* and ablations.* key.
 Every other key changes the data stream or the model (seed, data.data_dirs, train_split,
 heldout_fraction, modality, num_flow_fields, crops, augmentation, normalisation, sampling,
 train.global_batch_size, model.name, dropout_rate, dtype, every optim.* key, ...): a rerun that
