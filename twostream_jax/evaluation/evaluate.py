@@ -25,6 +25,7 @@ import tqdm
 from twostream_jax.data import input_pipeline
 from twostream_jax.evaluation import classification_metrics
 from twostream_jax.evaluation import score_files
+from twostream_jax.evaluation import stream_predictor
 from twostream_jax.train import checkpointing
 from twostream_jax.train import eval_batches
 from twostream_jax.train import metric_writers
@@ -35,19 +36,6 @@ from twostream_jax.train import task_heads
 from twostream_jax.train.state import TrainState
 
 EVAL_SUBDIR = 'eval'
-
-
-def stream_name(config: ml_collections.ConfigDict) -> str:
-  """'spatial' for RGB, 'temporal' for flow, unless `eval.stream_name` says otherwise."""
-  if config.eval.stream_name:
-    return config.eval.stream_name
-  return 'spatial' if config.data.modality == 'rgb' else 'temporal'
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-  z = logits - logits.max(axis=-1, keepdims=True)
-  e = np.exp(z)
-  return e / e.sum(axis=-1, keepdims=True)
 
 
 def score_split(config: ml_collections.ConfigDict, state: TrainState, eval_fn, mesh, *, split: str,
@@ -87,7 +75,7 @@ def score_split(config: ml_collections.ConfigDict, state: TrainState, eval_fn, m
                   disable=jax.process_index() != 0)
   for index, label, logits in eval_batches.real_logits(state, head_fn, dataset, mesh):
     np.add.at(logit_sums, index, logits)
-    np.add.at(prob_sums, index, _softmax(logits))
+    np.add.at(prob_sums, index, stream_predictor.softmax(logits))
     np.add.at(counts, index, 1)
     labels[index] = label
     bar.update(1)
@@ -100,7 +88,7 @@ def score_split(config: ml_collections.ConfigDict, state: TrainState, eval_fn, m
   return score_files.VideoScores(
       video_ids=video_ids, labels=labels, logits=(logit_sums / views).astype(np.float32),
       probs=(prob_sums / views).astype(np.float32), class_names=metadata.class_names, split=split,
-      stream=stream_name(config), num_views=views)
+      stream=stream_predictor.stream_name(config), num_views=views)
 
 
 def write_split_results(scores: score_files.VideoScores, out_dir: str,

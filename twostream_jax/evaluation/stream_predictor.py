@@ -41,7 +41,8 @@ def stream_name(config: ml_collections.ConfigDict) -> str:
   return 'spatial' if config.data.modality == 'rgb' else 'temporal'
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
+def softmax(logits: np.ndarray) -> np.ndarray:
+  """Softmax over the last axis of float `[..., K]` (numpy, stable)."""
   z = logits - logits.max(axis=-1, keepdims=True)
   e = np.exp(z)
   return e / e.sum(axis=-1, keepdims=True)
@@ -176,7 +177,7 @@ class StreamPredictor:
       out = self._eval_fn(self.state, sharding.global_batch(batch, self.mesh))
       logits.append(np.asarray(jax.device_get(out), np.float64)[:len(chunk) * self.num_crops])
     logits = np.concatenate(logits)
-    return (_softmax(logits).mean(axis=0).astype(np.float32),
+    return (softmax(logits).mean(axis=0).astype(np.float32),
             logits.mean(axis=0).astype(np.float32))
 
 
