@@ -4,8 +4,9 @@ r"""Entry point: train or evaluate a stream, or run the synthetic demo, from an 
       [--config.data.data_dirs=DIR] [--config.<section>.<key>=value ...]
 
 Modes (`--config.mode`): train | eval | train_eval | demo | ablations (experiments/ablations.py).
-Several processes (hosts) train together when started with `--jax_distributed` (auto-detected clusters: Cloud TPU, SLURM, ...) or with
-`--coordinator_address=host:port --num_processes=N --process_id=i`. This is the only module of the
+Several processes (hosts) train together when started with `--jax_distributed` (auto-detected
+clusters: Cloud TPU, SLURM, ...) or with `--coordinator_address=host:port --num_processes=N
+--process_id=i`. This is the only module of the
 package that defines flags.
 """
 
