@@ -15,7 +15,7 @@ ALLOWED = {
     'flow': set(),
     'data': set(),
     'models': set(),
-    'prep': {'flow', 'data.record_schema', 'data.dataset_metadata'},
+    'prep': {'flow', 'data.record_schema', 'data.dataset_metadata', 'data.test_positions'},
     'train': {'models', 'data'},
     'evaluation': {'data', 'models', 'train.restore', 'train.steps', 'train.sharding',
                    'train.checkpointing', 'train.metric_writers', 'train.eval_batches', 'train.state',

@@ -36,33 +36,13 @@ import numpy as np
 import tensorflow as tf
 
 from twostream_jax.data.random_draws import uniform_int
+from twostream_jax.data.test_positions import test_flow_indices, test_frame_indices, test_view_starts  # pylint: disable=unused-import
 
 
 def stream_key(seed: int, *parts: int) -> int:
   """A 31-bit key for one purpose of one stream, from the run seed and identifying integers."""
   state = np.random.SeedSequence([int(seed) % 2**32] + [int(p) for p in parts]).generate_state(1)
   return int(state[0] & 0x7FFFFFFF)
-
-
-def test_view_starts(num_items: int, span: int, num_views: int) -> np.ndarray:
-  """First item of each test view (module docstring); int64 `[num_views]`."""
-  d = max(num_items - span, 0)
-  if num_views == 1:
-    return np.array([d // 2], np.int64)
-  k = np.arange(num_views, dtype=np.int64)
-  return (2 * k * d + num_views - 1) // (2 * (num_views - 1))
-
-
-def test_frame_indices(num_frames: int, num_views: int) -> np.ndarray:
-  """Frame index of each RGB test view; int64 `[K]`."""
-  return test_view_starts(num_frames, 1, num_views)
-
-
-def test_flow_indices(num_frames: int, num_views: int, num_fields: int) -> np.ndarray:
-  """Flow field indices of each test stack (clamped for short videos); int64 `[K, L]`."""
-  num_flow = num_frames - 1
-  starts = test_view_starts(num_flow, num_fields, num_views)
-  return np.minimum(starts[:, None] + np.arange(num_fields), num_flow - 1)
 
 
 def train_frame_index(u: tf.Tensor, num_frames: tf.Tensor) -> tf.Tensor:

@@ -4,6 +4,7 @@ Split files, the plan (which video goes in which shard), video decoding, the sha
 worker processes, the batched flow writer (TV-L1 in JAX fed by decoding workers), rawframes import,
 the writer's JPEG codec, and the synthetic action videos of the demo.
 
-May import: `twostream_jax.flow` (flow algorithms) and `twostream_jax.data`'s schema and metadata.
+May import: `twostream_jax.flow` (flow algorithms) and `twostream_jax.data`'s schema, metadata and
+test positions (`data.test_positions`, numpy only).
 Nothing else of the package.
 """

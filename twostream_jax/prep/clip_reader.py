@@ -13,8 +13,7 @@ Memory: a video's resized RGB frames are held while it is read (its length decid
 test positions use), about 0.26 MB a frame at 340x256: fine for clips (UCF101 averages 7 s); cap
 long recordings with the records' `max_frames` or cut them first.
 
-The test positions repeat `data.sampling.test_view_starts` (which imports TensorFlow; the workers
-must not): tests/test_predict.py checks that both agree.
+The test positions come from `data.test_positions`, as in the input pipeline (numpy only).
 
 numpy + cv2 only: no TensorFlow, no JAX.
 """
@@ -30,6 +29,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from twostream_jax.data import record_schema
+from twostream_jax.data.test_positions import test_flow_indices, test_view_starts
 from twostream_jax.flow import algorithms as optical_flow
 from twostream_jax.prep import jpeg_codec
 from twostream_jax.prep import video_decoding
@@ -112,22 +112,6 @@ class Failure:
   """A video that could not be read; `reason` says why."""
   path: str
   reason: str
-
-
-def test_view_starts(num_items: int, span: int, num_views: int) -> np.ndarray:
-  """`data.sampling.test_view_starts`: round-half-up of linspace(0, T - s, K); int64 `[K]`."""
-  d = max(num_items - span, 0)
-  if num_views == 1:
-    return np.array([d // 2], np.int64)
-  k = np.arange(num_views, dtype=np.int64)
-  return (2 * k * d + num_views - 1) // (2 * (num_views - 1))
-
-
-def test_flow_indices(num_frames: int, num_views: int, num_fields: int) -> np.ndarray:
-  """`data.sampling.test_flow_indices`: field indices `[K, L]`, clamped for short videos."""
-  num_flow = num_frames - 1
-  starts = test_view_starts(num_flow, num_fields, num_views)
-  return np.minimum(starts[:, None] + np.arange(num_fields), num_flow - 1)
 
 
 def _jpeg_roundtrip(image: np.ndarray, quality: int, channels: int) -> np.ndarray:
