@@ -8,7 +8,9 @@ Per workload, on JAX's default device: the jitted `make_views` alone (views/s: u
 beside the same batch as float32 inputs (what a host-side transform would move). Workloads:
   temporal train   B x 2L=20 planes of 224 x 224, one box, flip, per-field mean subtraction
   spatial train    B x 224 x 224 x 3, flip, colour jitter, ImageNet normalisation
-  eval (25 x 10)   25 flow stacks of 340 x 256 as stored -> 250 views of 224 x 224 x 20
+  eval (25 x 10)   one video of UCF101's mean length (186 frames) at 340 x 256 as stored: the
+                   planes its 25 flow stacks use, each once, and the stacks' rows -> 250 views of
+                   224 x 224 x 20 (the device gathers the stacks, then cuts the crops)
 JAX only (no TensorFlow): runs on accelerator images without TF (bench/gpu.sh).
 """
 
@@ -25,9 +27,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
+from twostream_jax.data import test_positions  # pylint: disable=wrong-import-position
 from twostream_jax.train import device_views as dv  # pylint: disable=wrong-import-position
 
 S, L = 224, 10
+EVAL_VIDEO_FRAMES = 186  # UCF101's mean video length
 
 
 def _batch(kind: str, n: int, rng: np.random.Generator) -> tuple[dv.ViewSpec, dict]:
@@ -41,15 +45,20 @@ def _batch(kind: str, n: int, rng: np.random.Generator) -> tuple[dv.ViewSpec, di
     boxes = np.zeros((n, 1, 2), np.int32)
     extra = {dv.JITTER: rng.uniform(0.8, 1.2, (n, 3)).astype(np.float32)}
     spec = dv.ViewSpec('rgb', S, normalization='imagenet')
-  else:  # eval: one video's 25 positions, 10 crops each (centre, corners, flipped)
+  else:  # eval: n videos' 25 positions, 10 crops each (centre, corners, flipped)
     h, w = 256, 340
-    images = rng.integers(0, 256, (n, 2 * L, h, w), dtype=np.uint8)
+    fields = test_positions.test_flow_indices(EVAL_VIDEO_FRAMES, 25, L)  # [25, L]
+    used = np.unique(fields)
+    place = np.searchsorted(used, fields)
+    rows = np.stack([2 * place, 2 * place + 1], -1).reshape(1, 25, 2 * L).astype(np.int32)
+    images = rng.integers(0, 256, (n, 2 * used.size, h, w), dtype=np.uint8)
     y0 = [(h - S) // 2, 0, 0, h - S, h - S]
     x0 = [(w - S) // 2, 0, w - S, 0, w - S]
     one = np.array([[y, x] for y, x in zip(y0, x0)] * 2, np.int32)  # S x S boxes: (y0, x0)
     boxes = np.tile(one[None], (n, 1, 1))
     extra = {dv.FLOW_STEP: np.full(n, 20 / 127.5, np.float32)}
     spec = dv.ViewSpec('flow', S, mean_subtraction='per_field')
+    extra[dv.ROWS] = np.tile(rows, (n, 1, 1))
   flips = np.zeros(boxes.shape[:2], bool)
   flips[:, boxes.shape[1] // 2:] = boxes.shape[1] > 1
   flips[::2, 0] |= boxes.shape[1] == 1
@@ -82,7 +91,7 @@ def main() -> None:
   print(f'{"workload":<18}{"views/s":>12}{"uint8 MB":>10}{"put ms":>9}{"float32 MB":>12}{"put ms":>9}')
   rng = np.random.default_rng(0)
   for kind in ('temporal train', 'spatial train', 'eval (25 x 10)'):
-    spec, host = _batch(kind, 25 if kind.startswith('eval') else batch, rng)
+    spec, host = _batch(kind, 1 if kind.startswith('eval') else batch, rng)
     fn = jax.jit(lambda b, spec=spec: dv.make_views(spec, b))
     on_device = jax.device_put(host)
     views = fn(on_device)

@@ -6,8 +6,9 @@ random fields, quantised and JPEG-coded like real flow) and measures, in one run
 
   spatial train     create_train_dataset(modality='rgb'): examples/s
   temporal train    create_train_dataset(modality='flow', L=10): examples/s
-  eval              create_eval_dataset(25 x 10, L=10): test videos/s (each video: 25 flow stacks
-                    moved as uint8 with their 10 crop boxes; the crops are made on the device)
+  eval              create_eval_dataset(25 x 10, L=10): test videos/s (each video: the flow planes
+                    its 25 stacks use, each once, as uint8, with the stacks' plane rows and the 10
+                    crop boxes; the stacks and crops are made on the device)
   decode-only       tf.data decoding exactly the JPEGs each of those reads (the same decoder
                     settings, in memory, parallel map): the limit of this host; for eval, each
                     video's distinct fields of its 25 stacks, decoded once
@@ -121,7 +122,7 @@ def _cpu_seconds() -> float:
 class Meter:
   """Pulls batches from a dataset iterator for `seconds`; returns (items/s, CPU ms/item).
 
-  `items_per_batch` may be a fraction (eval: a batch of positions is a part of a video).
+  `items_per_batch`: training examples, or test videos (eval), per batch.
   """
 
   def __init__(self, dataset: tf.data.Dataset, items_per_batch: float):
@@ -173,7 +174,7 @@ def _alternate(meters: dict[str, Meter], rounds: int, seconds: float) -> tuple[d
 
 
 WORKLOADS = ('spatial train', 'temporal train', 'eval')
-EVAL_POSITIONS = 25  # positions per eval batch: one video's 25 flow stacks
+EVAL_VIDEOS = 1  # videos per eval batch (each: 25 flow stacks x 10 crops, made on the device)
 
 
 def _meters(workload: str, data_dir: str, batch: int) -> tuple[dict[str, Meter], dict]:
@@ -202,9 +203,11 @@ def _meters(workload: str, data_dir: str, batch: int) -> tuple[dict[str, Meter],
     fields = np.unique(sampling.test_flow_indices(r.num_frames, 25, L))
     sets.append([r.flow_x[i] for i in fields] + [r.flow_y[i] for i in fields])
   pipeline = ip.create_eval_dataset(config, split='test1', num_frames=25, num_crops=10,
-                                    global_batch_size=EVAL_POSITIONS)
+                                    global_batch_size=EVAL_VIDEOS)
+  example = next(iter(pipeline))
+  moved = sum(int(v.numpy().nbytes) for v in example.values()) / EVAL_VIDEOS
   return {'decode-only': Meter(_decode_only(sets, 1, 1), 1),
-          'pipeline': Meter(pipeline, EVAL_POSITIONS / 25)}, {}
+          'pipeline': Meter(pipeline, EVAL_VIDEOS)}, {'bytes_per_video': moved}
 
 
 def _load() -> float:
@@ -258,12 +261,17 @@ def main() -> None:
   moved = results['temporal train']['bytes_per_example']
   print(f'read amplification (training, bytes read / JPEG bytes): {amplification:.3f}')
   print(f'host-to-device bytes per temporal example: {moved:.0f} (224 x 224 x 20 = {CROP * CROP * 2 * L})')
+  eval_moved = results['eval']['bytes_per_video']
+  stacks = 25 * 2 * L * HEIGHT * WIDTH
+  print(f'host-to-device bytes per eval video: {eval_moved:.0f} (its 25 stacks as planes: {stacks}, '
+        f'{stacks / eval_moved:.1f}x more)')
   print(f'1-minute load average: {load:.2f}' + (
       '  <-- ABOVE 0.5: THE MACHINE IS SHARED, THESE FIGURES ARE UNRELIABLE' if load > 0.5 else ''))
   summary = {'spatial_train': results['spatial train']['ratio'],
              'temporal_train': results['temporal train']['ratio'], 'eval': results['eval']['ratio'],
              'read_amplification': amplification,
-             'host_to_device_bytes_per_temporal_example': moved, 'load_average_1min': load}
+             'host_to_device_bytes_per_temporal_example': moved,
+             'host_to_device_bytes_per_eval_video': eval_moved, 'load_average_1min': load}
   if args.json:
     with open(args.json, 'w') as f:
       json.dump(summary, f, indent=1)

@@ -106,8 +106,8 @@ def get_config() -> ml_collections.ConfigDict:
   t.checkpoint_every_steps = 1000
   t.keep_checkpoints = 3
   t.val_every_steps = 1000  # Clip-level validation period (0 disables).
-  # Views per global eval batch: a batch holds eval_batch_size // num_crops test positions (a multiple
-  # of the devices), each cut into its crops on the device (the paper's protocol: 250 views a video).
+  # Views per global eval batch: a batch holds eval_batch_size // (num_frames x num_crops) videos (at
+  # least one per device), whose views are made on the device (the paper's protocol: 250 a video).
   t.eval_batch_size = 256
   # Convolutions on a CPU backend (python -m twostream_jax.main only; set before JAX starts):
   # 'eigen' (XLA's own; the train step ran ~1.6x faster than 'ynnpack' for resnet18 in

@@ -16,6 +16,7 @@ from twostream_jax.data import record_schema as rf
 from twostream_jax.data import sampling
 from twostream_jax.prep import jpeg_codec
 from twostream_jax.prep import shard_writer
+from twostream_jax.train import device_views
 
 BOUND = 20.0
 H, W, FRAMES = 12, 16, 9
@@ -94,7 +95,8 @@ def test_pipeline_stacks_backward_then_forward_fields(tmp_path):
   _write_records(str(tmp_path), backward=True)
   config = _config(str(tmp_path))
   batch = next(ip.numpy_batches(ip.create_eval_dataset(
-      config.data, split='test1', num_frames=3, num_crops=1, global_batch_size=6)))
+      config.data, split='test1', num_frames=3, num_crops=1, global_batch_size=2)))
+  batch = {k: np.asarray(v) for k, v in device_views.video_positions(batch).items()}
   starts = sampling.test_flow_indices(FRAMES, 3, 4)[:, 0]
   for p in range(6):  # 2 videos x 3 test positions
     # Flow reaches the device as planes [2L, H, W]: channel values at pixel (0, 0).

@@ -16,6 +16,7 @@ from twostream_jax.data import dataset_metadata as dm
 from twostream_jax.data import input_pipeline as ip
 from twostream_jax.data import record_index as ri
 from twostream_jax.data import record_schema as rf
+from twostream_jax.data import sampling
 from twostream_jax.train import device_views as dv
 
 S = 24  # crop size on 32 x 40 frames
@@ -61,9 +62,14 @@ def _view_fn(spec):
 
 def _views(config, batch):
   """The network inputs the jitted steps make of a batch: float32 [n * V, S, S, C]."""
-  keys = (dv.IMAGES, dv.BOXES, dv.FLIPS, dv.FLOW_STEP, dv.JITTER)
+  keys = (dv.IMAGES, dv.ROWS, dv.BOXES, dv.FLIPS, dv.FLOW_STEP, dv.JITTER)
   return np.asarray(_view_fn(dv.ViewSpec.from_data_config(config))(
       {k: v for k, v in batch.items() if k in keys}))
+
+
+def _positions(batch):
+  """An evaluation batch (per video: bank and rows) as its test positions, on the host."""
+  return {k: np.asarray(v) for k, v in dv.video_positions(batch).items()}
 
 
 def _assert_same_batches(a, b):
@@ -184,8 +190,9 @@ def test_eval_sees_every_video_exactly_once_over_processes(tiny, modality):
   video_ids = dm.load_metadata(tiny).video_ids('test1')
   labels = [int(v.split('/')[0][len('Class'):]) for v in video_ids]
   for count, max_videos in [(1, 0), (2, 0), (2, 5), (3, 1)]:  # (3, 1): two processes get none
-    per_process = [_eval(config, process_index=p, process_count=count, max_videos=max_videos,
-                         global_batch_size=4 * count) for p in range(count)]
+    per_process = [[_positions(b) for b in _eval(
+        config, process_index=p, process_count=count, max_videos=max_videos,
+        global_batch_size=2 * count)] for p in range(count)]
     assert len({len(b) for b in per_process}) == 1  # the same number of batches everywhere
     seen = np.concatenate([b['video_index'] for bs in per_process for b in bs])
     mask = np.concatenate([b['mask'] for bs in per_process for b in bs])
@@ -208,9 +215,9 @@ def test_the_25x10_protocol_visits_the_documented_frames_and_crops(tiny, monkeyp
   monkeypatch.setattr(ri.RecordReader, 'read',
                       lambda self, r, i: requested.append((int(r), tuple(i))) or original(self, r, i))
   config = _config(tiny, 'rgb')
-  batches = _eval(config, num_frames=25, num_crops=10, global_batch_size=25)
+  batches = _eval(config, num_frames=25, num_crops=10, global_batch_size=1)
   inputs = np.concatenate([_views(config, b) for b in batches])
-  video_index = np.concatenate([dv.per_view(b['video_index'], 10) for b in batches])
+  video_index = np.concatenate([dv.per_view(b['video_index'], dv.num_views(b)) for b in batches])
   metadata = dm.load_metadata(tiny)
   records = {r.video_id: r for r in (rf.parse_video_record_numpy(x.numpy()) for x in
                                      tf.data.TFRecordDataset(metadata.shard_files(tiny, 'test1')))}
@@ -235,11 +242,40 @@ def test_the_25x10_protocol_visits_the_documented_frames_and_crops(tiny, monkeyp
   assert len(requested) == len(records)
 
   requested.clear()
-  _eval(_config(tiny, 'flow'), num_frames=25, num_crops=10, global_batch_size=25)
+  _eval(_config(tiny, 'flow'), num_frames=25, num_crops=10, global_batch_size=1)
   for r, indices in requested:  # L = 5 fields from start floor(k * (M - 5) / 24 + 1/2), M = N - 1
     m = int(index.num_frames[r]) - 1
     starts = np.floor(np.arange(25) * max(m - 5, 0) / 24 + 0.5).astype(int)
     assert indices == tuple(np.unique(np.minimum(starts[:, None] + np.arange(5), m - 1)))
+
+
+@pytest.mark.parametrize('modality', ['rgb', 'flow'])
+def test_eval_sends_each_frame_or_flow_field_of_a_video_once(tiny, modality):
+  """A video's bank holds each frame (RGB) or each field's x and y planes (flow) that its 25 test
+  positions use exactly once (overlapping flow stacks share them), padded with zeros to the split's
+  largest bank; the rows name, for each position, its frame or its stack's planes in order."""
+  config = _config(tiny, modality)
+  index = ri.index_records(dm.load_metadata(tiny).shard_files(tiny, 'test1'))
+  records = {v: r for r, v in enumerate(index.video_ids)}
+  video_ids = dm.load_metadata(tiny).video_ids('test1')
+  banks = []
+  for b in _eval(config, num_frames=25, num_crops=10, global_batch_size=1):
+    images, rows = b[dv.IMAGES][0], b[dv.ROWS][0]
+    n = int(index.num_frames[records[video_ids[int(b['video_index'][0])]]])
+    if modality == 'rgb':
+      used = np.unique(sampling.test_frame_indices(n, 25))
+      assert rows.shape == (25,)
+    else:
+      fields = sampling.test_flow_indices(n, 25, 5)  # [25, L]
+      used = np.unique(fields)
+      # Stack k: planes x, y of its fields in time order, each field at its place in `used`.
+      place = np.searchsorted(used, fields)
+      np.testing.assert_array_equal(rows, np.stack([2 * place, 2 * place + 1], -1).reshape(25, 10))
+    sent = len(used) * (1 if modality == 'rgb' else 2)
+    assert sorted(set(rows.ravel().tolist())) == list(range(sent))  # each sent item used, once
+    assert images[:sent].reshape(sent, -1).any(axis=1).all() and not images[sent:].any()
+    banks.append((images.shape[0], sent))
+  assert {f for f, _ in banks} == {max(s for _, s in banks)}  # one bank size: the largest
 
 
 def test_clear_errors(tiny, tmp_path):

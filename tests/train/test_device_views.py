@@ -112,3 +112,28 @@ def test_s_by_s_boxes_given_as_corners_are_the_same_views(modality):
   extra = {dv.FLOW_STEP: np.float32(0.2)} if modality == 'flow' else {}
   np.testing.assert_allclose(_device(spec, image, corners, flips, **extra),
                              _device(spec, image, full, flips, **extra), rtol=1e-6, atol=1e-5)
+
+
+def test_videos_banks_and_rows_make_the_same_views_as_their_positions():
+  """An evaluation batch of videos (each plane sent once, `rows` naming each stack's planes) gives
+  exactly the views of the same stacks sent one position at a time, position-major."""
+  rng = np.random.default_rng(4)
+  v, bank, k, planes, c = 2, 7, 3, 4, 2
+  images = rng.integers(0, 256, (v, bank, 20, 22), dtype=np.uint8)
+  rows = rng.integers(0, bank, (v, k, planes)).astype(np.int32)  # overlapping, repeated planes
+  boxes = np.array([[[0, 0, S, S], [2, 3, 9, 11]]] * v, np.int32)
+  flips = np.array([[False, True], [True, False]])
+  steps = np.array([0.5, 0.25], np.float32)
+  spec = dv.ViewSpec('flow', S, mean_subtraction='per_field')
+  videos = {dv.IMAGES: images, dv.ROWS: rows, dv.BOXES: boxes, dv.FLIPS: flips,
+            dv.FLOW_STEP: steps, 'label': np.array([3, 5], np.int32)}
+  positions = {dv.IMAGES: images[np.arange(v)[:, None, None], rows].reshape(v * k, planes, 20, 22),
+               dv.BOXES: boxes.repeat(k, 0), dv.FLIPS: flips.repeat(k, 0),
+               dv.FLOW_STEP: steps.repeat(k, 0)}
+  fn = jax.jit(lambda b: dv.make_views(spec, b))
+  np.testing.assert_array_equal(np.asarray(fn(videos)), np.asarray(fn(positions)))
+  assert dv.num_views(videos) == k * c and dv.num_views(positions) == c
+  host = dv.video_positions(videos)
+  np.testing.assert_array_equal(np.asarray(host[dv.IMAGES]), positions[dv.IMAGES])
+  np.testing.assert_array_equal(np.asarray(host['label']), [3, 3, 3, 5, 5, 5])
+  assert dv.ROWS not in host

@@ -5,6 +5,9 @@ so that both sides, and hosts without TensorFlow, agree on them.
 """
 
 IMAGES = 'images'  # uint8 [n, Hc, Wc, c]: RGB frames or quantised flow stacks on a canvas
+# int32 [v, K] or [v, K, 2L]: evaluation, which frames / planes of a video's bank (its `images`)
+# each of its K test positions uses.
+ROWS = 'rows'
 BOXES = 'boxes'  # int32 [n, V, 4]: (y0, x0, h, w) of each view in the canvas
 FLIPS = 'flips'  # bool [n, V]
 FLOW_STEP = 'flow_step'  # float32 [n]: B / 127.5 (flow only)

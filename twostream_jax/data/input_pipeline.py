@@ -52,15 +52,16 @@ Test protocol (`create_eval_dataset`), finite. Per video, K equally spaced frame
 (`sampling.test_view_starts`: start_k = round-half-up(k (T - s) / (K - 1))), each giving C crops
 (`video_ops.test_crop_boxes`: centre, top-left, top-right, bottom-left, bottom-right, then the same
 flipped for C = 10; centre (and its flip) for C = 1 (2)); crops are S x S boxes of the stored
-frame, not resized. An element is one test position: the whole decoded frame or flow stack (uint8,
-as stored, on a canvas of the split's largest frame) with its C boxes and flips; the device cuts
-the C views (`train.device_views`), so each JPEG of a video is decoded once and C views cost one
-image's transfer. Positions are ordered by video, then k (views: then crop c); batches may split a
-video. Video v of the split (index in
-`metadata.video_ids(split)`, first `max_videos` if > 0) goes to process v mod P; each process pads
-its positions with masked copies to `num_eval_batches(...)` batches, the same count on every
-process. Elements add 'video_index' int32 [b] (-1 for padding) and 'mask' float32 [b] (1 real, 0
-padding).
+frame, not resized. An element is one video: its bank (each frame, or each flow field's x and y
+planes, that its K positions use, decoded once, uint8, as stored, padded to the split's largest
+bank and frame), the rows of the bank each position uses, and the C boxes and flips. The device
+stacks the positions and cuts the K x C views (`train.device_views`), so each JPEG of a video is
+decoded once and sent once: a 40-frame video's 25 overlapping stacks of L = 10 use 39 distinct
+fields (78 planes), not 25 x 20 = 500. Views are ordered by video, then position k, then crop c.
+Video v of the split (index in `metadata.video_ids(split)`, first `max_videos` if > 0) goes to
+process v mod P; each process pads its videos with masked copies to `num_eval_batches(...)`
+batches, the same count on every process. Elements add 'video_index' int32 (-1 for padding) and
+'mask' float32 (1 real, 0 padding).
 
 Reading (`record_index`): shards are indexed once per dataset creation (a cheap pass over record
 headers), and only the sampled frames / flow fields of a video are read and decoded; a record is
@@ -485,10 +486,9 @@ def _train_canvas(s: _Settings, indices: Sequence[ri.RecordIndex]) -> tuple[int,
   return max(s.crop_size, largest), False
 
 
-def _num_views_batches(num_videos: int, num_views_per_video: int, batch: int,
-                       process_count: int) -> int:
+def _num_video_batches(num_videos: int, batch: int, process_count: int) -> int:
   most_videos = -(-num_videos // process_count)
-  return -(-most_videos * num_views_per_video // batch)
+  return -(-most_videos // batch)
 
 
 def _eval_videos(metadata: dm.DatasetMetadata, split: str, max_videos: int) -> int:
@@ -503,14 +503,32 @@ def num_eval_batches(data_config, *, split: str, num_frames: int, num_crops: int
                      dataset_index: int = 0) -> int:
   """Batches `create_eval_dataset` yields on every process (from the metadata, no reading).
 
-  `global_batch_size` counts test positions (frames or flow stacks), as in `create_eval_dataset`;
-  `num_crops` does not change the count (the crops are made on the device).
+  `global_batch_size` counts videos, as in `create_eval_dataset`; K (`num_frames`) and C
+  (`num_crops`) do not change the count (a video's views are made on the device).
   """
-  del num_crops
+  del num_frames, num_crops
   metadata = load_dataset_metadata(data_config)[dataset_index]
   batch = _local_batch_size(global_batch_size, 0, process_count)
-  return _num_views_batches(_eval_videos(metadata, split, max_videos), num_frames, batch,
-                            process_count)
+  return _num_video_batches(_eval_videos(metadata, split, max_videos), batch, process_count)
+
+
+def _bank_size(s: _Settings, num_frames: Sequence[int], k: int) -> int:
+  """F: the planes (flow) or frames (RGB) of the largest bank among videos of these frame counts.
+
+  A video's bank holds each item its K positions use once (`create_eval_dataset`).
+  """
+  if s.modality == 'flow' and s.stacking == 'trajectory':
+    return k * 2 * s.num_fields  # trajectories are made per stack on the host: no sharing
+  most = 1
+  for n in sorted(set(int(x) for x in num_frames)):
+    if s.modality == 'rgb':
+      used = np.unique(sampling.test_frame_indices(n, k)).size
+    else:
+      used = np.unique(sampling.test_flow_indices(n, k, s.num_fields)).size
+    most = max(most, used)
+  if s.modality == 'rgb':
+    return most
+  return (4 if s.direction == 'bidirectional' else 2) * most
 
 
 def _records_by_video(index: ri.RecordIndex, video_ids: Sequence[str], data_dir: str,
@@ -533,11 +551,11 @@ def _records_by_video(index: ri.RecordIndex, video_ids: Sequence[str], data_dir:
 def create_eval_dataset(data_config, *, split: str, num_frames: int, num_crops: int,
                         global_batch_size: int, process_index: int = 0, process_count: int = 1,
                         max_videos: int = 0, dataset_index: int = 0) -> tf.data.Dataset:
-  """The test protocol's positions of this process's videos, padded (module docstring).
+  """The test protocol's videos of this process, padded (module docstring).
 
-  One element per test position: the decoded frame or flow stack (uint8, as stored, on a canvas of
-  the split's largest frame) with the boxes and flips of its `num_crops` crops, which the device
-  cuts (`train.device_views`): every JPEG of a video is decoded once.
+  One element per video: the frames or flow planes its K test positions use, each decoded once
+  and sent once (its bank), which positions use which (rows), and the boxes and flips of the C
+  crops; the device stacks and cuts the K x C views (`train.device_views`).
 
   Args:
     data_config: `config.data`.
@@ -545,20 +563,23 @@ def create_eval_dataset(data_config, *, split: str, num_frames: int, num_crops: 
     num_frames: K, frames or flow stacks per video (the paper: 25).
     num_crops: C, crops per frame: 1 (centre), 2 (centre and its flip), 5 (centre + corners) or
       10 (centre + corners and their flips; the paper).
-    global_batch_size: test positions per batch over all processes (a batch makes
-      global_batch_size x C views; `train.eval_batches.positions_per_batch` derives it from a
-      view budget).
+    global_batch_size: videos per batch over all processes (a batch makes global_batch_size x K x
+      C views; `train.eval_batches.videos_per_batch` derives it from a view budget).
     process_index, process_count: this process and the number of processes.
     max_videos: evaluate the first this many videos of the split (0: all).
     dataset_index: which of data.data_dirs to evaluate (default the first).
 
   Returns:
-    `num_eval_batches(...)` batches of b = global_batch_size / process_count positions:
-    'images' uint8 [b, Hc, Wc, 3] (rgb) or [b, 2L, Hc, Wc] (flow planes), 'boxes' int32 [b, C, 4]
-    (or [b, C, 2] corners when every frame's short side is >= S: no resize), 'flips' bool [b, C], 'flow_step'
-    float32 [b] (flow), 'label' int32 [b], 'video_index' int32 [b] (-1: padding), 'mask' float32
-    [b], 'dataset_index' int32 [b]. Position k of a video is its k-th test frame or stack; its
-    views (k, c) follow in crop order on the device.
+    `num_eval_batches(...)` batches of v = global_batch_size / process_count videos:
+    'images' uint8 [v, F, Hc, Wc, 3] (rgb: the distinct test frames) or [v, F, Hc, Wc] (flow: the
+    distinct quantised planes, x and y of each field the stacks use; bi-directional: the forward
+    fields' planes, then the backward ones'), zero padded to the split's largest bank F and
+    frame (Hc, Wc); 'rows' int32 [v, K] (rgb: position k's frame in the bank) or [v, K, 2L] (flow:
+    the planes of stack k in channel order x_0, y_0, x_1, ...); 'boxes' int32 [v, C, 4] (or [v, C,
+    2] corners when every frame's short side is >= S: no resize); 'flips' bool [v, C];
+    'flow_step' float32 [v] (flow); 'label' int32 [v]; 'video_index' int32 [v] (-1: padding);
+    'mask' float32 [v]; 'dataset_index' int32 [v]. The views of a video follow in position, then
+    crop order on the device.
   """
   s = _settings(data_config)
   if num_crops not in video_ops.TEST_NUM_CROPS or num_frames < 1:
@@ -574,7 +595,7 @@ def create_eval_dataset(data_config, *, split: str, num_frames: int, num_crops: 
   index = ri.index_records(metadata.shard_files(data_dir, split))
   _check_records(index, metadata)
   records = _records_by_video(index, metadata.stored_video_ids(split), data_dir,
-                              split)[metadata.video_positions(split)]
+                              split)[metadata.video_positions(split)][:num_videos]
   mine = sampling.process_videos(num_videos, process_index, process_count)
   n = index.num_frames[records[mine]]
   if s.modality == 'rgb':
@@ -588,56 +609,55 @@ def create_eval_dataset(data_config, *, split: str, num_frames: int, num_crops: 
   reader = ri.RecordReader(index, _lists(s))
   labels = tf.constant(index.labels, tf.int32)
   channels = input_channels(data_config)
-  # The canvas: every process the same (the split's largest frame), so that batches agree.
-  canvas_h, canvas_w = int(np.max(index.heights[records], initial=1)), int(np.max(index.widths[records], initial=1))
+  # Every process pads to the same bank and canvas (the split's largest), so that batches agree.
+  bank = _bank_size(s, index.num_frames[records], num_frames)
+  canvas_h = int(np.max(index.heights[records], initial=1))
+  canvas_w = int(np.max(index.widths[records], initial=1))
   no_resize = bool(np.all(np.minimum(index.heights[records], index.widths[records]) >= s.crop_size))
-  same_size = bool(np.all(index.heights[records] == canvas_h) and np.all(index.widths[records] == canvas_w))
-  image_shape = [canvas_h, canvas_w, 3] if s.modality == 'rgb' else [channels, canvas_h, canvas_w]
+  bank_shape = [bank, canvas_h, canvas_w] + ([3] if s.modality == 'rgb' else [])
+  rows_shape = [num_frames] if s.modality == 'rgb' else [num_frames, channels]
 
   def load_video(record, video_index, view_indices):
-    """Decodes the video's K frames or flow stacks once: its K positions."""
+    """Decodes each frame or flow field the video's K positions use once: its bank and rows."""
     unique, position = tf.unique(tf.reshape(view_indices, [-1]))
     if s.modality == 'rgb':
       (jpegs,) = _read_op(reader, record, unique, 1)
-      images = tf.gather(video_ops.decode_frames(jpegs, tf.range(tf.size(unique))), position)
+      items = video_ops.decode_frames(jpegs, tf.range(tf.size(unique)))  # [U, H, W, 3]
+      rows = position
     else:
       jpegs = _read_op(reader, record, unique, len(_lists(s)))
-      fields = video_ops.decode_flow_fields_quantised(jpegs[0], jpegs[1])  # [2U, H, W]
-      first = 2 * position  # [K * L], row of each field's x in `fields`
+      items = video_ops.decode_flow_fields_quantised(jpegs[0], jpegs[1])  # [2U, H, W]
+      first = 2 * position  # [K * L], plane of each field's x in `items`
       if s.direction == 'bidirectional':
         # Backward fields after the forward ones; the first L/2 of each stack read them.
-        fields = tf.concat([fields, video_ops.decode_flow_fields_quantised(jpegs[2], jpegs[3])], 0)
+        items = tf.concat([items, video_ops.decode_flow_fields_quantised(jpegs[2], jpegs[3])], 0)
         backward = tf.tile(tf.range(s.num_fields) < s.num_fields // 2, [num_frames])
         first = first + tf.where(backward, 2 * tf.size(unique), 0)
-      rows = tf.reshape(tf.stack([first, first + 1], axis=1), [num_frames, channels])
-      stacks = tf.gather(fields, rows)  # [K, 2L, H, W]
+      rows = tf.reshape(tf.stack([first, first + 1], axis=1), rows_shape)
       if s.stacking == 'trajectory':
         stacks = tf.map_fn(
             lambda q: trajectory_stacking.trajectory_stack_quantised(q, metadata.flow_bound_px),
-            stacks, fn_output_signature=tf.TensorSpec([channels, None, None], tf.uint8))
-      images = stacks  # [K, 2L, H, W]: planes, made channel-last on the device
-    shape = tf.shape(images)
-    height, width = (shape[1], shape[2]) if s.modality == 'rgb' else (shape[2], shape[3])
-    boxes, flips = video_ops.test_crop_boxes(height, width, s.crop_size, num_crops)
+            tf.gather(items, rows), fn_output_signature=tf.TensorSpec([channels, None, None], tf.uint8))
+        items = tf.reshape(stacks, tf.concat([[-1], tf.shape(stacks)[2:]], 0))  # [K * 2L, H, W]
+        rows = tf.reshape(tf.range(num_frames * channels), rows_shape)
+    shape = tf.shape(items)
+    boxes, flips = video_ops.test_crop_boxes(shape[1], shape[2], s.crop_size, num_crops)
     if no_resize:
       boxes = boxes[:, :2]  # every crop is S x S: its corner is enough (a slice on the device)
-    if not same_size:
-      images = _pad_to(images, canvas_h, canvas_w, planes=s.modality == 'flow')
-    images = tf.ensure_shape(images, [num_frames] + image_shape)
-    each = lambda x: tf.repeat(tf.expand_dims(x, 0), num_frames, axis=0)
-    out = {bk.IMAGES: images, bk.BOXES: each(boxes), bk.FLIPS: each(flips),
-           'label': each(tf.gather(labels, record)),
-           'video_index': each(tf.cast(video_index, tf.int32)), 'mask': each(tf.constant(1.0)),
-           'dataset_index': each(tf.constant(dataset_index, tf.int32))}
+    pads = [[0, bank - shape[0]], [0, canvas_h - shape[1]], [0, canvas_w - shape[2]]]
+    items = tf.ensure_shape(tf.pad(items, pads + [[0, 0]] * (len(bank_shape) - 3)), bank_shape)
+    out = {bk.IMAGES: items, bk.ROWS: tf.ensure_shape(tf.cast(rows, tf.int32), rows_shape),
+           bk.BOXES: boxes, bk.FLIPS: flips, 'label': tf.gather(labels, record),
+           'video_index': tf.cast(video_index, tf.int32), 'mask': tf.constant(1.0),
+           'dataset_index': tf.constant(dataset_index, tf.int32)}
     if s.modality == 'flow':
-      out[bk.FLOW_STEP] = each(_flow_step(metadata.flow_bound_px))
+      out[bk.FLOW_STEP] = _flow_step(metadata.flow_bound_px)
     return out
 
   videos = tf.data.Dataset.from_tensor_slices((records[mine], mine, indices))
   videos = videos.map(load_video, num_parallel_calls=s.parallelism, deterministic=True)
-  positions = videos.unbatch()
-  num_batches = _num_views_batches(num_videos, num_frames, batch, process_count)
-  padding = {bk.IMAGES: tf.zeros(image_shape, tf.uint8),
+  num_batches = _num_video_batches(num_videos, batch, process_count)
+  padding = {bk.IMAGES: tf.zeros(bank_shape, tf.uint8), bk.ROWS: tf.zeros(rows_shape, tf.int32),
              bk.BOXES: tf.tile(tf.constant([[0, 0]] if no_resize else [[0, 0, 1, 1]], tf.int32),
                                [num_crops, 1]),
              bk.FLIPS: tf.zeros([num_crops], tf.bool), 'label': tf.constant(0),
@@ -645,8 +665,8 @@ def create_eval_dataset(data_config, *, split: str, num_frames: int, num_crops: 
              'dataset_index': tf.constant(dataset_index, tf.int32)}
   if s.modality == 'flow':
     padding[bk.FLOW_STEP] = _flow_step(metadata.flow_bound_px)
-  positions = positions.concatenate(tf.data.Dataset.from_tensors(padding).repeat(
-      num_batches * batch - len(mine) * num_frames))
-  ds = positions.batch(batch, drop_remainder=True)
+  videos = videos.concatenate(tf.data.Dataset.from_tensors(padding).repeat(
+      num_batches * batch - len(mine)))
+  ds = videos.batch(batch, drop_remainder=True)
   ds = ds.apply(tf.data.experimental.assert_cardinality(num_batches)).prefetch(2)
   return ds.with_options(_options())

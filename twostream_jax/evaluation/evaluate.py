@@ -55,8 +55,8 @@ def score_split(config: ml_collections.ConfigDict, state: TrainState, eval_fn, m
   if max_videos:
     video_ids = video_ids[:max_videos]
   num_videos, num_classes, views = len(video_ids), metadata.num_classes, num_frames * num_crops
-  # Positions (frames or flow stacks) per batch: each makes num_crops views on the device.
-  batch_size = eval_batches.positions_per_batch(config.train.eval_batch_size, num_crops, mesh)
+  # Videos per batch: each makes num_frames x num_crops views on the device.
+  batch_size = eval_batches.videos_per_batch(config.train.eval_batch_size, views, mesh)
   dataset = input_pipeline.create_eval_dataset(
       config.data, split=split, num_frames=num_frames, num_crops=num_crops,
       global_batch_size=batch_size, process_index=jax.process_index(),

@@ -26,9 +26,17 @@ Batch keys (n examples or test positions, V views of each; `input_pipeline` docu
   video_index    int32   [n]             evaluation: -1 for padding
   mask           float32 [n]             evaluation: 1 real, 0 padding
 Training has V = 1 and a canvas of S x S holding the crop the host cut (box (0, 0), unless a
-resize is needed: multi-scale crops, frames smaller than S). Evaluation moves one whole frame or
-flow stack per test position (short side as stored) with its V = 10 test boxes and flips; the
-crops are cut here, so the host decodes each JPEG once and sends 1/10 (x 4 for float32) of the bytes.
+resize is needed: multi-scale crops, frames smaller than S).
+
+Evaluation batches are per video (n = v videos) and add one key:
+  images         uint8   [v, F, Hc, Wc, 3] RGB: the video's bank, each test frame once
+                 uint8   [v, F, Hc, Wc]  flow: the bank of planes its stacks use, each once
+  rows           int32   [v, K]          RGB: the bank frame of each of the K test positions
+                 int32   [v, K, 2L]      flow: the bank planes of each position's stack
+and boxes, flips (V = C crops), flow_step, label, ... per video. `video_positions` gathers the K
+positions of each video here (`[v * K, ...]`, boxes and flips repeated), so the host decodes each
+JPEG once and sends each frame or plane once (overlapping flow stacks share theirs); the K x C
+views of a video are then adjacent, position-major.
 
 A view: the box is resized to S x S with TF's bilinear rule (`tf.image.resize`, half-pixel
 centres, no antialiasing; a box of S x S is copied exactly), mirrored if flipped, then
@@ -47,7 +55,7 @@ from typing import Any, Mapping
 import jax
 import jax.numpy as jnp
 
-from twostream_jax.data.batch_keys import BOXES, FLIPS, FLOW_STEP, IMAGES, JITTER
+from twostream_jax.data.batch_keys import BOXES, FLIPS, FLOW_STEP, IMAGES, JITTER, ROWS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -188,14 +196,35 @@ def flow_view(spec: ViewSpec, stack: jax.Array, box: jax.Array, flip: jax.Array,
   return q * scale + (-centre * scale)
 
 
+def video_positions(batch: Mapping[str, Any]) -> dict[str, Any]:
+  """An evaluation batch of v videos (banks and rows) -> its v * K test positions (module docstring).
+
+  Returns `images` `[v * K, Hc, Wc, 3]` (RGB) or `[v * K, 2L, Hc, Wc]` (flow), and every other key
+  of the batch (boxes, flips, flow_step, label, mask, ...) repeated for each video's K positions;
+  `rows` is consumed. A batch without `rows` (already positions) is returned as is. Works on JAX
+  and numpy arrays (tests look at the positions on the host).
+  """
+  if ROWS not in batch:
+    return dict(batch)
+  rows = batch[ROWS]
+  k = rows.shape[1]
+  stacks = jax.vmap(lambda bank, r: bank[r])(batch[IMAGES], rows)  # [v, K, ...]
+  out = {key: jnp.repeat(value, k, axis=0) for key, value in batch.items()
+         if key not in (IMAGES, ROWS)}
+  out[IMAGES] = stacks.reshape((-1,) + stacks.shape[2:])
+  return out
+
+
 def make_views(spec: ViewSpec, batch: Mapping[str, jax.Array], dtype: Any = jnp.float32) -> jax.Array:
   """The network inputs of a batch (module docstring): `[n * V, S, S, c]`, views of an example adjacent.
 
   Args:
     spec: the view settings.
-    batch: `images`, `boxes`, `flips` and, for flow, `flow_step`; for RGB optionally `jitter`.
+    batch: `images`, `boxes`, `flips` and, for flow, `flow_step`; for RGB optionally `jitter`;
+      evaluation batches of videos also `rows` (`video_positions`: n = v * K positions).
     dtype: output dtype (the cast happens last).
   """
+  batch = video_positions(batch)
   images, boxes, flips = batch[IMAGES], batch[BOXES], batch[FLIPS]
   if spec.modality == 'rgb':
     jitter = batch.get(JITTER)
@@ -212,8 +241,9 @@ def make_views(spec: ViewSpec, batch: Mapping[str, jax.Array], dtype: Any = jnp.
 
 
 def num_views(batch: Mapping[str, Any]) -> int:
-  """V, the views per example of a device-view batch."""
-  return int(batch[BOXES].shape[1])
+  """Views per batch element: V (boxes per example), times K for evaluation batches of videos."""
+  views = int(batch[BOXES].shape[1])
+  return views * int(batch[ROWS].shape[1]) if ROWS in batch else views
 
 
 def per_view(values: Any, views: int) -> Any:

@@ -19,29 +19,30 @@ from twostream_jax.train import device_views
 from twostream_jax.train import sharding
 
 
-def positions_per_batch(views_per_batch: int, num_crops: int, mesh) -> int:
-  """Test positions per global eval batch: about `views_per_batch` views, a multiple of the devices.
+def videos_per_batch(views_per_batch: int, views_per_video: int, mesh) -> int:
+  """Videos per global eval batch: about `views_per_batch` views, a multiple of the devices.
 
   Args:
     views_per_batch: the view budget (`config.train.eval_batch_size`).
-    num_crops: views per position.
+    views_per_video: K x C, the views the device makes of each video.
     mesh: the data mesh (its device count; a multiple of the process count).
   """
   n = mesh.devices.size
-  return max(n, views_per_batch // num_crops // n * n)
+  return max(n, views_per_batch // views_per_video // n * n)
 
 
 def real_logits(state: Any, eval_fn: Callable, dataset: Any,
                 mesh) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-  """Yields (video_index int `[n]`, label int `[n]`, logits float64 `[n, K]`) per batch, padding dropped.
+  """Yields (video_index int `[n]`, label int `[n]`, logits float64 `[n, classes]`) per batch,
+  padding dropped.
 
-  Rows are views, ordered by position then crop.
+  Rows are views, ordered by video, then test position, then crop.
 
   Args:
     state: the (replicated) train state.
     eval_fn: jitted `(state, batch) -> logits [B * V, K]` (`steps.make_jitted_steps`), replicated.
     dataset: a tf.data dataset of this process's part of each global batch (`input_pipeline.
-      create_eval_dataset`), with `video_index`, `label` and `mask` (1 real, 0 padding) per position.
+      create_eval_dataset`), with `video_index`, `label` and `mask` (1 real, 0 padding) per video.
     mesh: the data mesh.
   """
   for batch in sharding.prefetch_to_device(input_pipeline.numpy_batches(dataset), mesh):

@@ -41,8 +41,9 @@ def validation_dataset(config: ml_collections.ConfigDict, mesh):
   return input_pipeline.create_eval_dataset(
       config.data, split=config.data.val_split, num_frames=config.data.val_num_frames,
       num_crops=config.data.val_num_crops,
-      global_batch_size=eval_batches.positions_per_batch(config.train.eval_batch_size,
-                                                         config.data.val_num_crops, mesh),
+      global_batch_size=eval_batches.videos_per_batch(
+          config.train.eval_batch_size, config.data.val_num_frames * config.data.val_num_crops,
+          mesh),
       process_index=jax.process_index(), process_count=jax.process_count(),
       max_videos=config.data.val_max_videos)
 
