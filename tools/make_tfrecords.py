@@ -25,7 +25,8 @@ listed in <output_dir>/failures.json; the exit status is 1 when more than --max_
 failed (the metadata is then not written), 2 for bad arguments. Otherwise the metadata describes
 what was written; a split whose videos all failed is kept, empty, and reported with a WARNING.
 Shards are the only files that `**/*.tfrecord*` matches (bookkeeping: make_tfrecords_shards/).
-Check a copied folder with tools/verify_records.py.
+Check a copied folder with tools/verify_records.py. --output_dir may be a URL of a tf.io.gfile file
+system (gs://bucket/ucf101); the inputs must be local paths (OpenCV decodes files).
 
 Examples:
   python tools/make_tfrecords.py --videos_dir=UCF-101 --splits_dir=ucfTrainTestlist \
@@ -55,7 +56,8 @@ try:
 except ImportError:  # run from a checkout without `pip install -e .`
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from twostream_jax.data import record_schema as record_format  # pylint: disable=g-import-not-at-top
+from twostream_jax.data import file_system  # pylint: disable=g-import-not-at-top
+from twostream_jax.data import record_schema as record_format
 from twostream_jax.flow import algorithms as optical_flow
 from twostream_jax.prep import dataset_plan
 from twostream_jax.prep import dataset_writer
@@ -72,8 +74,9 @@ _SPLITS_DIR = flags.DEFINE_string(
     'splits_dir', None, 'Folder of UCF101 (classInd.txt, trainlist0K.txt, testlist0K.txt) or HMDB51 '
     '(<class>_test_splitK.txt) split files. Leave out for one deterministic split (train1/test1).')
 _OUTPUT_DIR = flags.DEFINE_string(
-    'output_dir', None, 'Where shards, metadata, the plan and failures.json go. A rerun into the '
-    'same folder continues an interrupted run.')
+    'output_dir', None, 'Where shards, metadata, the plan and failures.json go: a local path or a '
+    'URL of a tf.io.gfile file system (gs://bucket/ucf101). A rerun into the same folder continues '
+    'an interrupted run.')
 _DATASET_NAME = flags.DEFINE_string(
     'dataset_name', None, 'TFDS dataset name (shard file prefix). Default: the output folder\'s '
     'name, lower-cased with other characters than [a-z0-9_] replaced by "_".')
@@ -192,10 +195,12 @@ def _options_from_flags() -> dataset_writer.WriterOptions:
       source_flow_bound_px=float(_RAWFRAMES_FLOW_BOUND.value or _FLOW_BOUND.value) if rawframes
       else 0.0, backward_flow=_BACKWARD_FLOW.value)
   return dataset_writer.WriterOptions(
-      source_root=os.path.abspath(_RAWFRAMES_DIR.value or _VIDEOS_DIR.value),
+      # URLs stay as they are: the output may be one; an input that is one is refused by prepare.
+      source_root=file_system.absolute(_RAWFRAMES_DIR.value or _VIDEOS_DIR.value),
       source_kind='rawframes' if rawframes else 'videos',
-      splits_dir=os.path.abspath(_SPLITS_DIR.value) if _SPLITS_DIR.value else None,
-      output_dir=os.path.abspath(_OUTPUT_DIR.value), dataset_name=dataset_name, settings=settings,
+      splits_dir=file_system.absolute(_SPLITS_DIR.value) if _SPLITS_DIR.value else None,
+      output_dir=file_system.absolute(_OUTPUT_DIR.value), dataset_name=dataset_name,
+      settings=settings,
       videos_per_shard=_VIDEOS_PER_SHARD.value, num_workers=_NUM_WORKERS.value,
       max_failures=_MAX_FAILURES.value, test_fraction=_TEST_FRACTION.value,
       command_line=' '.join(shlex.quote(a) for a in sys.argv), progress=_PROGRESS.value,

@@ -15,7 +15,8 @@ touching a test split. They are chosen by whole groups: UCF101 clips `v_<Class>_
 `..._c02`, ... of one group share actors and scene, so a group is held out whole
 (an id without a `_c<N>` suffix is its own group).
 
-This module is plain JSON: no TensorFlow, no JAX.
+This module is plain JSON: no JAX, and no TensorFlow unless the folder is a URL (gs://, ...: any
+`tf.io.gfile` file system, through `data.file_system`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import os
 import re
 from typing import Any, Sequence
 
+from twostream_jax.data import file_system
 from twostream_jax.data import record_schema as record_format
 
 METADATA_FILENAME = 'twostream_metadata.json'
@@ -213,10 +215,7 @@ def with_val_split(metadata: DatasetMetadata, train_split: str, val_split: str,
 def save_metadata(metadata: DatasetMetadata, data_dir: str) -> str:
   """Writes the metadata atomically (temporary name, then rename); returns its path."""
   path = os.path.join(data_dir, METADATA_FILENAME)
-  tmp = path + '.tmp'
-  with open(tmp, 'w') as f:
-    f.write(metadata.to_json())
-  os.replace(tmp, path)
+  file_system.write_atomic(path, metadata.to_json())
   return path
 
 
@@ -224,17 +223,20 @@ def load_metadata(data_dir: str) -> DatasetMetadata:
   """Reads and checks a records folder's metadata.
 
   Raises:
-    DatasetError: the folder or its metadata is missing, or the records are of another format version.
+    DatasetError: the folder or its metadata is missing (or on a file system TensorFlow lacks), or
+      the records are of another format version.
   """
-  if not os.path.isdir(data_dir):
+  problem = file_system.scheme_problem(data_dir)
+  if problem:
+    raise DatasetError(f'data set folder {problem}')
+  if not file_system.isdir(data_dir):
     raise DatasetError(f'data set folder {data_dir!r} does not exist: build it with '
                        'tools/make_tfrecords.py, or set --config.data.data_dirs to the folder it wrote')
   path = os.path.join(data_dir, METADATA_FILENAME)
-  if not os.path.exists(path):
+  if not file_system.exists(path):
     raise DatasetError(f'{data_dir!r} has no {METADATA_FILENAME}: not a folder written by '
                        'tools/make_tfrecords.py (or the run did not finish; run it again to complete it)')
-  with open(path) as f:
-    metadata = DatasetMetadata.from_json(f.read())
+  metadata = DatasetMetadata.from_json(file_system.read_text(path))
   if metadata.format_version != record_format.FORMAT_VERSION:
     raise DatasetError(
         f'{data_dir!r} holds records of format version {metadata.format_version}, this twostream_jax '

@@ -19,6 +19,7 @@ from typing import Any
 import ml_collections
 
 from twostream_jax.data import dataset_metadata as dm
+from twostream_jax.data import file_system
 
 FILENAME = 'dataset_metadata.json'
 FORMAT_VERSION = 1
@@ -64,7 +65,7 @@ def save(workdir: str, config: ml_collections.ConfigDict) -> str:
   content = {
       'format_version': FORMAT_VERSION,
       'config': json.loads(config.to_json_best_effort()),
-      'data_dirs': [os.path.abspath(d) for d in dirs],
+      'data_dirs': [file_system.absolute(d) for d in dirs],  # a URL (gs://...) kept as it is
       'datasets': [_slim(dm.load_metadata(d)) for d in dirs],
   }
   os.makedirs(workdir, exist_ok=True)

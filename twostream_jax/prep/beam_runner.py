@@ -23,9 +23,10 @@ whose shard is already complete returns the stored result without redoing it. So
 duplicated or mixed, whatever the runner retries. Reruns skip finished shards as the local runner
 does (`dataset_writer.run`).
 
-The output folder and the videos must be a file system path that every worker sees under the same
-name (a shared disk, NFS / Filestore, or a gcsfuse / HDFS FUSE mount): the writer uses POSIX file
-operations (rename, fsync), and OpenCV decodes from a local path.
+The output folder must be one that every worker reaches under the same name: a URL of a
+`tf.io.gfile` file system (gs://, ...; `data.file_system`) or a shared path (a shared disk, NFS /
+Filestore). The videos must be a local path on every worker (a shared disk, or a gcsfuse / HDFS
+FUSE mount): OpenCV decodes from a local file.
 
 Beam is an optional dependency (`pip install -e ".[beam]"`); this module imports it only inside its
 functions, and nothing outside `prep` imports this module.
@@ -42,6 +43,7 @@ import time
 import uuid
 from typing import Any, Callable, Optional
 
+from twostream_jax.data import file_system
 from twostream_jax.flow import algorithms as optical_flow
 from twostream_jax.prep import shard_writer
 
@@ -108,16 +110,38 @@ def write_unit(spec: shard_writer.ShardSpec,
 
 
 def _write_run_results(results: list[str], path: str) -> None:
-  with open(path + '.tmp', 'w') as f:
-    json.dump(sorted(results), f)
-  os.replace(path + '.tmp', path)
+  file_system.write_atomic(path, json.dumps(sorted(results)))
 
 
-def _result_stamp(spec: shard_writer.ShardSpec) -> Optional[int]:
-  try:
-    return os.stat(shard_writer.result_path(spec.path)).st_mtime_ns
-  except OSError:
-    return None
+class _ResultWatch:
+  """Which shards' result files appeared or changed since the watch began (progress).
+
+  One listing of the results folder per poll, and a stat only of the result files listed: on an
+  object store each is a request, and a run has hundreds of shards.
+  """
+
+  def __init__(self, specs: list[shard_writer.ShardSpec]):
+    self._paths = {spec.path: shard_writer.result_path(spec.path) for spec in specs}
+    self._folder = os.path.dirname(next(iter(self._paths.values())))
+    listed = self._listed()
+    self._stamps = {shard: file_system.change_stamp(path) if os.path.basename(path) in listed
+                    else None for shard, path in self._paths.items()}
+
+  def _listed(self) -> set[str]:
+    return set(file_system.listdir(self._folder)) if file_system.isdir(self._folder) else set()
+
+  def changed(self, shards) -> list[str]:
+    """The shards among `shards` whose result file is there and not the one seen at the start."""
+    listed = self._listed()
+    out = []
+    for shard in shards:
+      path = self._paths[shard]
+      if os.path.basename(path) not in listed:
+        continue
+      stamp = file_system.change_stamp(path)
+      if stamp is not None and stamp != self._stamps[shard]:
+        out.append(shard)
+    return out
 
 
 def run_units(specs: list[shard_writer.ShardSpec], flow_algorithm: str, flow_batch_size: int,
@@ -151,7 +175,7 @@ def run_units(specs: list[shard_writer.ShardSpec], flow_algorithm: str, flow_bat
     logging.getLogger(name).setLevel(logging.WARNING)
   options = pipeline_options.PipelineOptions(shlex.split(beam_options))
   results_dir = os.path.dirname(shard_writer.result_path(specs[0].path))
-  os.makedirs(results_dir, exist_ok=True)
+  file_system.makedirs(results_dir)
   results_path = os.path.join(results_dir, f'beam-run-{uuid.uuid4().hex}.json')
   pipeline = beam.Pipeline(options=options)
   _ = (pipeline
@@ -172,19 +196,17 @@ def run_units(specs: list[shard_writer.ShardSpec], flow_algorithm: str, flow_bat
 
   # Progress: a shard counts when its result file appears or changes (one from an earlier run of
   # a shard with failed videos is there from the start).
-  stamps = {spec.path: _result_stamp(spec) for spec in specs}
+  watch = _ResultWatch(specs)
   seen = set()
   thread = threading.Thread(target=run_pipeline, name='beam-pipeline', daemon=True)
   thread.start()
   on_ready()
   while True:
     alive = thread.is_alive()
-    for spec in specs:
-      if spec.path in seen or _result_stamp(spec) in (None, stamps[spec.path]):
-        continue
-      result = shard_writer.load_result(spec.path)
+    for shard in watch.changed([spec.path for spec in specs if spec.path not in seen]):
+      result = shard_writer.load_result(shard)
       if result is not None:
-        seen.add(spec.path)
+        seen.add(shard)
         for outcome in result.videos:
           on_video_done(outcome.ok)
     if not alive:
@@ -193,11 +215,11 @@ def run_units(specs: list[shard_writer.ShardSpec], flow_algorithm: str, flow_bat
   if failure:
     raise RuntimeError(f'the Beam pipeline failed: {type(failure[0]).__name__}: '
                        f'{str(failure[0])[-2000:]}') from failure[0]
-  if not os.path.isfile(results_path):
+  if not file_system.isfile(results_path):
     raise RuntimeError(f'the Beam pipeline finished without writing {results_path}')
-  with open(results_path) as f:
-    results = [shard_writer.ShardResult.from_json(r) for r in json.load(f)]
-  os.remove(results_path)
+  results = [shard_writer.ShardResult.from_json(r)
+             for r in json.loads(file_system.read_text(results_path))]
+  file_system.remove(results_path)
   missing = sorted({s.path for s in specs} - {r.path for r in results})
   if missing:
     raise RuntimeError(f'the Beam pipeline returned no result for {len(missing)} shards, e.g. '

@@ -13,7 +13,8 @@ partition the videos are ordered by the SHA-1 of their id (a fixed shuffle, so e
 classes) and cut into contiguous runs whose sizes differ by at most one.
 
 `min_units` is stored with the plan and reused by a rerun, so resuming with another `--num_workers`
-continues the same plan. No TensorFlow.
+continues the same plan. The output folder may be a URL (`data.file_system`); TensorFlow is
+imported only then.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import os
 from typing import Any
 
 from twostream_jax.data import dataset_metadata
+from twostream_jax.data import file_system
 from twostream_jax.prep import shard_writer
 from twostream_jax.prep import split_files
 
@@ -142,21 +144,17 @@ def make_plan(index: split_files.DatasetIndex, settings: shard_writer.EncodeSett
 
 def load_plan(output_dir: str) -> Plan | None:
   path = os.path.join(output_dir, PLAN_FILENAME)
-  if not os.path.isfile(path):
+  if not file_system.isfile(path):
     return None
-  with open(path) as f:
-    try:
-      return Plan.from_json(f.read())
-    except (ValueError, TypeError) as e:
-      raise PlanError(f'{path} is damaged ({e}); delete {output_dir!r} (or write to a new folder) '
-                      'and run again') from e
+  try:
+    return Plan.from_json(file_system.read_text(path))
+  except (ValueError, TypeError) as e:
+    raise PlanError(f'{path} is damaged ({e}); delete {output_dir!r} (or write to a new folder) '
+                    'and run again') from e
 
 
 def save_plan(plan: Plan, output_dir: str) -> None:
-  path = os.path.join(output_dir, PLAN_FILENAME)
-  with open(path + '.tmp', 'w') as f:
-    f.write(plan.to_json())
-  os.replace(path + '.tmp', path)
+  file_system.write_atomic(os.path.join(output_dir, PLAN_FILENAME), plan.to_json())
 
 
 def differences(stored: Plan, new: Plan) -> list[str]:
@@ -196,9 +194,9 @@ def check_or_store(plan: Plan, output_dir: str) -> Plan:
           'choose a new --output_dir.')
     return stored
   known = {os.path.basename(p) for ps in plan.shard_paths(output_dir).values() for p in ps}
-  strangers = sorted(n for n in os.listdir(output_dir)
+  strangers = sorted(n for n in file_system.listdir(output_dir)
                      if '.tfrecord-' in n and '.incomplete-' not in n and n not in known)
-  if strangers or os.path.exists(os.path.join(output_dir, dataset_metadata.METADATA_FILENAME)):
+  if strangers or file_system.exists(os.path.join(output_dir, dataset_metadata.METADATA_FILENAME)):
     raise PlanError(f'{output_dir!r} already holds records not written by this plan '
                     f'({(strangers or [dataset_metadata.METADATA_FILENAME])[0]}); choose a new or '
                     'empty --output_dir')

@@ -19,6 +19,10 @@ At the end (`write_final_metadata`, which other runners call too) it writes `fai
 `features.json`: `tfds.builder_from_directory(output_dir)` reads the partitions as TFDS splits) and
 last `twostream_metadata.json`, which marks the folder as complete. A split whose videos all failed
 does not stop it: it is written empty and reported loudly; `max_failures` alone decides.
+
+The output folder may be a URL of any `tf.io.gfile` file system (`data.file_system`: gs://, ...):
+the shards, the results, the plan, `failures.json` and the metadata are written there the same way
+(temporary name, then rename). The videos are read from local paths (OpenCV decodes files).
 """
 
 from __future__ import annotations
@@ -32,10 +36,12 @@ import os
 import re
 import queue as queue_lib
 import sys
+import tempfile
 import time
 from typing import Any, Callable, Optional
 
 from twostream_jax.data import dataset_metadata
+from twostream_jax.data import file_system
 from twostream_jax.data import record_schema as record_format
 from twostream_jax.flow import algorithms as optical_flow
 from twostream_jax.prep import dataset_plan
@@ -133,9 +139,12 @@ def prepare(options: WriterOptions) -> dataset_plan.Plan:
   """
   index = split_files.build_index(options.source_root, options.source_kind, options.splits_dir,
                                   options.test_fraction)
-  if os.path.exists(options.output_dir) and not os.path.isdir(options.output_dir):
+  problem = file_system.scheme_problem(options.output_dir)
+  if problem:
+    raise dataset_plan.PlanError(f'--output_dir {problem}')
+  if file_system.exists(options.output_dir) and not file_system.isdir(options.output_dir):
     raise dataset_plan.PlanError(f'--output_dir {options.output_dir!r} is a file; give a folder')
-  os.makedirs(options.output_dir, exist_ok=True)
+  file_system.makedirs(options.output_dir)
   stored = dataset_plan.load_plan(options.output_dir)
   min_units = stored.min_units if stored is not None else max(1, options.num_workers)
   plan = dataset_plan.make_plan(index, options.settings, options.dataset_name,
@@ -301,28 +310,52 @@ def summarise(plan: dataset_plan.Plan, options: WriterOptions,
 
 
 def _write_failures(summary: RunSummary) -> None:
-  path = os.path.join(summary.output_dir, FAILURES_FILENAME)
-  with open(path + '.tmp', 'w') as f:
-    json.dump({'num_failed': len(summary.failures), 'max_failures': summary.max_failures,
-               'failed': summary.failures, 'warnings': summary.warnings}, f, indent=1)
-  os.replace(path + '.tmp', path)
+  file_system.write_atomic(
+      os.path.join(summary.output_dir, FAILURES_FILENAME),
+      json.dumps({'num_failed': len(summary.failures), 'max_failures': summary.max_failures,
+                  'failed': summary.failures, 'warnings': summary.warnings}, indent=1))
 
 
-def _write_metadata(plan: dataset_plan.Plan, options: WriterOptions,
-                    results: dict[str, shard_writer.ShardResult], summary: RunSummary) -> None:
+def _write_tfds_metadata(plan: dataset_plan.Plan, options: WriterOptions,
+                         results: dict[str, shard_writer.ShardResult]) -> None:
+  """TFDS's `dataset_info.json` and `features.json` (`tfds.builder_from_directory` reads them).
+
+  TFDS writes through etils paths, which know local paths and gs://, s3://, az://, hf:// only, and
+  finds the data set's name and file format by listing the shard files of the folder. So it writes
+  into a local temporary folder holding empty stand-ins named like the shards (it reads none of
+  them: `check_data=False`; the sizes come from the results), and the files it wrote are copied to
+  the output folder, each atomically: the same bytes wherever the output is.
+  """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
   paths = plan.shard_paths(options.output_dir)
   split_infos = [tfds.core.SplitInfo(
       name=p, shard_lengths=[results[path].num_examples for path in ps],
       num_bytes=sum(results[path].num_bytes for path in ps)) for p, ps in paths.items()]
-  tfds.folder_dataset.write_metadata(
-      data_dir=options.output_dir, features=record_format.tfds_features(
-          plan.class_names, backward_flow=plan.encode_settings.backward_flow),
-      split_infos=split_infos, check_data=False,
-      description=(f'Two-stream records ({plan.encode_settings.flow_algorithm} flow) written by '
-                   'tools/make_tfrecords.py. TFDS splits are partitions; official splits are '
-                   'unions of them: see twostream_metadata.json.'))
+  with tempfile.TemporaryDirectory(prefix='make_tfrecords_tfds_') as tmp:
+    # Named like the output folder: TFDS takes a folder named like a version ('1.2.0') as the
+    # data set's version.
+    folder = os.path.join(tmp, os.path.basename(options.output_dir.rstrip('/')) or 'dataset')
+    os.makedirs(folder)
+    stand_ins = {os.path.basename(path) for ps in paths.values() for path in ps}
+    for name in stand_ins:
+      open(os.path.join(folder, name), 'wb').close()
+    tfds.folder_dataset.write_metadata(
+        data_dir=folder, features=record_format.tfds_features(
+            plan.class_names, backward_flow=plan.encode_settings.backward_flow),
+        split_infos=split_infos, check_data=False,
+        description=(f'Two-stream records ({plan.encode_settings.flow_algorithm} flow) written by '
+                     'tools/make_tfrecords.py. TFDS splits are partitions; official splits are '
+                     'unions of them: see twostream_metadata.json.'))
+    for name in sorted(set(os.listdir(folder)) - stand_ins):
+      with open(os.path.join(folder, name), 'rb') as f:
+        file_system.write_atomic(os.path.join(options.output_dir, name), f.read())
+
+
+def _write_metadata(plan: dataset_plan.Plan, options: WriterOptions,
+                    results: dict[str, shard_writer.ShardResult], summary: RunSummary) -> None:
+  _write_tfds_metadata(plan, options, results)
+  paths = plan.shard_paths(options.output_dir)
   settings = plan.encode_settings
   metadata = dataset_metadata.DatasetMetadata(
       name=plan.dataset_name, class_names=plan.class_names,
@@ -386,9 +419,12 @@ def run(options: WriterOptions, plan: dataset_plan.Plan) -> RunSummary:
   start = time.time()
   shard_writer.migrate_legacy_results(options.output_dir)  # folders of older versions resume
   specs = plan.shard_specs(options.output_dir, options.source_root)
+  # One listing first: on an object store every check of a shard is a request.
+  present = set(file_system.listdir(options.output_dir))
   results, todo = {}, []
   for spec in specs:
-    result = shard_writer.load_result(spec.path)
+    result = (shard_writer.load_result(spec.path) if os.path.basename(spec.path) in present
+              else None)
     if result is not None and all(o.ok for o in result.videos):
       results[spec.path] = result
     else:

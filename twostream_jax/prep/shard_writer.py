@@ -15,6 +15,10 @@ shard without its `.tfrecord` part (`<name>-<partition>-00000-of-00004.result.js
 finds only shards. Folders written before this layout (results named `<shard>.json`) are renamed by
 `migrate_legacy_results`, so a rerun still resumes them.
 
+The shard path may be a URL of any `tf.io.gfile` file system (gs://, ...): every file operation goes
+through `data.file_system` (local files as before, `fsync`ed before the rename; for a URL, closing
+the file is what makes it durable, and on an object store the renamed file appears whole).
+
 Per video it streams: decoded frame -> JPEG bytes; grayscale frame + the previous one -> flow ->
 quantised -> two single-channel JPEGs. Only the JPEG bytes and the previous grayscale frame are
 kept, so memory does not grow with video length beyond the stored bytes. A video that cannot be
@@ -32,6 +36,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
+from twostream_jax.data import file_system
 from twostream_jax.data import record_schema as record_format
 from twostream_jax.flow import algorithms as optical_flow
 from twostream_jax.prep import jpeg_codec
@@ -167,18 +172,18 @@ def migrate_legacy_results(output_dir: str) -> int:
     How many were renamed (a result already in the new layout wins; the old one is removed).
   """
   folder = os.path.join(output_dir, RESULTS_DIRNAME)
-  if not os.path.isdir(folder):
+  if not file_system.isdir(folder):
     return 0
   renamed = 0
-  for name in sorted(os.listdir(folder)):
+  for name in sorted(file_system.listdir(folder)):
     if '.tfrecord' not in name or not name.endswith('.json'):
       continue
     old = os.path.join(folder, name)
     new = result_path(os.path.join(output_dir, name[:-len('.json')]))
-    if os.path.exists(new):
-      os.remove(old)
+    if file_system.exists(new):
+      file_system.remove(old)
     else:
-      os.replace(old, new)
+      file_system.replace(old, new)
       renamed += 1
   return renamed
 
@@ -186,23 +191,22 @@ def migrate_legacy_results(output_dir: str) -> int:
 def remove_temporaries(output_dir: str) -> None:
   """Deletes shards and results left half-written by killed writers (also of the old layout)."""
   for folder in (output_dir, os.path.join(output_dir, RESULTS_DIRNAME)):
-    if os.path.isdir(folder):
-      for name in os.listdir(folder):
+    if file_system.isdir(folder):
+      for name in file_system.listdir(folder):
         if is_temporary(name) and ('.tfrecord' in name or folder != output_dir):
-          os.remove(os.path.join(folder, name))
+          file_system.remove(os.path.join(folder, name))
 
 
 def load_result(shard_path: str) -> Optional[ShardResult]:
   """The result of a finished shard, or None when the shard is not (completely) there."""
   path = result_path(shard_path)
-  if not (os.path.isfile(shard_path) and os.path.isfile(path)):
+  if not (file_system.isfile(shard_path) and file_system.isfile(path)):
     return None
   try:
-    with open(path) as f:
-      result = ShardResult.from_json(f.read())
+    result = ShardResult.from_json(file_system.read_text(path))
   except (ValueError, KeyError, TypeError):
     return None
-  return result if result.num_bytes == os.path.getsize(shard_path) else None
+  return result if result.num_bytes == file_system.size(shard_path) else None
 
 
 def iter_encoded_frames(task: VideoTask, settings: EncodeSettings,
@@ -294,7 +298,7 @@ class ShardFileWriter:
     # random part keeps two attempts at one shard (a retry, a speculative copy) apart.
     self._token = f'{os.getpid()}-{uuid.uuid4().hex[:8]}'
     self.tmp_path = incomplete_path(path, self._token)
-    os.makedirs(os.path.dirname(self.tmp_path), exist_ok=True)
+    file_system.makedirs(os.path.dirname(self.tmp_path))
     self._writer = tf.io.TFRecordWriter(self.tmp_path)
 
   def write(self, record: record_format.VideoRecord) -> None:
@@ -303,20 +307,17 @@ class ShardFileWriter:
   def finish(self, outcomes: list[VideoOutcome]) -> ShardResult:
     """Closes, syncs and renames the shard; writes its result first (see the module docstring)."""
     self._writer.close()
-    with open(self.tmp_path, 'rb+') as f:
-      os.fsync(f.fileno())
-    result = ShardResult(self.path, os.path.getsize(self.tmp_path), outcomes)
+    file_system.sync(self.tmp_path)
+    result = ShardResult(self.path, file_system.size(self.tmp_path), outcomes)
     rpath = result_path(self.path)
-    with open(f'{rpath}.tmp-{self._token}', 'w') as f:
-      f.write(result.to_json())
-    os.replace(f'{rpath}.tmp-{self._token}', rpath)
-    os.replace(self.tmp_path, self.path)
+    file_system.write_atomic(rpath, result.to_json(), temporary=f'{rpath}.tmp-{self._token}')
+    file_system.replace(self.tmp_path, self.path)
     return result
 
   def abandon(self) -> None:
     self._writer.close()
-    if os.path.exists(self.tmp_path):
-      os.remove(self.tmp_path)
+    if file_system.exists(self.tmp_path):
+      file_system.remove(self.tmp_path)
 
 
 def write_shard(spec: ShardSpec,

@@ -18,7 +18,8 @@ on the case of a few names on case-insensitive copies).
 
 Videos with at least one role are grouped into partitions by their roles across all splits
 (`dataset_metadata.partition_name`); a split is the union of the partitions that hold its videos.
-No TensorFlow, no JAX.
+The sources and the split files are local paths (a URL is refused with what to do instead: OpenCV
+decodes video files from the disk). No TensorFlow, no JAX.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import re
 from typing import Any, Optional
 
 from twostream_jax.data import dataset_metadata
+from twostream_jax.data import file_system
 from twostream_jax.prep import video_decoding
 
 _UCF_LIST_RE = re.compile(r'^(train|test)list(\d+)\.txt$')
@@ -336,9 +338,15 @@ def build_index(source_root: str, source_kind: str, splits_dir: Optional[str] = 
     The index, with every official split non-empty.
 
   Raises:
-    SplitFileError: anything that makes the inputs unusable, with what to fix.
+    SplitFileError: anything that makes the inputs unusable (a URL among them), with what to fix.
   """
   flag = '--rawframes_dir' if source_kind == 'rawframes' else '--videos_dir'
+  for name, path in ((flag, source_root), ('--splits_dir', splits_dir)):
+    if path and file_system.is_url(path):
+      raise SplitFileError(
+          f'{name} {path!r} is a URL, but the inputs must be a local path (OpenCV decodes video '
+          'files from the disk; only --output_dir may be a URL): mount the storage (gcsfuse, an '
+          'HDFS FUSE mount, NFS) and give the path of the mount, or copy the inputs to a disk')
   try:
     sources = scan_sources(source_root, source_kind)
   except SplitFileError as e:
