@@ -20,12 +20,14 @@ JPEGs they returned, training workloads, first touches of every record included)
 temporal training example moves to the device.
 
 Rates alternate (limit, pipeline, limit, ...) in short rounds and the medians are reported (ratio:
-the median of the per-round ratios), as the machine may be shared; the 1-minute load average is
-printed beside the figures (above 0.5 they are unreliable). CPU ms per example (all threads of
+the median of the per-round ratios), as the machine may be shared; the closing verdict
+(bench/load_check.py) gives the load average at the start and the cores other processes kept busy
+during the run, and marks the figures unreliable above 0.5. CPU ms per example (all threads of
 this process) is printed beside the rates.
 
   python bench/bench_input_pipeline.py                                 # about 3 minutes on 2 cores
   python bench/bench_input_pipeline.py --quick --json OUT.json         # about 1-2 minutes
+  python bench/bench_input_pipeline.py --quick --json OUT.json --wait_idle=600   # idle first
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ from twostream_jax.data import record_index as ri
 from twostream_jax.data import record_schema as rf
 from twostream_jax.data import sampling
 from twostream_jax.prep import jpeg_codec
+
+import load_check  # pylint: disable=g-import-not-at-top,wrong-import-order  (bench/: the script's folder)
 
 HEIGHT, WIDTH, NUM_FRAMES = 256, 340, 40
 NUM_CLASSES, TRAIN_PER_CLASS, TEST_PER_CLASS, SHARDS = 4, 8, 2, 4
@@ -210,10 +214,6 @@ def _meters(workload: str, data_dir: str, batch: int) -> tuple[dict[str, Meter],
           'pipeline': Meter(pipeline, EVAL_VIDEOS)}, {'bytes_per_video': moved}
 
 
-def _load() -> float:
-  return os.getloadavg()[0]
-
-
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--quick', action='store_true', help='fewer, shorter rounds (1-2 minutes)')
@@ -221,6 +221,7 @@ def main() -> None:
   parser.add_argument('--batch', type=int, default=32, help='training batch size')
   parser.add_argument('--workload', choices=WORKLOADS, help=argparse.SUPPRESS)  # child process
   parser.add_argument('--data_dir', help=argparse.SUPPRESS)
+  load_check.add_arguments(parser)
   args = parser.parse_args()
   rounds, seconds = (2, 1.5) if args.quick else (6, 2.0)
   if args.workload:
@@ -232,7 +233,7 @@ def main() -> None:
                       **facts}))
     return
 
-  load_start = _load()
+  monitor = load_check.LoadMonitor(args.wait_idle)
   with tempfile.TemporaryDirectory() as data_dir:
     start = time.perf_counter()
     write_records(data_dir)
@@ -248,7 +249,6 @@ def main() -> None:
                  '--data_dir', data_dir, '--batch', str(args.batch)] + ['--quick'] * args.quick
       out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
       results[workload] = json.loads(out.strip().splitlines()[-1])
-  load = max(load_start, _load())
   print(f'items/s (CPU ms per item), medians of {rounds} alternating rounds of {seconds:.1f} s; '
         f'items: training examples, or test videos (eval, 25 x 10 views each)')
   print(f'{"":16s} {"decode-only":>16s} {"pipeline":>16s} {"pipeline/decode":>16s}')
@@ -265,13 +265,15 @@ def main() -> None:
   stacks = 25 * 2 * L * HEIGHT * WIDTH
   print(f'host-to-device bytes per eval video: {eval_moved:.0f} (its 25 stacks as planes: {stacks}, '
         f'{stacks / eval_moved:.1f}x more)')
-  print(f'1-minute load average: {load:.2f}' + (
-      '  <-- ABOVE 0.5: THE MACHINE IS SHARED, THESE FIGURES ARE UNRELIABLE' if load > 0.5 else ''))
+  # The load average counts this bench's own processes: the verdict judges the start and the others.
+  print(monitor.verdict())
+  load = monitor.start_load
   summary = {'spatial_train': results['spatial train']['ratio'],
              'temporal_train': results['temporal train']['ratio'], 'eval': results['eval']['ratio'],
              'read_amplification': amplification,
              'host_to_device_bytes_per_temporal_example': moved,
-             'host_to_device_bytes_per_eval_video': eval_moved, 'load_average_1min': load}
+             'host_to_device_bytes_per_eval_video': eval_moved, 'load_average_1min_at_start': load,
+             'other_cores_busy': monitor.other_cores_busy(), 'idle': monitor.reliable()}
   if args.json:
     with open(args.json, 'w') as f:
       json.dump(summary, f, indent=1)
