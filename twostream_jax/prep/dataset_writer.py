@@ -30,6 +30,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import dataclasses
+import importlib
 import json
 import multiprocessing
 import os
@@ -37,6 +38,7 @@ import re
 import queue as queue_lib
 import sys
 import tempfile
+import threading
 import time
 from typing import Any, Callable, Optional
 
@@ -198,9 +200,13 @@ def _run_in_pool(specs: list[shard_writer.ShardSpec], num_workers: int,
       max_workers=num_workers, mp_context=ctx, initializer=_init_worker,
       initargs=(progress_queue, os.getpid()))
   try:
+    # The metadata needs TF here too: import it while the fork server imports its copy (the first
+    # submit blocks until the fork server has done its imports, so the import runs in a thread).
+    importer = threading.Thread(target=importlib.import_module, args=('tensorflow',), daemon=True)
+    importer.start()
     warm_up = executor.submit(_ready)
-    # The metadata needs TF here too: import it while the fork server imports its copy.
-    import tensorflow  # pylint: disable=g-import-not-at-top,unused-import
+    importer.join()
+    import tensorflow  # pylint: disable=g-import-not-at-top,unused-import  (done: raises its error)
     warm_up.result()
     on_ready()  # the start-up seconds stay out of the progress bar's rate
     pending = {executor.submit(_run_unit, spec) for spec in specs}
