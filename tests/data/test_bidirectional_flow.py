@@ -10,13 +10,13 @@ import tensorflow as tf
 from tests import make_tfrecords_fixtures as fx
 from tests import record_fixtures
 from tests.config_fixtures import tiny_train_config
+from tests.data.test_input_pipeline import _positions
 from twostream_jax.data import dataset_metadata as dm
 from twostream_jax.data import input_pipeline as ip
 from twostream_jax.data import record_schema as rf
 from twostream_jax.data import sampling
 from twostream_jax.prep import jpeg_codec
 from twostream_jax.prep import shard_writer
-from twostream_jax.train import device_views
 
 BOUND = 20.0
 H, W, FRAMES = 12, 16, 9
@@ -96,7 +96,7 @@ def test_pipeline_stacks_backward_then_forward_fields(tmp_path):
   config = _config(str(tmp_path))
   batch = next(ip.numpy_batches(ip.create_eval_dataset(
       config.data, split='test1', num_frames=3, num_crops=1, global_batch_size=2)))
-  batch = {k: np.asarray(v) for k, v in device_views.video_positions(batch).items()}
+  batch = _positions(batch)
   starts = sampling.test_flow_indices(FRAMES, 3, 4)[:, 0]
   for p in range(6):  # 2 videos x 3 test positions
     # Flow reaches the device as planes [2L, H, W]: channel values at pixel (0, 0).

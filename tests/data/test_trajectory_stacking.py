@@ -90,8 +90,8 @@ def test_rejects_odd_channel_count():
 def test_pipeline_stacks_along_trajectories_in_training_and_evaluation(tmp_path):
   from tests import record_fixtures  # pylint: disable=g-import-not-at-top
   from tests.config_fixtures import tiny_train_config  # pylint: disable=g-import-not-at-top
+  from tests.data.test_input_pipeline import _positions  # pylint: disable=g-import-not-at-top
   from twostream_jax.data import input_pipeline as ip  # pylint: disable=g-import-not-at-top
-  from twostream_jax.train import device_views  # pylint: disable=g-import-not-at-top
   record_fixtures.write_tiny_dataset(str(tmp_path), num_classes=2, train_per_class=1,
                                      test_per_class=1, num_frames=5, height=12, width=16)
   plain, trajectory = tiny_train_config(str(tmp_path)), tiny_train_config(str(tmp_path))
@@ -99,7 +99,7 @@ def test_pipeline_stacks_along_trajectories_in_training_and_evaluation(tmp_path)
   evals = [next(ip.numpy_batches(ip.create_eval_dataset(
       c.data, split='test1', num_frames=2, num_crops=1, global_batch_size=2)))
            for c in (plain, trajectory)]
-  evals = [{k: np.asarray(v) for k, v in device_views.video_positions(e).items()} for e in evals]
+  evals = [_positions(e) for e in evals]
   # The test positions hold whole stacks: the trajectory stack is the plain one resampled.
   # Flow goes to the device as planes [n, 2L, H, W]; channel-last here, as the device makes it.
   planes = [np.moveaxis(e['images'], 1, -1) for e in evals]

@@ -154,7 +154,7 @@ def sync(path: str) -> None:
 def write_atomic(path: str, data: str | bytes, temporary: Optional[str] = None) -> None:
   """Writes `data` to `temporary` (default: `path + '.tmp'`), then renames it to `path`.
 
-  A reader never sees a partly written `path` (see the module docstring for hdfs://).
+  A reader never sees a partly written `path` (`replace`; the module docstring).
   """
   temporary = temporary or path + '.tmp'
   with open_file(temporary, 'wb' if isinstance(data, bytes) else 'w') as f:
