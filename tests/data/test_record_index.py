@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from tests import record_fixtures
 from twostream_jax.data import dataset_metadata as dm
+from twostream_jax.data import jpeg_structure
 from twostream_jax.data import record_index as ri
 from twostream_jax.data import record_schema as rf
 
@@ -43,10 +44,29 @@ def test_index_and_reader_match_a_full_parse(tiny):
   reader = ri.RecordReader(index, [rf.FRAMES, rf.FLOW_X, rf.FLOW_Y])
   for r in (1, 4, 1):  # record 1 twice: the second read uses the cached JPEG offsets
     n = records[r].num_frames
-    frames, fx, fy = reader.read(r, np.array([0, n - 2, 1]))
-    assert list(frames) == [records[r].frames[i] for i in (0, n - 2, 1)]
-    assert list(fx) == [records[r].flow_x[i] for i in (0, n - 2, 1)]
-    assert list(fy) == [records[r].flow_y[i] for i in (0, n - 2, 1)]
+    # Out of order, repeated, and a run of neighbours (one read for 1, 2; 1 again: its own read).
+    chosen = (0, n - 2, 1, 1, 2)
+    frames, fx, fy = reader.read(r, np.array(chosen))
+    assert list(frames) == [records[r].frames[i] for i in chosen]
+    assert list(fx) == [records[r].flow_x[i] for i in chosen]
+    assert list(fy) == [records[r].flow_y[i] for i in chosen]
+
+
+def test_the_header_memory_gives_the_walks_verdict(tiny):
+  """`JpegCheck` (remembers sound headers) and `jpeg_problem` (walks every header) agree on sound
+  JPEGs and on damaged ones whose header starts like a remembered one."""
+  out, metadata = tiny
+  records = _parsed(metadata.shard_files(out, 'train1'))
+  jpegs = [j for r in records for j in r.frames[:3] + r.flow_x[:3]]
+  damaged = []
+  for j in jpegs[:4]:
+    damaged += [j[:-1], j[:len(j) // 2], j[:-2] + b'\xff\xd9', b'\xff\xd8\xff\xd9', j + b'\x00']
+    for where in (2, 4, 20, len(j) - 2):
+      damaged.append(j[:where] + bytes([j[where] ^ 0xFF]) + j[where + 1:])
+  check = jpeg_structure.JpegCheck()
+  for data in jpegs + damaged + jpegs:
+    assert check(data) == jpeg_structure.jpeg_problem(data)
+  assert all(check(j) is None for j in jpegs) and any(check(d) for d in damaged)
 
 
 def _copy(tiny, tmp_path):
@@ -103,7 +123,8 @@ def test_first_read_reads_the_chosen_jpegs_and_their_framing_only(tiny):
   fx, fy = reader.read(0, np.array([3, 4]))
   fields = 2 * (int(index.num_frames[0]) - 1)  # the walked framing: at most 11 bytes per value
   assert reader.jpeg_bytes == sum(len(x) for x in list(fx) + list(fy))
-  assert reader.jpeg_bytes < reader.bytes_read <= reader.jpeg_bytes + 11 * fields
+  # + the framing between two values read in one span (fields 3 and 4 follow each other).
+  assert reader.jpeg_bytes < reader.bytes_read <= reader.jpeg_bytes + 11 * (fields + 2)
   record_bytes = int(index.value_ranges[0].max() - index.value_ranges[0].min())
   assert reader.bytes_read < record_bytes / 3
 

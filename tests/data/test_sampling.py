@@ -53,6 +53,25 @@ def test_epochs_are_permutations_showing_each_video_f_times():
   assert not np.array_equal(epochs[0], epochs[1])  # reshuffled each epoch
 
 
+def test_group_draws_equal_one_draw_per_position():
+  """The training pipeline draws a group of positions at once: the same videos and stacks as one
+  call per position (`index_shuffle`'s own wrapper, scalar seed), across an epoch boundary."""
+  n, f, key = 7, 2, 5
+  positions = tf.range(10, 40, dtype=tf.int64)  # epochs of 14: spans three
+  one_by_one = [tf.random.experimental.index_shuffle(p % (n * f), tf.stack([tf.constant(key, tf.int64), p // (n * f)]),
+                                                     tf.constant(n * f - 1, tf.int64)) % n for p in positions]
+  np.testing.assert_array_equal(sampling.epoch_video(positions, n, f, key), one_by_one)
+  u = tf.random.stateless_uniform([30], [1, 2])
+  frames = tf.constant(np.random.default_rng(0).integers(2, 30, 30), tf.int32)
+  np.testing.assert_array_equal(
+      sampling.train_flow_indices(u, frames, 6),
+      [sampling.train_flow_indices(u[i], frames[i], 6) for i in range(30)])
+  labels = np.array([0, 0, 1, 2, 2, 2])
+  draws = tf.random.stateless_uniform([30, 2], [3, 4])
+  np.testing.assert_array_equal(sampling.balanced_video(draws, labels),
+                                [sampling.balanced_video(draws[i], labels) for i in range(30)])
+
+
 def test_apportion():
   assert sampling.apportion(10, [3, 2]) == [6, 4]
   assert sampling.apportion(7, [1, 1, 1]) == [3, 2, 2]

@@ -124,6 +124,19 @@ def test_random_crop_box_stays_inside_and_reaches_both_ends():
                                 [0, 16, 24, 24])
 
 
+def test_boxes_of_a_group_equal_one_box_per_example():
+  """Training draws the crop boxes of a group at once: each row is the box of its own numbers."""
+  u = tf.random.stateless_uniform([40, 2], [5, 6])
+  heights = tf.constant(np.random.default_rng(1).integers(20, 60, 40), tf.int32)
+  widths = tf.constant(np.random.default_rng(2).integers(20, 60, 40), tf.int32)
+  np.testing.assert_array_equal(
+      video_ops.random_crop_box(u, heights, widths, 24),
+      [video_ops.random_crop_box(u[i], heights[i], widths[i], 24) for i in range(40)])
+  np.testing.assert_array_equal(
+      video_ops.multiscale_crop_box(u, heights, widths),
+      [video_ops.multiscale_crop_box(u[i], heights[i], widths[i]) for i in range(40)])
+
+
 def test_color_jitter_on_gray_is_brightness_only():
   # On a uniform gray image contrast and saturation change nothing: out = 0.5 * b, b in [0.8, 1.2].
   gray = tf.fill([4, 4, 3], 0.5)

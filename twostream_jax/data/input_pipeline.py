@@ -280,88 +280,113 @@ def _stack_jpegs(s: _Settings, jpegs):
           tf.concat([jpegs[3][:half], jpegs[1][half:]], 0))
 
 
-# Uniform numbers drawn per training example (one stateless call), by use.
+# Uniform numbers drawn per training example, by use; one stateless call draws them for a group.
 _U_FRAME, _U_BOX, _U_FLIP, _U_JITTER, _U_BALANCED = 0, slice(1, 3), 3, slice(4, 7), slice(7, 9)
 _NUM_UNIFORMS = 9
-# Examples whose JPEGs one Python call reads: amortises the numpy_function round trip.
-_READ_GROUP = 8
+# Test videos whose JPEGs one Python call reads (the call's fixed cost is about a tenth of decoding
+# a video's flow).
+_EVAL_READ_GROUP = 8
+# Examples sampled and read together: one stateless draw, one vectorised sampling step and one
+# Python call of the reader per group (each per-example TF op or Python round trip costs about as
+# much as a tenth of a JPEG decode here). Groups start at multiples of it, so the example at a
+# stream position is the same whatever position the stream starts from.
+_GROUP = 32
 
 
 def _train_examples(s: _Settings, index: ri.RecordIndex, bound_px: float, dataset_index: int,
-                    positions: tf.data.Dataset, pick, canvas: int, exact: bool) -> tf.data.Dataset:
-  """Stream positions -> training examples (module docstring): sample, read, decode, crop.
+                    start: int, pick, canvas: int, exact: bool) -> tf.data.Dataset:
+  """The training examples (module docstring) from stream position `start` on, in groups.
 
-  `pick(position)` gives the example's {'record': int64, 'u': float32 [_NUM_UNIFORMS]}. The crop is
-  cut here in uint8 and padded to `canvas` x `canvas` (unless `exact`: every box is S x S = the
-  canvas); the device resizes, flips and normalises it (`train.device_views`).
+  Positions come in groups of `_GROUP` (group g: positions g G .. g G + G - 1). Per group, one
+  step draws the group's numbers (`pick(positions int64 [G], group int64)` gives {'record': int64
+  [G], 'u': float32 [G, _NUM_UNIFORMS]}), the frames or fields, crop boxes (from the index's
+  frame sizes) and flips, and reads the JPEGs; a second step decodes them and cuts the crops in
+  uint8, padded to `canvas` x `canvas` unless `exact` (every box is S x S = the canvas). The device
+  resizes, flips and normalises them (`train.device_views`).
+
+  Returns:
+    Groups of the batch's keys (`create_train_dataset`), G examples each, except the first group
+    (only positions >= `start`) and groups with a damaged record skipped (`skip_corrupt`).
   """
   reader = ri.RecordReader(index, _lists(s), skip_corrupt=s.skip_corrupt)
   num_frames = tf.constant(index.num_frames, tf.int32)
+  heights, widths = tf.constant(index.heights, tf.int32), tf.constant(index.widths, tf.int32)
   labels = tf.constant(index.labels, tf.int32)
   num_values = 1 if s.modality == 'rgb' else s.num_fields
   num_lists = len(_lists(s))
   channels = 3 if s.modality == 'rgb' else 2 * s.num_fields
+  planes = s.modality == 'flow'  # flow: planes as decoded, the device makes them channel-last
+  crop_shape = [channels, canvas, canvas] if planes else [canvas, canvas, channels]
 
-  def sample(position):
-    sample = pick(position)
-    n, u = tf.gather(num_frames, sample['record']), sample['u']
+  def read(positions):
+    sample = pick(positions, positions[0] // _GROUP)
+    record, u = sample['record'], sample['u']
+    n = tf.gather(num_frames, record)
     if s.modality == 'rgb':
-      sample['values'] = tf.reshape(sampling.train_frame_index(u[_U_FRAME], n), [1])
+      values = sampling.train_frame_index(u[:, _U_FRAME], n)[:, None]  # [G, 1]
     else:
-      sample['values'] = sampling.train_flow_indices(u[_U_FRAME], n, s.num_fields)
-    return sample
-
-  def read(group):
-    out = tf.numpy_function(reader.read_batch, [group['record'], group['values']],
+      values = sampling.train_flow_indices(u[:, _U_FRAME], n, s.num_fields)  # [G, L]
+    height, width = tf.gather(heights, record), tf.gather(widths, record)
+    if s.multiscale_crop:
+      box = video_ops.multiscale_crop_box(u[:, _U_BOX], height, width)
+    else:
+      box = video_ops.random_crop_box(u[:, _U_BOX], height, width, s.crop_size)
+    out = tf.numpy_function(reader.read_batch, [record, values],
                             [tf.string] * num_lists + [tf.bool], stateful=False)
-    group['jpegs'] = tuple(tf.ensure_shape(o, [None, num_values]) for o in out[:-1])
-    group['ok'] = tf.ensure_shape(out[-1], [None])
+    flip = u[:, _U_FLIP] < 0.5 if s.random_flip else tf.zeros([_GROUP], tf.bool)
+    # The crop as tf.slice arguments: begin, size (-1: every channel or plane).
+    y0, x0, h, w = tf.unstack(box, axis=1)
+    every, zeros = tf.fill([_GROUP], -1), tf.zeros_like(y0)
+    if planes:
+      begin, size = tf.stack([zeros, y0, x0], 1), tf.stack([every, h, w], 1)
+    else:
+      begin, size = tf.stack([y0, x0, zeros], 1), tf.stack([h, w, every], 1)
+    group = {'jpegs': tuple(tf.ensure_shape(o, [_GROUP, num_values]) for o in out[:-1]),
+             'begin': begin, 'size': size,
+             # Kept: real positions (the first group may start before `start`), undamaged records.
+             'keep': tf.logical_and(positions >= start, tf.ensure_shape(out[-1], [_GROUP])),
+             # (y0, x0) only when every box is S x S: the device then slices instead of resizing.
+             bk.BOXES: (tf.zeros([_GROUP, 1, 2], tf.int32) if exact
+                        else tf.stack([zeros, zeros, h, w], 1)[:, None]),
+             bk.FLIPS: flip[:, None], 'label': tf.gather(labels, record),
+             'dataset_index': tf.fill([_GROUP], dataset_index)}
+    if s.modality == 'flow':
+      group[bk.FLOW_STEP] = tf.fill([_GROUP], _flow_step(bound_px))
+    elif s.color_jitter > 0:
+      group[bk.JITTER] = 1.0 - s.color_jitter + 2.0 * s.color_jitter * u[:, _U_JITTER]
     return group
 
-  def example(sample):
-    record, u = sample['record'], sample['u']
+  def crop(jpegs, begin, size):
+    """One example's JPEGs -> its uint8 crop `crop_shape`."""
     if s.modality == 'rgb':
-      image = video_ops.decode_frame(sample['jpegs'][0][0])
-      height, width = tf.shape(image)[0], tf.shape(image)[1]
+      image = video_ops.decode_frame(jpegs[0][0])
     else:
-      image = video_ops.decode_flow_fields_quantised(*_stack_jpegs(s, sample['jpegs']))  # [2L, H, W]
+      image = video_ops.decode_flow_fields_quantised(*_stack_jpegs(s, jpegs))  # [2L, H, W]
       if s.stacking == 'trajectory':
         # On the whole field, before the crop: trajectories may leave the crop.
         image = trajectory_stacking.trajectory_stack_quantised(
             tf.ensure_shape(image, [channels, None, None]), bound_px)
-      height, width = tf.shape(image)[1], tf.shape(image)[2]
-    if s.multiscale_crop:
-      box = video_ops.multiscale_crop_box(u[_U_BOX], height, width)
-    else:
-      box = video_ops.random_crop_box(u[_U_BOX], height, width, s.crop_size)
-    if s.modality == 'flow':  # planes as decoded: the device makes them channel-last
-      crop = tf.slice(image, tf.stack([0, box[0], box[1]]), tf.stack([-1, box[2], box[3]]))
-      crop = tf.ensure_shape(crop, [channels, None, None])
-    else:
-      crop = video_ops.crop(image, box)
+    out = tf.slice(image, begin, size)
     if exact:
-      crop = tf.ensure_shape(crop, [channels, canvas, canvas] if s.modality == 'flow'
-                             else [canvas, canvas, channels])
-    else:
-      crop = _pad_to(crop, canvas, canvas, planes=s.modality == 'flow')
-    flip = u[_U_FLIP] < 0.5 if s.random_flip else tf.constant(False)
-    # (y0, x0) only when every box is S x S: the device then slices instead of resizing.
-    corner = tf.zeros([1, 2], tf.int32) if exact else tf.reshape(tf.stack([0, 0, box[2], box[3]]), [1, 4])
-    out = {bk.IMAGES: crop, bk.BOXES: corner,
-           bk.FLIPS: tf.reshape(flip, [1]), 'label': tf.gather(labels, record),
-           'dataset_index': tf.constant(dataset_index, tf.int32)}
-    if s.modality == 'flow':
-      out[bk.FLOW_STEP] = _flow_step(bound_px)
-    elif s.color_jitter > 0:
-      out[bk.JITTER] = 1.0 - s.color_jitter + 2.0 * s.color_jitter * u[_U_JITTER]
-    return out
+      return tf.ensure_shape(out, crop_shape)
+    return _pad_to(tf.ensure_shape(out, [channels, None, None] if planes else [None, None, channels]),
+                   canvas, canvas, planes=planes)
 
-  samples = positions.map(sample, num_parallel_calls=_AUTOTUNE, deterministic=True)
-  samples = samples.batch(_READ_GROUP).map(read, num_parallel_calls=s.parallelism, deterministic=True)
-  samples = samples.unbatch()
-  if s.skip_corrupt:
-    samples = samples.filter(lambda sample: sample['ok'])
-  return samples.map(example, num_parallel_calls=s.parallelism, deterministic=True)
+  def decode(group):
+    jpegs, begin, size, keep = (group.pop(k) for k in ('jpegs', 'begin', 'size', 'keep'))
+    if s.skip_corrupt:  # a skipped record's JPEGs are empty: not decoded
+      body = lambda a: tf.cond(a[3], lambda: crop(*a[:3]), lambda: tf.zeros(crop_shape, tf.uint8))
+      args = (jpegs, begin, size, keep)
+    else:
+      body, args = lambda a: crop(*a), (jpegs, begin, size)
+    group[bk.IMAGES] = tf.map_fn(body, args, fn_output_signature=tf.TensorSpec(crop_shape, tf.uint8))
+    return tf.cond(tf.reduce_all(keep), lambda: group,
+                   lambda: {k: tf.boolean_mask(v, keep) for k, v in group.items()})
+
+  first = start // _GROUP * _GROUP
+  groups = tf.data.Dataset.counter(first, dtype=tf.int64).batch(_GROUP)
+  groups = groups.map(read, num_parallel_calls=s.parallelism, deterministic=True)
+  return groups.map(decode, num_parallel_calls=s.parallelism, deterministic=True)
 
 
 def _train_index(data_dir: str, metadata: dm.DatasetMetadata, split: str, process_index: int,
@@ -384,22 +409,24 @@ def _train_index(data_dir: str, metadata: dm.DatasetMetadata, split: str, proces
 def _train_stream(s: _Settings, index: ri.RecordIndex, mine: np.ndarray, metadata: dm.DatasetMetadata,
                   *, dataset_index: int, examples_per_batch: int, seed: int, start_step: int,
                   process_index: int, canvas: int, exact: bool) -> tf.data.Dataset:
-  """The unbatched example stream of one data set on one process, from step `start_step` on."""
+  """The example stream of one data set on one process from step `start_step` on, in groups
+  (`_train_examples`)."""
   epoch_key, uniform_key = (sampling.stream_key(seed, purpose, dataset_index, process_index)
                             for purpose in range(2))
   mine_t, mine_labels = tf.constant(mine), index.labels[mine]
 
-  def at_position(position):
-    u = random_draws.uniforms(tf.stack([tf.constant(uniform_key, tf.int64), position]), _NUM_UNIFORMS)
+  def at_positions(positions, group):
+    """Positions int64 [G] of group `group` -> their records and uniform numbers."""
+    u = tf.reshape(random_draws.uniforms(tf.stack([tf.constant(uniform_key, tf.int64), group]),
+                                         _GROUP * _NUM_UNIFORMS), [_GROUP, _NUM_UNIFORMS])
     if s.class_balanced:
-      j = sampling.balanced_video(u[_U_BALANCED], mine_labels)
+      j = sampling.balanced_video(u[:, _U_BALANCED], mine_labels)
     else:
-      j = sampling.epoch_video(position, len(mine), s.frames_per_video, epoch_key)
+      j = sampling.epoch_video(positions, len(mine), s.frames_per_video, epoch_key)
     return {'record': tf.gather(mine_t, j), 'u': u}
 
-  positions = tf.data.Dataset.counter(start_step * examples_per_batch, dtype=tf.int64)
-  return _train_examples(s, index, metadata.flow_bound_px, dataset_index, positions, at_position,
-                         canvas, exact)
+  return _train_examples(s, index, metadata.flow_bound_px, dataset_index,
+                         start_step * examples_per_batch, at_positions, canvas, exact)
 
 
 def numpy_batches(dataset: tf.data.Dataset) -> Iterator[dict[str, np.ndarray]]:
@@ -463,14 +490,15 @@ def create_train_dataset(data_config, *, global_batch_size: int, seed: int, star
                            seed=seed, start_step=start_step, process_index=process_index,
                            canvas=canvas, exact=exact)
              for i, ((index, mine), m) in enumerate(zip(indices, metadatas))]
+  # Each stream's groups rebatched to its share; a batch holds the data sets' shares in order.
+  streams = [x.rebatch(part, drop_remainder=True) for x, part in zip(streams, parts)]
   if len(streams) == 1:
     ds = streams[0]
   else:
-    pattern = np.repeat(np.arange(len(parts), dtype=np.int64), parts)
-    ds = tf.data.Dataset.choose_from_datasets(
-        streams, tf.data.Dataset.from_tensor_slices(pattern).repeat())
-  ds = ds.batch(batch, drop_remainder=True).prefetch(2)
-  return ds.with_options(_options())
+    ds = tf.data.Dataset.zip(tuple(streams)).map(
+        lambda *shares: {k: tf.concat([x[k] for x in shares], 0) for k in shares[0]},
+        num_parallel_calls=_AUTOTUNE, deterministic=True)
+  return ds.prefetch(2).with_options(_options())
 
 
 def _train_canvas(s: _Settings, indices: Sequence[ri.RecordIndex]) -> tuple[int, bool]:
@@ -548,6 +576,112 @@ def _records_by_video(index: ri.RecordIndex, video_ids: Sequence[str], data_dir:
   return np.array([position[v] for v in video_ids], np.int64)
 
 
+def _decode_slots(decode, slots: tf.Tensor, item_shape: Sequence[int]) -> tf.Tensor:
+  """Decodes the non-empty JPEGs of `slots` (tf.string [n]; b'': none) in one loop.
+
+  Returns:
+    uint8 [n, *item_shape]: `decode(jpeg)` at each non-empty slot, zeros at the empty ones
+    (padding videos, banks smaller than the largest). The loop writes each decoded item at its
+    slot of a TensorArray, whose stack is zeros where nothing was written: no branch per slot (a
+    `tf.cond` per slot cost about 8% of the eval pipeline's rate).
+  """
+  real = tf.cast(tf.where(tf.strings.length(slots) > 0)[:, 0], tf.int32)
+  items = tf.TensorArray(tf.uint8, size=tf.size(slots), element_shape=item_shape)
+
+  def body(j, items):
+    return j + 1, items.write(real[j], decode(tf.gather(slots, real[j])))
+
+  _, items = tf.while_loop(lambda j, _: j < tf.size(real), body, (0, items))
+  return items.stack()
+
+
+def _eval_videos_table(s: _Settings, index: ri.RecordIndex, records: np.ndarray, video_indices: np.ndarray,
+                       k: int, num_crops: int, bank: int, total: int, no_resize: bool) -> dict:
+  """The host's table of the test videos of a process, padded to `total` with masked videos.
+
+  Per video: 'record' int64 (-1: padding); 'items' int64 [U]: the frames (RGB) or fields (flow)
+  its K positions use, each once, ascending (-1: none; U the largest count); 'rows' int32 [K] or
+  [K, 2L]: each position's frame, or its stack's planes, in the bank the pipeline decodes from
+  the items (flow: x_u, y_u at 2u, 2u + 1; bi-directional: the backward fields' planes from 2U);
+  trajectory stacks also 'field_rows' int32 [K, 2L] (the stacks' planes in that decoded layout;
+  the bank is then the K stacks, 'rows' 0 .. K 2L - 1) and 'size' int32 [2] (the frame);
+  'boxes' int32 [C, 4] (or [C, 2]: corners), 'flips' bool [C], 'label' int32, 'video_index' int32
+  (-1: padding), 'mask' float32.
+  """
+  n = len(records)
+  per_video = []
+  for r in records:
+    if s.modality == 'rgb':
+      used = sampling.test_frame_indices(int(index.num_frames[r]), k)  # [K]
+    else:
+      used = sampling.test_flow_indices(int(index.num_frames[r]), k, s.num_fields)  # [K, L]
+    per_video.append((np.unique(used), used))
+  width = max([len(u) for u, _ in per_video], default=1)
+  trajectory = s.modality == 'flow' and s.stacking == 'trajectory'
+  rows_shape = [k] if s.modality == 'rgb' else [k, 2 * s.num_fields]
+  table = {'record': np.full(total, -1, np.int64), 'items': np.full((total, width), -1, np.int64),
+           'rows': np.zeros([total] + rows_shape, np.int32),
+           'label': np.zeros(total, np.int32), 'video_index': np.full(total, -1, np.int32),
+           'mask': np.zeros(total, np.float32)}
+  if trajectory:
+    table['field_rows'] = np.zeros([total] + rows_shape, np.int32)
+    table['size'] = np.tile(np.array([[int(np.max(index.heights[records], initial=1)),
+                                       int(np.max(index.widths[records], initial=1))]], np.int32),
+                            [total, 1])
+  for i, (r, (unique, used)) in enumerate(zip(records, per_video)):
+    table['record'][i], table['items'][i, :len(unique)] = r, unique
+    table['label'][i], table['video_index'][i], table['mask'][i] = index.labels[r], video_indices[i], 1
+    place = np.searchsorted(unique, used)
+    if s.modality == 'rgb':
+      table['rows'][i] = place
+      continue
+    first = 2 * place  # [K, L]: the plane of each field's x
+    if s.direction == 'bidirectional':  # the first L/2 fields of each stack are backward ones
+      first[:, :s.num_fields // 2] += 2 * width
+    planes = np.stack([first, first + 1], -1).reshape(rows_shape)
+    if trajectory:
+      table['field_rows'][i] = planes
+      table['rows'][i] = np.arange(k * 2 * s.num_fields).reshape(rows_shape)
+      table['size'][i] = index.heights[r], index.widths[r]
+    else:
+      table['rows'][i] = planes
+  # Crops: per frame size, once.
+  table['boxes'] = np.zeros((total, num_crops, 2 if no_resize else 4), np.int32)
+  if not no_resize:
+    table['boxes'][:] = [0, 0, 1, 1]  # padding videos: any valid box
+  flips = None
+  for size in {(int(index.heights[r]), int(index.widths[r])) for r in records}:
+    boxes, flips = (x.numpy() for x in video_ops.test_crop_boxes(*size, s.crop_size, num_crops))
+    mine = (index.heights[records] == size[0]) & (index.widths[records] == size[1])
+    table['boxes'][:n][mine] = boxes[:, :table['boxes'].shape[2]]
+  if flips is None:
+    flips = video_ops.test_crop_boxes(1, 1, s.crop_size, num_crops)[1].numpy()
+  table['flips'] = np.tile(flips[None], [total, 1])
+  table['flips'][n:] = False
+  return table
+
+
+def _trajectory_bank(fields: tf.Tensor, field_rows: tf.Tensor, size: tf.Tensor, bound_px: float,
+                     bank_shape: Sequence[int]) -> tf.Tensor:
+  """A video's trajectory stacks as its bank.
+
+  Args:
+    fields: uint8 [2U, Hc, Wc]: the planes of the fields its stacks use, on the canvas.
+    field_rows: int32 [K, 2L]: each stack's planes in `fields`.
+    size: int32 [2]: the video's frame (h, w) in the canvas.
+
+  Returns:
+    uint8 `bank_shape` = [K 2L, Hc, Wc]: the K stacks' planes (`trajectory_stacking`), padded.
+  """
+  stacks = tf.gather(fields, field_rows)[:, :, :size[0], :size[1]]  # [K, 2L, h, w]
+  channels = field_rows.shape[1]
+  stacks = tf.map_fn(lambda q: trajectory_stacking.trajectory_stack_quantised(q, bound_px),
+                     tf.ensure_shape(stacks, [None, channels, None, None]),
+                     fn_output_signature=tf.TensorSpec([channels, None, None], tf.uint8))
+  planes = tf.reshape(stacks, tf.concat([[-1], tf.shape(stacks)[2:]], 0))
+  return tf.ensure_shape(_pad_to(planes, bank_shape[1], bank_shape[2], planes=True), bank_shape)
+
+
 def create_eval_dataset(data_config, *, split: str, num_frames: int, num_crops: int,
                         global_batch_size: int, process_index: int = 0, process_count: int = 1,
                         max_videos: int = 0, dataset_index: int = 0) -> tf.data.Dataset:
@@ -597,76 +731,81 @@ def create_eval_dataset(data_config, *, split: str, num_frames: int, num_crops: 
   records = _records_by_video(index, metadata.stored_video_ids(split), data_dir,
                               split)[metadata.video_positions(split)][:num_videos]
   mine = sampling.process_videos(num_videos, process_index, process_count)
-  n = index.num_frames[records[mine]]
-  if s.modality == 'rgb':
-    indices = np.zeros((len(mine), num_frames), np.int64)
-    for i, k in enumerate(n):
-      indices[i] = sampling.test_frame_indices(int(k), num_frames)
-  else:
-    indices = np.zeros((len(mine), num_frames, s.num_fields), np.int64)
-    for i, k in enumerate(n):
-      indices[i] = sampling.test_flow_indices(int(k), num_frames, s.num_fields)
-  reader = ri.RecordReader(index, _lists(s))
-  labels = tf.constant(index.labels, tf.int32)
-  channels = input_channels(data_config)
+  num_batches = _num_video_batches(num_videos, batch, process_count)
   # Every process pads to the same bank and canvas (the split's largest), so that batches agree.
   bank = _bank_size(s, index.num_frames[records], num_frames)
   canvas_h = int(np.max(index.heights[records], initial=1))
   canvas_w = int(np.max(index.widths[records], initial=1))
   no_resize = bool(np.all(np.minimum(index.heights[records], index.widths[records]) >= s.crop_size))
   bank_shape = [bank, canvas_h, canvas_w] + ([3] if s.modality == 'rgb' else [])
-  rows_shape = [num_frames] if s.modality == 'rgb' else [num_frames, channels]
+  # Per video (this process's, then padding videos to fill the last batch), on the host: the
+  # frames or fields its bank reads, the rows of its positions, its crops.
+  videos = _eval_videos_table(s, index, records[mine], mine, num_frames, num_crops, bank,
+                              num_batches * batch, no_resize)
+  reader = ri.RecordReader(index, _lists(s))
+  lists = len(_lists(s))
+  shared_fields = videos['items'].shape[1]
+  item_shape = bank_shape[1:]
+  needs_pad = not (np.all(index.heights[records] == canvas_h) and np.all(index.widths[records] == canvas_w))
 
-  def load_video(record, video_index, view_indices):
-    """Decodes each frame or flow field the video's K positions use once: its bank and rows."""
-    unique, position = tf.unique(tf.reshape(view_indices, [-1]))
-    if s.modality == 'rgb':
-      (jpegs,) = _read_op(reader, record, unique, 1)
-      items = video_ops.decode_frames(jpegs, tf.range(tf.size(unique)))  # [U, H, W, 3]
-      rows = position
-    else:
-      jpegs = _read_op(reader, record, unique, len(_lists(s)))
-      items = video_ops.decode_flow_fields_quantised(jpegs[0], jpegs[1])  # [2U, H, W]
-      first = 2 * position  # [K * L], plane of each field's x in `items`
-      if s.direction == 'bidirectional':
-        # Backward fields after the forward ones; the first L/2 of each stack read them.
-        items = tf.concat([items, video_ops.decode_flow_fields_quantised(jpegs[2], jpegs[3])], 0)
-        backward = tf.tile(tf.range(s.num_fields) < s.num_fields // 2, [num_frames])
-        first = first + tf.where(backward, 2 * tf.size(unique), 0)
-      rows = tf.reshape(tf.stack([first, first + 1], axis=1), rows_shape)
-      if s.stacking == 'trajectory':
-        stacks = tf.map_fn(
-            lambda q: trajectory_stacking.trajectory_stack_quantised(q, metadata.flow_bound_px),
-            tf.gather(items, rows), fn_output_signature=tf.TensorSpec([channels, None, None], tf.uint8))
-        items = tf.reshape(stacks, tf.concat([[-1], tf.shape(stacks)[2:]], 0))  # [K * 2L, H, W]
-        rows = tf.reshape(tf.range(num_frames * channels), rows_shape)
-    shape = tf.shape(items)
-    boxes, flips = video_ops.test_crop_boxes(shape[1], shape[2], s.crop_size, num_crops)
-    if no_resize:
-      boxes = boxes[:, :2]  # every crop is S x S: its corner is enough (a slice on the device)
-    pads = [[0, bank - shape[0]], [0, canvas_h - shape[1]], [0, canvas_w - shape[2]]]
-    items = tf.ensure_shape(tf.pad(items, pads + [[0, 0]] * (len(bank_shape) - 3)), bank_shape)
-    out = {bk.IMAGES: items, bk.ROWS: tf.ensure_shape(tf.cast(rows, tf.int32), rows_shape),
-           bk.BOXES: boxes, bk.FLIPS: flips, 'label': tf.gather(labels, record),
-           'video_index': tf.cast(video_index, tf.int32), 'mask': tf.constant(1.0),
-           'dataset_index': tf.constant(dataset_index, tf.int32)}
+  def read(records_, items):
+    """int64 [v], [v, U] (-1: none) -> per list, the JPEGs [v, U] (b'' for none)."""
+    out = [np.full(items.shape, b'', dtype=object) for _ in range(lists)]
+    for i, (r, row) in enumerate(zip(records_, items)):
+      used = row >= 0
+      if r >= 0 and used.any():
+        for o, jpegs in zip(out, reader.read(int(r), row[used])):
+          o[i, used] = jpegs
+    return tuple(out)
+
+  def decode(jpeg):
+    """One JPEG -> uint8 `item_shape`: a frame or flow plane on the canvas."""
+    image = tf.io.decode_jpeg(jpeg, channels=3 if s.modality == 'rgb' else 1,
+                              dct_method='INTEGER_ACCURATE')
     if s.modality == 'flow':
-      out[bk.FLOW_STEP] = _flow_step(metadata.flow_bound_px)
+      image = tf.squeeze(image, -1)
+    return tf.ensure_shape(_pad_to(image, canvas_h, canvas_w, planes=s.modality == 'flow')
+                           if needs_pad else image, item_shape)
+
+  def load(videos_):
+    """A batch of v videos' host table and JPEGs -> its batch: each bank decoded once, in one
+    loop (the loop's stack is the batch: no copy by a batch op)."""
+    v = tf.shape(videos_['record'])[0]
+    jpegs = videos_['jpegs']
+    if s.modality == 'rgb':
+      slots = jpegs[0]  # [v, U]: frames
+    else:
+      # [v, 2U] (x_0, y_0, x_1, ...) per direction; bi-directional: forward, then backward.
+      slots = tf.concat([tf.reshape(tf.stack(jpegs[d:d + 2], 2), [v, 2 * shared_fields])
+                         for d in range(0, lists, 2)], 1)
+    trajectory = s.stacking == 'trajectory'
+    if not trajectory:  # empty slots up to the bank size
+      slots = tf.pad(slots, [[0, 0], [0, bank - slots.shape[1]]])
+    items = tf.reshape(_decode_slots(decode, tf.reshape(slots, [-1]), item_shape),
+                       tf.concat([[v, -1], item_shape], 0))
+    out = {k: x for k, x in videos_.items()
+           if k not in ('record', 'items', 'field_rows', 'size', 'jpegs')}
+    if trajectory:  # the bank: each stack made along trajectories, on the host
+      items = tf.map_fn(
+          lambda a: _trajectory_bank(a[0], a[1], a[2], metadata.flow_bound_px, bank_shape),
+          (items, videos_['field_rows'], videos_['size']),
+          fn_output_signature=tf.TensorSpec(bank_shape, tf.uint8))
+    out[bk.IMAGES] = tf.ensure_shape(items, [None] + bank_shape)
+    out['dataset_index'] = tf.fill([v], dataset_index)
+    if s.modality == 'flow':
+      out[bk.FLOW_STEP] = tf.fill([v], _flow_step(metadata.flow_bound_px))
     return out
 
-  videos = tf.data.Dataset.from_tensor_slices((records[mine], mine, indices))
-  videos = videos.map(load_video, num_parallel_calls=s.parallelism, deterministic=True)
-  num_batches = _num_video_batches(num_videos, batch, process_count)
-  padding = {bk.IMAGES: tf.zeros(bank_shape, tf.uint8), bk.ROWS: tf.zeros(rows_shape, tf.int32),
-             bk.BOXES: tf.tile(tf.constant([[0, 0]] if no_resize else [[0, 0, 1, 1]], tf.int32),
-                               [num_crops, 1]),
-             bk.FLIPS: tf.zeros([num_crops], tf.bool), 'label': tf.constant(0),
-             'video_index': tf.constant(-1), 'mask': tf.constant(0.0),
-             'dataset_index': tf.constant(dataset_index, tf.int32)}
-  if s.modality == 'flow':
-    padding[bk.FLOW_STEP] = _flow_step(metadata.flow_bound_px)
-  videos = videos.concatenate(tf.data.Dataset.from_tensors(padding).repeat(
-      num_batches * batch - len(mine)))
-  ds = videos.batch(batch, drop_remainder=True)
+  def read_group(videos_):
+    """Reads the JPEGs of a group of videos (one Python call for `_EVAL_READ_GROUP` videos)."""
+    jpegs = tf.numpy_function(read, [videos_['record'], videos_['items']], [tf.string] * lists,
+                              stateful=False)
+    videos_['jpegs'] = tuple(tf.ensure_shape(j, [None, shared_fields]) for j in jpegs)
+    return videos_
+
+  ds = tf.data.Dataset.from_tensor_slices(videos).batch(_EVAL_READ_GROUP)
+  ds = ds.map(read_group, num_parallel_calls=s.parallelism, deterministic=True).unbatch()
+  ds = ds.batch(batch, drop_remainder=True).map(load, num_parallel_calls=s.parallelism,
+                                                deterministic=True)
   ds = ds.apply(tf.data.experimental.assert_cardinality(num_batches)).prefetch(2)
   return ds.with_options(_options())

@@ -1,7 +1,8 @@
-"""Uniform draws for the input pipeline: one stateless call per example, then integers from them.
+"""Uniform draws for the input pipeline: one stateless call per group of examples, then integers.
 
-Each random op costs about as much as a whole crop in tf.data on CPU, so an example draws all its
-numbers with one `uniforms` call and derives integers (`uniform_int`) and boxes from them.
+Each random op costs about as much as a whole crop in tf.data on CPU, so a group of training
+examples draws all its numbers with one `uniforms` call and derives integers (`uniform_int`) and
+boxes from them.
 TensorFlow only (no JAX).
 """
 

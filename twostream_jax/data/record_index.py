@@ -52,7 +52,7 @@ from typing import Sequence
 import numpy as np
 
 from twostream_jax.data import dataset_metadata
-from twostream_jax.data.jpeg_structure import jpeg_problem
+from twostream_jax.data.jpeg_structure import JpegCheck
 from twostream_jax.data import record_schema as rf
 
 # The JPEG lists, in the order of `RecordIndex.value_ranges`' second axis. The backward flow lists
@@ -363,6 +363,7 @@ class RecordReader:
     self._local = threading.local()
     self._bytes_read = 0
     self._jpeg_bytes = 0
+    self._check = JpegCheck()
     weakref.finalize(self, _close_all, self._fds)
 
   @property
@@ -426,6 +427,26 @@ class RecordReader:
       raise RecordIndexError(f'{path}: short read at byte {offset} (file changed since indexing?)')
     return data
 
+  def _read_values(self, file_id: int, starts: np.ndarray, lengths: np.ndarray) -> list[bytes]:
+    """The values at byte ranges (starts, lengths) of a file, in their order: one read per run of
+    values that follow each other in the list (only their framing, at most `_HEAD` bytes each,
+    between them), e.g. a flow stack's L fields or all of a test video's fields."""
+    starts, lengths = starts.tolist(), lengths.tolist()  # plain Python: a few values per call
+    order = sorted(range(len(starts)), key=starts.__getitem__)
+    values = [b''] * len(starts)
+    i = 0
+    while i < len(order):
+      j, end = i, starts[order[i]] + lengths[order[i]]
+      while j + 1 < len(order) and 0 <= starts[order[j + 1]] - end <= self._HEAD:
+        j += 1
+        end = starts[order[j]] + lengths[order[j]]
+      base = starts[order[i]]
+      data = self._pread(file_id, base, end - base)
+      for k in order[i:j + 1]:
+        values[k] = data[starts[k] - base:starts[k] + lengths[k] - base]
+      i = j + 1
+    return values
+
   def read(self, record: int, indices: np.ndarray) -> tuple[np.ndarray, ...]:
     """Returns the JPEGs at `indices` of each feature of record `record`.
 
@@ -443,26 +464,30 @@ class RecordReader:
       return self._read(int(record), np.asarray(indices, np.int64))
 
   def _read(self, r: int, indices: np.ndarray) -> tuple[np.ndarray, ...]:
+    return tuple(_object_array(values) for values in self._read_lists(r, indices))
+
+  def _read_lists(self, r: int, indices: np.ndarray) -> list[list[bytes]]:
+    """The JPEGs at `indices` of each feature of record r, checked (`JpegCheck`)."""
     locations = self._values.get(r)
     if locations is None:
       locations = self._locate(r)
     file_id = int(self._index.file_ids[r])
     out = []
     for f, (starts, lengths) in zip(self._features, locations):
-      values = []
-      for i, s, n in zip(indices, starts[indices], lengths[indices]):
-        data = self._pread(file_id, int(s), int(n))
-        problem = jpeg_problem(data)
+      values = self._read_values(file_id, starts[indices], lengths[indices])
+      for i, data in enumerate(values):
+        problem = self._check(data)
         if problem:
           what = 'frame' if f == 0 else f'{LIST_FEATURES[f]} field'
-          raise CorruptRecordError(f'{CorruptRecordError.MARKER}{self._index.describe(r)}: {what} {int(i)} '
-                                   f'{problem}; rebuild the records with tools/make_tfrecords.py, '
-                                   'or set data.skip_corrupt_records=True to skip such records')
-        values.append(data)
-        self._jpeg_bytes += len(data)
-        _TOTALS[1] += len(data)
-      out.append(_object_array(values))
-    return tuple(out)
+          raise CorruptRecordError(f'{CorruptRecordError.MARKER}{self._index.describe(r)}: {what} '
+                                   f'{int(indices[i])} {problem}; rebuild the records with '
+                                   'tools/make_tfrecords.py, or set data.skip_corrupt_records=True '
+                                   'to skip such records')
+      size = sum(map(len, values))
+      self._jpeg_bytes += size
+      _TOTALS[1] += size
+      out.append(values)
+    return out
 
   def read_batch(self, records: np.ndarray,
                  indices: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -476,25 +501,25 @@ class RecordReader:
       One object array `[G, K]` of `bytes` per feature given to the constructor, then bool `[G]`
       `ok`: False for a damaged record skipped (skip_corrupt), whose JPEGs are empty.
     """
-    per_record, ok = [], []
+    indices = np.asarray(indices, np.int64)
+    shape = indices.shape
+    out = [np.full(shape, b'', dtype=object) for _ in self._features]
+    ok = np.ones(shape[:1], bool)
     with _EXIT_GUARD:
-      for r, i in zip(records, indices):
-        i = np.asarray(i, np.int64)
+      for g, (r, i) in enumerate(zip(records.tolist(), indices)):
         try:
-          per_record.append(self._read(int(r), i))
-          ok.append(True)
+          for o, values in zip(out, self._read_lists(r, i)):
+            o[g] = _object_array(values)  # a list of bytes would be made an 'S' array first
         except CorruptRecordError as e:
           if not self._skip_corrupt:
             raise
-          if int(r) not in self._corrupt:
-            self._corrupt.add(int(r))
+          if r not in self._corrupt:
+            self._corrupt.add(r)
             logging.warning('skipping %s', str(e)[len(CorruptRecordError.MARKER):].split('; rebuild')[0])
-          per_record.append(tuple(_object_array([b''] * len(i)) for _ in self._features))
-          ok.append(False)
-    shape = np.shape(indices)
-    return tuple(np.stack([values[f] for values in per_record]).reshape(shape)
-                 if per_record else np.empty(shape, dtype=object)
-                 for f in range(len(self._features))) + (np.asarray(ok, bool).reshape(shape[:1]),)
+          for o in out:
+            o[g] = b''
+          ok[g] = False
+    return tuple(out) + (ok,)
 
 
 def _close_all(fds: dict[int, int]) -> None:

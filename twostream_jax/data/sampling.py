@@ -46,28 +46,43 @@ def stream_key(seed: int, *parts: int) -> int:
 
 
 def train_frame_index(u: tf.Tensor, num_frames: tf.Tensor) -> tf.Tensor:
-  """A uniform frame index in [0, N) (int32 scalar) from a uniform u in [0, 1)."""
+  """Uniform frame indices in [0, N) (int32, the shape of u) from uniforms u in [0, 1)."""
   return uniform_int(u, num_frames)
 
 
 def train_flow_indices(u: tf.Tensor, num_frames: tf.Tensor, num_fields: int) -> tf.Tensor:
   """L consecutive field indices from a uniform start (u in [0, 1)), clamped to the M = N - 1 fields.
 
+  Args:
+    u, num_frames: scalars, or `[G]` (one stack per entry).
+
   Returns:
-    int32 `[L]`.
+    int32 `[L]`, or `[G, L]`.
   """
-  num_flow = num_frames - 1
+  num_flow = tf.cast(num_frames, tf.int32) - 1
   start = uniform_int(u, tf.maximum(num_flow - num_fields, 0) + 1)
-  return tf.minimum(start + tf.range(num_fields), num_flow - 1)
+  return tf.minimum(start[..., None] + tf.range(num_fields), num_flow[..., None] - 1)
+
+
+# The first seed word `tf.random.experimental.index_shuffle` adds to a [2] seed (its raw op takes 3).
+_INDEX_SHUFFLE_SEED_PAD = 498247692
 
 
 def epoch_video(position: tf.Tensor, num_videos: int, frames_per_video: int, key: int) -> tf.Tensor:
-  """Video (in [0, n)) shown at a stream position in uniform mode; int64 scalar."""
+  """Video (in [0, n)) shown at stream positions in uniform mode; int64, the shape of `position`
+  (a scalar, or `[G]`: a group may span two epochs, each entry is shuffled with its own epoch).
+
+  Equals `tf.random.experimental.index_shuffle(position % nF, (key, epoch), nF - 1) % n` per entry,
+  whose wrapper takes a single [2] seed only.
+  """
+  position = tf.convert_to_tensor(position, tf.int64)
   epoch_size = num_videos * frames_per_video
   epoch = position // epoch_size
-  slot = tf.random.experimental.index_shuffle(
-      position % epoch_size, tf.stack([tf.constant(key, tf.int64), epoch]),
-      tf.constant(epoch_size - 1, tf.int64))
+  seed = tf.stack([tf.fill(tf.shape(epoch), tf.constant(_INDEX_SHUFFLE_SEED_PAD, tf.int64)),
+                   tf.fill(tf.shape(epoch), tf.constant(key, tf.int64)), epoch], axis=-1)
+  slot = tf.raw_ops.RandomIndexShuffle(
+      index=position % epoch_size, seed=seed,
+      max_index=tf.fill(tf.shape(position), tf.constant(epoch_size - 1, tf.int64)), rounds=4)
   return slot % num_videos
 
 
@@ -75,17 +90,17 @@ def balanced_video(u: tf.Tensor, labels: np.ndarray) -> tf.Tensor:
   """Class-balanced draw: a class uniformly among those in `labels`, then one of its videos.
 
   Args:
-    u: float32 `[2]` uniform numbers in [0, 1) of this position.
+    u: float32 `[..., 2]` uniform numbers in [0, 1) of each position.
     labels: int `[n]`, label of each video of the stream.
 
   Returns:
-    int64 scalar in [0, n).
+    int64 `[...]` in [0, n).
   """
   classes, counts = np.unique(labels, return_counts=True)
   members = np.argsort(labels, kind='stable')
   starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-  c = uniform_int(u[0], len(classes))
-  m = uniform_int(u[1], tf.gather(tf.constant(counts, tf.int32), c))
+  c = uniform_int(u[..., 0], len(classes))
+  m = uniform_int(u[..., 1], tf.gather(tf.constant(counts, tf.int32), c))
   return tf.gather(tf.constant(members, tf.int64), tf.gather(tf.constant(starts, tf.int32), c) + m)
 
 

@@ -71,41 +71,49 @@ def random_crop_box(u: TensorLike, height: TensorLike, width: TensorLike, size: 
   """The paper's crop: a uniformly placed square of side min(size, H, W).
 
   Args:
-    u: float32 `[2]` uniform numbers in [0, 1).
-    height, width: frame size.
+    u: float32 `[..., 2]` uniform numbers in [0, 1).
+    height, width: frame size, scalars or `[...]`.
     size: S.
 
   Returns:
-    int32 `[4]` box.
+    int32 `[..., 4]` boxes (one per leading index: the training pipeline draws a group at once).
   """
   side = tf.minimum(size, tf.minimum(height, width))
-  return tf.stack([uniform_int(u[0], height - side + 1), uniform_int(u[1], width - side + 1), side, side])
+  side = side + tf.zeros_like(u[..., 0], tf.int32)  # broadcast to the leading shape
+  return tf.stack([uniform_int(u[..., 0], height - side + 1), uniform_int(u[..., 1], width - side + 1),
+                   side, side], axis=-1)
 
 
 def _five_positions(height, width, h, w) -> tuple[tf.Tensor, tf.Tensor]:
-  """y0, x0 `[5]` of the corner and centre boxes: top-left, top-right, bottom-left, bottom-right, centre."""
-  y0 = tf.stack([0, 0, height - h, height - h, (height - h) // 2])
-  x0 = tf.stack([0, width - w, 0, width - w, (width - w) // 2])
+  """y0, x0 `[..., 5]` of the corner and centre boxes: top-left, top-right, bottom-left,
+  bottom-right, centre (arguments: scalars or `[...]`)."""
+  y0 = tf.stack([0 * height, 0 * height, height - h, height - h, (height - h) // 2], axis=-1)
+  x0 = tf.stack([0 * width, width - w, 0 * width, width - w, (width - w) // 2], axis=-1)
   return y0, x0
 
 
 def multiscale_crop_box(u: TensorLike, height: TensorLike, width: TensorLike,
                         scales: Sequence[float] = MULTISCALE_SCALES, max_distort: int = 1) -> tf.Tensor:
-  """TSN's corner cropping: returns a box `[4]` int32 (to be resized to the network input).
+  """TSN's corner cropping: returns boxes `[..., 4]` int32 (to be resized to the network input).
 
   Box height and width are floor(s * min(H, W)) for scales s_i, s_j of `scales` with
-  |i - j| <= max_distort (the pair drawn uniformly by u[0]), at one of 5 positions drawn uniformly
-  by u[1] (4 corners and the centre, as in `_five_positions`).
+  |i - j| <= max_distort (the pair drawn uniformly by u[..., 0]), at one of 5 positions drawn
+  uniformly by u[..., 1] (4 corners and the centre, as in `_five_positions`). `u` is `[..., 2]`;
+  height and width are scalars or `[...]`.
   """
+  height = tf.cast(height, tf.int32) + tf.zeros_like(u[..., 0], tf.int32)
+  width = tf.cast(width, tf.int32) + tf.zeros_like(height)
   short = tf.cast(tf.minimum(height, width), tf.float32)
-  sides = tf.cast(tf.floor(short * tf.constant(scales, tf.float32)), tf.int32)
   pairs = tf.constant([(i, j) for i in range(len(scales)) for j in range(len(scales))
                        if abs(i - j) <= max_distort], tf.int32)
-  k = uniform_int(u[0], pairs.shape[0])
-  h, w = sides[pairs[k, 0]], sides[pairs[k, 1]]
+  scale = tf.constant(scales, tf.float32)
+  k = uniform_int(u[..., 0], pairs.shape[0])
+  h = tf.cast(tf.floor(short * tf.gather(scale, tf.gather(pairs[:, 0], k))), tf.int32)
+  w = tf.cast(tf.floor(short * tf.gather(scale, tf.gather(pairs[:, 1], k))), tf.int32)
   y0, x0 = _five_positions(height, width, h, w)
-  p = uniform_int(u[1], 5)
-  return tf.stack([y0[p], x0[p], h, w])
+  p = uniform_int(u[..., 1], 5)[..., None]
+  return tf.stack([tf.gather(y0, p, batch_dims=p.shape.rank - 1)[..., 0],
+                   tf.gather(x0, p, batch_dims=p.shape.rank - 1)[..., 0], h, w], axis=-1)
 
 
 def test_crop_boxes(height: TensorLike, width: TensorLike, size: int,
@@ -281,9 +289,10 @@ def decode_flow_fields_quantised(flow_x_jpeg: TensorLike, flow_y_jpeg: TensorLik
     uint8 `[2K, H, W]`: x_0, y_0, x_1, y_1, ...
   """
   jpegs = tf.reshape(tf.stack([flow_x_jpeg, flow_y_jpeg], axis=1), [-1])
-  return tf.map_fn(
-      lambda s: tf.io.decode_jpeg(s, channels=1, dct_method='INTEGER_ACCURATE')[..., 0], jpegs,
-      fn_output_signature=tf.TensorSpec([None, None], tf.uint8))
+  planes = tf.map_fn(
+      lambda s: tf.io.decode_jpeg(s, channels=1, dct_method='INTEGER_ACCURATE'), jpegs,
+      fn_output_signature=tf.TensorSpec([None, None, 1], tf.uint8))
+  return tf.squeeze(planes, -1)  # a reshape: no per-plane slice, no copy
 
 
 def fields_to_stack(fields: tf.Tensor) -> tf.Tensor:
