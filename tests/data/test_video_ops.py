@@ -188,3 +188,19 @@ def test_decoders_match_record_format():
   ours = rf.dequantise_flow(tf.cast(video_ops.fields_to_stack(fields), tf.float32), B)
   theirs = flow_reference.decode_flow_stack(xs, ys, range(3), B)
   np.testing.assert_array_equal(ours.numpy(), theirs)
+
+
+@pytest.mark.parametrize('window', [(0, 0, 40, 56), (9, 13, 17, 30), (23, 35, 17, 21), (8, 16, 1, 1)])
+def test_flow_planes_decoded_in_a_window_equal_the_whole_planes_sliced(window):
+  # Smooth fields (like real flow) and noise, 40 x 56: windows at the origin, inside, at the far
+  # corner and of one pixel, not aligned to the 8 x 8 blocks.
+  rng = np.random.default_rng(5)
+  smooth = np.clip(128 + 40 * np.sin(np.arange(56) / 7)[None] * np.cos(np.arange(40) / 5)[:, None], 0, 255)
+  planes = [smooth.astype(np.uint8), rng.integers(0, 256, (40, 56)).astype(np.uint8)] * 2
+  xs = tf.constant([jpeg_codec.encode_jpeg(p) for p in planes[:2]])
+  ys = tf.constant([jpeg_codec.encode_jpeg(p) for p in planes[2:]])
+  whole = video_ops.decode_flow_fields_quantised(xs, ys).numpy()
+  y0, x0, h, w = window
+  cut = video_ops.decode_flow_fields_quantised(xs, ys, crop_window=tf.constant(window)).numpy()
+  assert cut.shape == (4, h, w)
+  np.testing.assert_array_equal(cut, whole[:, y0:y0 + h, x0:x0 + w])
