@@ -21,13 +21,14 @@ temporal training example moves to the device.
 
 Rates alternate in short rounds, in the order limit, pipeline, pipeline, limit, ... (each timed after
 0.5 s untimed, in which the other pipeline's in-flight work ends), and the medians are reported
-(ratio: the median of the per-round ratios), as the machine may be shared; the closing verdict
+(ratio: the median of the per-round ratios, with their quartiles), as the machine may be shared or
+change speed (a VM's CPU can run at half speed for seconds at a time); the closing verdict
 (bench/load_check.py) gives the load average at the start and the cores other processes kept busy
 during the run, and marks the figures unreliable above 0.5. CPU ms per example (all threads of
 this process) is printed beside the rates.
 
-  python bench/bench_input_pipeline.py                                 # about 5 minutes on 2 cores
-  python bench/bench_input_pipeline.py --quick --json OUT.json         # about 2-3 minutes
+  python bench/bench_input_pipeline.py                                 # about 8 minutes on 2 cores
+  python bench/bench_input_pipeline.py --quick --json OUT.json         # about 4 minutes
   python bench/bench_input_pipeline.py --quick --json OUT.json --wait_idle=600   # idle first
 """
 
@@ -170,8 +171,8 @@ def _records(data_dir: str, split: str) -> list[rf.VideoRecord]:
           for r in tf.data.TFRecordDataset(metadata.shard_files(data_dir, split))]
 
 
-def _alternate(meters: dict[str, Meter], rounds: int, seconds: float) -> tuple[dict, float]:
-  """Medians over rounds of (rate, CPU ms) per meter, and of the per-round ratio of 'pipeline' to
+def _alternate(meters: dict[str, Meter], rounds: int, seconds: float) -> tuple[dict, list[float]]:
+  """Medians over rounds of (rate, CPU ms) per meter, and the per-round ratios of 'pipeline' to
   'decode-only'."""
   samples = {m: [] for m in meters}
   ratios = []
@@ -180,7 +181,7 @@ def _alternate(meters: dict[str, Meter], rounds: int, seconds: float) -> tuple[d
       samples[m].append(meters[m](seconds))
     ratios.append(samples['pipeline'][-1][0] / samples['decode-only'][-1][0])
   return ({m: tuple(statistics.median(x[i] for x in v) for i in range(2)) for m, v in samples.items()},
-          statistics.median(ratios))
+          ratios)
 
 
 WORKLOADS = ('spatial train', 'temporal train', 'eval')
@@ -222,23 +223,25 @@ def _meters(workload: str, data_dir: str, batch: int) -> tuple[dict[str, Meter],
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--quick', action='store_true', help='fewer, shorter rounds (2-3 minutes)')
+  parser.add_argument('--quick', action='store_true', help='fewer, shorter rounds (about 4 minutes)')
   parser.add_argument('--json', help='also write the summary figures to this JSON file')
   parser.add_argument('--batch', type=int, default=32, help='training batch size')
   parser.add_argument('--workload', choices=WORKLOADS, help=argparse.SUPPRESS)  # child process
   parser.add_argument('--data_dir', help=argparse.SUPPRESS)
   load_check.add_arguments(parser)
   args = parser.parse_args()
-  # Rounds of one pipeline on this 2-core VM vary by +-15% (eval: one round's ratio 0.73 to 1.31
-  # beside its median 0.92): the median needs many rounds.
-  rounds, seconds = (7, 2.0) if args.quick else (15, 2.5)
+  # This 2-core VM's speed changes by up to 2x for seconds at a time, even idle (a fixed Python
+  # loop: 0.29 s, then 0.54 s a few seconds later), so one round's ratio ranges 0.4 to 2 when a
+  # change falls between its two meters: many short rounds, and the median of their ratios.
+  rounds, seconds = (20, 1.0) if args.quick else (36, 1.5)
   if args.workload:
     before = ri.read_totals()
     meters, facts = _meters(args.workload, args.data_dir, args.batch)
-    medians, ratio = _alternate(meters, rounds, seconds)
+    medians, ratios = _alternate(meters, rounds, seconds)
     read, jpeg = (a - b for a, b in zip(ri.read_totals(), before))
-    print(json.dumps({'medians': medians, 'ratio': ratio, 'bytes_read': read, 'jpeg_bytes': jpeg,
-                      **facts}))
+    print(json.dumps({'medians': medians, 'ratio': statistics.median(ratios),
+                      'quartiles': statistics.quantiles(ratios, n=4)[::2], 'bytes_read': read,
+                      'jpeg_bytes': jpeg, **facts}))
     return
 
   monitor = load_check.LoadMonitor(args.wait_idle)
@@ -259,11 +262,13 @@ def main() -> None:
       results[workload] = json.loads(out.strip().splitlines()[-1])
   print(f'items/s (CPU ms per item), medians of {rounds} alternating rounds of {seconds:.1f} s; '
         f'items: training examples, or test videos (eval, 25 x 10 views each)')
-  print(f'{"":16s} {"decode-only":>16s} {"pipeline":>16s} {"pipeline/decode":>16s}')
+  print(f'{"":16s} {"decode-only":>16s} {"pipeline":>16s} {"pipeline/decode":>16s} '
+        f'{"(quartiles of rounds)":>21s}')
   for name, r in results.items():
     cells = ' '.join(f'{r["medians"][m][0]:8.1f} ({r["medians"][m][1]:5.2f})'
                      for m in ('decode-only', 'pipeline'))
-    print(f'{name:16s} {cells} {r["ratio"]:16.2f}')
+    low, high = r['quartiles']
+    print(f'{name:16s} {cells} {r["ratio"]:16.2f} {f"({low:.2f} - {high:.2f})":>21s}')
   train = [results[w] for w in ('spatial train', 'temporal train')]
   amplification = sum(r['bytes_read'] for r in train) / max(sum(r['jpeg_bytes'] for r in train), 1)
   moved = results['temporal train']['bytes_per_example']
@@ -278,6 +283,7 @@ def main() -> None:
   load = monitor.start_load
   summary = {'spatial_train': results['spatial train']['ratio'],
              'temporal_train': results['temporal train']['ratio'], 'eval': results['eval']['ratio'],
+             'ratio_quartiles': {w.replace(' ', '_'): r['quartiles'] for w, r in results.items()},
              'read_amplification': amplification,
              'host_to_device_bytes_per_temporal_example': moved,
              'host_to_device_bytes_per_eval_video': eval_moved, 'load_average_1min_at_start': load,
