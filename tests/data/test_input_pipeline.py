@@ -278,6 +278,15 @@ def test_eval_sends_each_frame_or_flow_field_of_a_video_once(tiny, modality):
   assert {f for f, _ in banks} == {max(s for _, s in banks)}  # one bank size: the largest
 
 
+def test_rgb_ignores_the_flow_stacking(tiny):
+  # data.stacking=trajectory in a config shared by both streams: the spatial stream's batches
+  # are those of the default stacking, in training and in the test protocol.
+  plain, shared = _config(tiny, 'rgb'), _config(tiny, 'rgb', stacking='trajectory')
+  _assert_same_batches(_eval(plain), _eval(shared))
+  train = [ip.create_train_dataset(c, global_batch_size=4, seed=3) for c in (plain, shared)]
+  _assert_same_batches(_take(train[0], 2), _take(train[1], 2))
+
+
 def test_clear_errors(tiny, tmp_path):
   with pytest.raises(dm.DatasetError, match='does not exist'):
     ip.create_train_dataset(_config(str(tmp_path / 'nope')), global_batch_size=2, seed=0)

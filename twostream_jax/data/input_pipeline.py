@@ -124,6 +124,11 @@ class _Settings:
   stacking: str = 'optical_flow'
   direction: str = 'forward'
 
+  @property
+  def trajectory(self) -> bool:
+    """Flow stacked along trajectories (`data.stacking` has no effect on RGB)."""
+    return self.modality == 'flow' and self.stacking == 'trajectory'
+
 
 def _settings(data_config) -> _Settings:
   c = data_config
@@ -364,7 +369,7 @@ def _train_examples(s: _Settings, index: ri.RecordIndex, bound_px: float, datase
     """One example's JPEGs -> its uint8 crop `crop_shape`."""
     if s.modality == 'rgb':
       out = tf.slice(video_ops.decode_frame(jpegs[0][0]), begin, size)
-    elif s.stacking == 'trajectory':
+    elif s.trajectory:
       # On the whole field, before the crop: trajectories may leave the crop.
       fields = video_ops.decode_flow_fields_quantised(*_stack_jpegs(s, jpegs))  # [2L, H, W]
       out = tf.slice(trajectory_stacking.trajectory_stack_quantised(
@@ -550,7 +555,7 @@ def _bank_size(s: _Settings, num_frames: Sequence[int], k: int) -> int:
 
   A video's bank holds each item its K positions use once (`create_eval_dataset`).
   """
-  if s.modality == 'flow' and s.stacking == 'trajectory':
+  if s.trajectory:
     return k * 2 * s.num_fields  # trajectories are made per stack on the host: no sharing
   most = 1
   for n in sorted(set(int(x) for x in num_frames)):
@@ -622,7 +627,7 @@ def _eval_videos_table(s: _Settings, index: ri.RecordIndex, records: np.ndarray,
       used = sampling.test_flow_indices(int(index.num_frames[r]), k, s.num_fields)  # [K, L]
     per_video.append((np.unique(used), used))
   width = max([len(u) for u, _ in per_video], default=1)
-  trajectory = s.modality == 'flow' and s.stacking == 'trajectory'
+  trajectory = s.trajectory
   rows_shape = [k] if s.modality == 'rgb' else [k, 2 * s.num_fields]
   table = {'record': np.full(total, -1, np.int64), 'items': np.full((total, width), -1, np.int64),
            'rows': np.zeros([total] + rows_shape, np.int32),
@@ -783,7 +788,7 @@ def create_eval_dataset(data_config, *, split: str, num_frames: int, num_crops: 
       # [v, 2U] (x_0, y_0, x_1, ...) per direction; bi-directional: forward, then backward.
       slots = tf.concat([tf.reshape(tf.stack(jpegs[d:d + 2], 2), [v, 2 * shared_fields])
                          for d in range(0, lists, 2)], 1)
-    trajectory = s.stacking == 'trajectory'
+    trajectory = s.trajectory
     if not trajectory:  # empty slots up to the bank size
       slots = tf.pad(slots, [[0, 0], [0, bank - slots.shape[1]]])
     items = tf.reshape(_decode_slots(decode, tf.reshape(slots, [-1]), item_shape),
