@@ -242,12 +242,6 @@ def _check_records(index: ri.RecordIndex, metadata: dm.DatasetMetadata) -> None:
         'rebuild the records with tools/make_tfrecords.py')
 
 
-def _read_op(reader: ri.RecordReader, record, indices, num_outputs: int):
-  out = tf.numpy_function(reader.read, [record, indices], [tf.string] * num_outputs,
-                          stateful=False)
-  return [tf.ensure_shape(o, indices.shape) for o in out]
-
-
 def _flow_step(bound_px: float) -> tf.Tensor:
   return tf.constant(rf.flow_quantisation_step(bound_px), tf.float32)
 

@@ -252,28 +252,12 @@ def flow_view(stack: tf.Tensor, box: TensorLike, flip: TensorLike, size: int, bo
   return per_channel_affine(q, scale, -centre * scale)
 
 
-def decode_frames(frames_jpeg, indices):
-  """Decodes only the chosen RGB frames inside tf.data.
-
-  Args:
-    frames_jpeg: tf.string `[N]`.
-    indices: int32 `[K]`, values in [0, N).
-
-  Returns:
-    uint8 `[K, H, W, 3]`.
-  """
-  picked = tf.gather(frames_jpeg, indices)
-  return tf.map_fn(lambda s: tf.io.decode_jpeg(s, channels=3, dct_method='INTEGER_ACCURATE'), picked,
-                   fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
-
-
 def decode_frame(jpeg: TensorLike) -> tf.Tensor:
   """Decodes one RGB JPEG (scalar tf.string) to uint8 `[H, W, 3]`.
 
-  `decode_frames`' decoder call without its map_fn loop, which costs about 8% of
-  a spatial training example here. (Decoding only the crop's window with
-  `tf.io.decode_and_crop_jpeg`, with context pixels so that chroma upsampling matches, was slower
-  for 340x256 frames: 0.84x the speed in an A/B of one run.)
+  The record format's decoder settings (`jpeg_codec.decode_jpeg` gives the same pixels).
+  Decoding only the crop's window (`tf.io.decode_and_crop_jpeg`, with context pixels so that
+  chroma upsampling matches) was slower for 340x256 frames: 0.84x the speed in an A/B of one run.
   """
   return tf.io.decode_jpeg(jpeg, channels=3, dct_method='INTEGER_ACCURATE')
 
