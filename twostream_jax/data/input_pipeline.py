@@ -653,13 +653,11 @@ def _eval_videos_table(s: _Settings, index: ri.RecordIndex, records: np.ndarray,
   table['boxes'] = np.zeros((total, num_crops, 2 if no_resize else 4), np.int32)
   if not no_resize:
     table['boxes'][:] = [0, 0, 1, 1]  # padding videos: any valid box
-  flips = None
   for size in {(int(index.heights[r]), int(index.widths[r])) for r in records}:
-    boxes, flips = (x.numpy() for x in video_ops.test_crop_boxes(*size, s.crop_size, num_crops))
+    boxes = video_ops.test_crop_boxes(*size, s.crop_size, num_crops)[0].numpy()
     mine = (index.heights[records] == size[0]) & (index.widths[records] == size[1])
     table['boxes'][:n][mine] = boxes[:, :table['boxes'].shape[2]]
-  if flips is None:
-    flips = video_ops.test_crop_boxes(1, 1, s.crop_size, num_crops)[1].numpy()
+  flips = video_ops.test_crop_boxes(1, 1, s.crop_size, num_crops)[1].numpy()  # any size: the same
   table['flips'] = np.tile(flips[None], [total, 1])
   table['flips'][n:] = False
   return table
