@@ -308,11 +308,11 @@ def test_clear_errors(tiny, tmp_path):
                            global_batch_size=2)
 
 
-def _damage(tiny, tmp_path, records):
-  """A copy of `tiny` whose given train1 records have the SOI marker of every frame broken."""
+def _damage(tiny, tmp_path, records, split='train1'):
+  """A copy of `tiny` whose given records of `split` have the SOI marker of every frame broken."""
   damaged = str(tmp_path / 'damaged')
   shutil.copytree(tiny, damaged)
-  files = dm.load_metadata(damaged).shard_files(damaged, 'train1')
+  files = dm.load_metadata(damaged).shard_files(damaged, split)
   index = ri.index_records(files)
   reader = ri.RecordReader(index, [rf.FRAMES])
   for r in records:
@@ -335,6 +335,19 @@ def test_a_damaged_record_stops_training_naming_file_record_video_and_frame(tiny
   assert 'damaged' in message and '.tfrecord' in message  # the file
   assert 'record ' in message and 'frame ' in message and 'Class' in message  # record, video, frame
   assert 'skip_corrupt_records' in message
+
+
+def test_a_damaged_test_record_stops_evaluation_naming_file_video_and_frame(tiny, tmp_path):
+  damaged, index = _damage(tiny, tmp_path, range(len(ri.index_records(
+      dm.load_metadata(tiny).shard_files(tiny, 'test1')))), split='test1')
+  ds = ip.create_eval_dataset(_config(damaged), split='test1', num_frames=3, num_crops=1,
+                              global_batch_size=2)
+  with pytest.raises(ri.CorruptRecordError) as e:
+    next(ip.numpy_batches(ds))
+  message = str(e.value)
+  assert '\n' not in message and 'Traceback' not in message
+  assert 'damaged' in message and 'test1' in message and '.tfrecord' in message  # the file
+  assert 'frame ' in message and any(repr(v) in message for v in index.video_ids)  # frame, video
 
 
 def test_skip_corrupt_records_logs_once_and_trains_on(tiny, tmp_path, caplog):

@@ -68,8 +68,8 @@ headers), and only the sampled frames / flow fields of a video are read and deco
 never read whole. Decoding runs `data.decode_parallelism` calls in parallel (0: AUTOTUNE).
 Per-example work is batched, because each tf.data stage or Python round trip per example costs
 about a tenth of a JPEG decode: training draws, samples, cuts boxes and reads the JPEGs of 32
-stream positions at a time and decodes them in one loop; evaluation reads the JPEGs of 8 videos
-per Python call and decodes a batch's banks in one loop straight into the batch.
+stream positions at a time and decodes them in one loop; evaluation reads a batch's JPEGs in one
+Python call, already in the order of its banks, and decodes them in one loop straight into the batch.
 
 Errors: a missing folder, an unknown split, records of another format version
 (`dataset_metadata.DatasetError`), damaged or foreign shards (`record_index.RecordIndexError`,
@@ -286,9 +286,6 @@ def _stack_jpegs(s: _Settings, jpegs):
 # Uniform numbers drawn per training example, by use; one stateless call draws them for a group.
 _U_FRAME, _U_BOX, _U_FLIP, _U_JITTER, _U_BALANCED = 0, slice(1, 3), 3, slice(4, 7), slice(7, 9)
 _NUM_UNIFORMS = 9
-# Test videos whose JPEGs one Python call reads (the call's fixed cost is about a tenth of decoding
-# a video's flow).
-_EVAL_READ_GROUP = 8
 # Examples sampled and read together: one stateless draw, one vectorised sampling step and one
 # Python call of the reader per group (each per-example TF op or Python round trip costs about as
 # much as a tenth of a JPEG decode here). Groups start at multiples of it, so the example at a
@@ -749,16 +746,29 @@ def create_eval_dataset(data_config, *, split: str, num_frames: int, num_crops: 
   shared_fields = videos['items'].shape[1]
   item_shape = bank_shape[1:]
   needs_pad = not (np.all(index.heights[records] == canvas_h) and np.all(index.widths[records] == canvas_w))
+  trajectory = s.trajectory
+  # JPEG slots per video: its bank's items in bank order (trajectory: the fields its stacks use,
+  # made into the bank after decoding).
+  num_slots = lists * shared_fields if trajectory else bank
 
   def read(records_, items):
-    """int64 [v], [v, U] (-1: none) -> per list, the JPEGs [v, U] (b'' for none)."""
-    out = [np.full(items.shape, b'', dtype=object) for _ in range(lists)]
+    """int64 [v], [v, U] (-1: none) -> the JPEGs of each video's bank, tf.string [v x slots]
+    (b'': none), in bank order: frames; or per direction (forward, then backward) the planes
+    x_0, y_0, x_1, ... of its fields. One Python call per batch, and no reordering in TF."""
+    out = np.full((len(records_), num_slots), b'', dtype=object)
     for i, (r, row) in enumerate(zip(records_, items)):
       used = row >= 0
-      if r >= 0 and used.any():
-        for o, jpegs in zip(out, reader.read(int(r), row[used])):
-          o[i, used] = jpegs
-    return tuple(out)
+      if r < 0 or not used.any():
+        continue
+      n = int(used.sum())  # the used items come first (`_eval_videos_table`)
+      jpegs = reader.read(int(r), row[:n])
+      if s.modality == 'rgb':
+        out[i, :n] = jpegs[0]
+        continue
+      for d in range(0, lists, 2):  # planes of direction d // 2 start at slot d x U
+        out[i, d * shared_fields:d * shared_fields + 2 * n:2] = jpegs[d]
+        out[i, d * shared_fields + 1:d * shared_fields + 2 * n:2] = jpegs[d + 1]
+    return out.reshape(-1)
 
   def decode(jpeg):
     """One JPEG -> uint8 `item_shape`: a frame or flow plane on the canvas."""
@@ -770,23 +780,14 @@ def create_eval_dataset(data_config, *, split: str, num_frames: int, num_crops: 
                            if needs_pad else image, item_shape)
 
   def load(videos_):
-    """A batch of v videos' host table and JPEGs -> its batch: each bank decoded once, in one
-    loop (the loop's stack is the batch: no copy by a batch op)."""
+    """A batch of v videos' host table -> its batch: the JPEGs read in one Python call and each
+    bank decoded once, in one loop (the loop's stack is the batch: no copy by a batch op)."""
     v = tf.shape(videos_['record'])[0]
-    jpegs = videos_['jpegs']
-    if s.modality == 'rgb':
-      slots = jpegs[0]  # [v, U]: frames
-    else:
-      # [v, 2U] (x_0, y_0, x_1, ...) per direction; bi-directional: forward, then backward.
-      slots = tf.concat([tf.reshape(tf.stack(jpegs[d:d + 2], 2), [v, 2 * shared_fields])
-                         for d in range(0, lists, 2)], 1)
-    trajectory = s.trajectory
-    if not trajectory:  # empty slots up to the bank size
-      slots = tf.pad(slots, [[0, 0], [0, bank - slots.shape[1]]])
-    items = tf.reshape(_decode_slots(decode, tf.reshape(slots, [-1]), item_shape),
+    slots = tf.numpy_function(read, [videos_['record'], videos_['items']], tf.string,
+                              stateful=False)
+    items = tf.reshape(_decode_slots(decode, tf.ensure_shape(slots, [None]), item_shape),
                        tf.concat([[v, -1], item_shape], 0))
-    out = {k: x for k, x in videos_.items()
-           if k not in ('record', 'items', 'field_rows', 'size', 'jpegs')}
+    out = {k: x for k, x in videos_.items() if k not in ('record', 'items', 'field_rows', 'size')}
     if trajectory:  # the bank: each stack made along trajectories, on the host
       items = tf.map_fn(
           lambda a: _trajectory_bank(a[0], a[1], a[2], metadata.flow_bound_px, bank_shape),
@@ -798,16 +799,7 @@ def create_eval_dataset(data_config, *, split: str, num_frames: int, num_crops: 
       out[bk.FLOW_STEP] = tf.fill([v], _flow_step(metadata.flow_bound_px))
     return out
 
-  def read_group(videos_):
-    """Reads the JPEGs of a group of videos (one Python call for `_EVAL_READ_GROUP` videos)."""
-    jpegs = tf.numpy_function(read, [videos_['record'], videos_['items']], [tf.string] * lists,
-                              stateful=False)
-    videos_['jpegs'] = tuple(tf.ensure_shape(j, [None, shared_fields]) for j in jpegs)
-    return videos_
-
-  ds = tf.data.Dataset.from_tensor_slices(videos).batch(_EVAL_READ_GROUP)
-  ds = ds.map(read_group, num_parallel_calls=s.parallelism, deterministic=True).unbatch()
-  ds = ds.batch(batch, drop_remainder=True).map(load, num_parallel_calls=s.parallelism,
-                                                deterministic=True)
+  ds = tf.data.Dataset.from_tensor_slices(videos).batch(batch, drop_remainder=True)
+  ds = ds.map(load, num_parallel_calls=s.parallelism, deterministic=True)
   ds = ds.apply(tf.data.experimental.assert_cardinality(num_batches)).prefetch(2)
   return ds.with_options(_options())
