@@ -69,7 +69,8 @@ never read whole. Decoding runs `data.decode_parallelism` calls in parallel (0: 
 Per-example work is batched, because each tf.data stage or Python round trip per example costs
 about a tenth of a JPEG decode: training draws, samples, cuts boxes and reads the JPEGs of 32
 stream positions at a time and decodes them in one loop; evaluation reads a batch's JPEGs in one
-Python call, already in the order of its banks, and decodes them in one loop straight into the batch.
+Python call, already in the order of its banks (a stage ahead of decoding), and decodes them in one
+loop straight into the batch.
 
 Errors: a missing folder, an unknown split, records of another format version
 (`dataset_metadata.DatasetError`), damaged or foreign shards (`record_index.RecordIndexError`,
@@ -587,12 +588,14 @@ def _decode_slots(decode, slots: tf.Tensor, item_shape: Sequence[int]) -> tf.Ten
     `tf.cond` per slot cost about 8% of the eval pipeline's rate).
   """
   real = tf.cast(tf.where(tf.strings.length(slots) > 0)[:, 0], tf.int32)
+  num_real = tf.size(real)
   items = tf.TensorArray(tf.uint8, size=tf.size(slots), element_shape=item_shape)
 
   def body(j, items):
-    return j + 1, items.write(real[j], decode(tf.gather(slots, real[j])))
+    slot = real[j]
+    return j + 1, items.write(slot, decode(tf.gather(slots, slot)))
 
-  _, items = tf.while_loop(lambda j, _: j < tf.size(real), body, (0, items))
+  _, items = tf.while_loop(lambda j, _: j < num_real, body, (0, items))
   return items.stack()
 
 
@@ -779,15 +782,20 @@ def create_eval_dataset(data_config, *, split: str, num_frames: int, num_crops: 
     return tf.ensure_shape(_pad_to(image, canvas_h, canvas_w, planes=s.modality == 'flow')
                            if needs_pad else image, item_shape)
 
-  def load(videos_):
-    """A batch of v videos' host table -> its batch: the JPEGs read in one Python call and each
-    bank decoded once, in one loop (the loop's stack is the batch: no copy by a batch op)."""
-    v = tf.shape(videos_['record'])[0]
-    slots = tf.numpy_function(read, [videos_['record'], videos_['items']], tf.string,
+  def read_batch(videos_):
+    """A batch of v videos' host table -> the same with 'jpegs' (`read`), in one Python call."""
+    jpegs = tf.numpy_function(read, [videos_['record'], videos_['items']], tf.string,
                               stateful=False)
-    items = tf.reshape(_decode_slots(decode, tf.ensure_shape(slots, [None]), item_shape),
+    return {**videos_, 'jpegs': tf.ensure_shape(jpegs, [None])}
+
+  def load(videos_):
+    """A batch's table and JPEGs -> the batch: each bank decoded once, in one loop (the loop's
+    stack is the batch: no copy by a batch op)."""
+    v = tf.shape(videos_['record'])[0]
+    items = tf.reshape(_decode_slots(decode, videos_['jpegs'], item_shape),
                        tf.concat([[v, -1], item_shape], 0))
-    out = {k: x for k, x in videos_.items() if k not in ('record', 'items', 'field_rows', 'size')}
+    out = {k: x for k, x in videos_.items()
+           if k not in ('record', 'items', 'field_rows', 'size', 'jpegs')}
     if trajectory:  # the bank: each stack made along trajectories, on the host
       items = tf.map_fn(
           lambda a: _trajectory_bank(a[0], a[1], a[2], metadata.flow_bound_px, bank_shape),
@@ -800,6 +808,8 @@ def create_eval_dataset(data_config, *, split: str, num_frames: int, num_crops: 
     return out
 
   ds = tf.data.Dataset.from_tensor_slices(videos).batch(batch, drop_remainder=True)
+  # Reading is a stage ahead of decoding, so that a decoding call never waits for Python's lock.
+  ds = ds.map(read_batch, num_parallel_calls=s.parallelism, deterministic=True)
   ds = ds.map(load, num_parallel_calls=s.parallelism, deterministic=True)
   ds = ds.apply(tf.data.experimental.assert_cardinality(num_batches)).prefetch(2)
   return ds.with_options(_options())
