@@ -773,14 +773,14 @@ def create_eval_dataset(data_config, *, split: str, num_frames: int, num_crops: 
         out[i, d * shared_fields + 1:d * shared_fields + 2 * n:2] = jpegs[d + 1]
     return out.reshape(-1)
 
+  channels = 3 if s.modality == 'rgb' else 1
+  decoded_shape = [canvas_h, canvas_w, channels]  # a flow plane keeps its channel until stacked
+
   def decode(jpeg):
-    """One JPEG -> uint8 `item_shape`: a frame or flow plane on the canvas."""
-    image = tf.io.decode_jpeg(jpeg, channels=3 if s.modality == 'rgb' else 1,
-                              dct_method='INTEGER_ACCURATE')
-    if s.modality == 'flow':
-      image = tf.squeeze(image, -1)
-    return tf.ensure_shape(_pad_to(image, canvas_h, canvas_w, planes=s.modality == 'flow')
-                           if needs_pad else image, item_shape)
+    """One JPEG -> uint8 `decoded_shape`: a frame or flow plane on the canvas (the loop's
+    TensorArray checks the shape: no further op per JPEG)."""
+    image = tf.io.decode_jpeg(jpeg, channels=channels, dct_method='INTEGER_ACCURATE')
+    return _pad_to(image, canvas_h, canvas_w, planes=False) if needs_pad else image
 
   def read_batch(videos_):
     """A batch of v videos' host table -> the same with 'jpegs' (`read`), in one Python call."""
@@ -792,7 +792,7 @@ def create_eval_dataset(data_config, *, split: str, num_frames: int, num_crops: 
     """A batch's table and JPEGs -> the batch: each bank decoded once, in one loop (the loop's
     stack is the batch: no copy by a batch op)."""
     v = tf.shape(videos_['record'])[0]
-    items = tf.reshape(_decode_slots(decode, videos_['jpegs'], item_shape),
+    items = tf.reshape(_decode_slots(decode, videos_['jpegs'], decoded_shape),
                        tf.concat([[v, -1], item_shape], 0))
     out = {k: x for k, x in videos_.items()
            if k not in ('record', 'items', 'field_rows', 'size', 'jpegs')}
