@@ -57,6 +57,7 @@ from twostream_jax.data import input_pipeline as ip
 from twostream_jax.data import record_index as ri
 from twostream_jax.data import record_schema as rf
 from twostream_jax.data import sampling
+from twostream_jax.data import video_ops
 from twostream_jax.prep import jpeg_codec
 
 import load_check  # pylint: disable=g-import-not-at-top,wrong-import-order  (bench/: the script's folder)
@@ -155,13 +156,13 @@ class Meter:
 
 
 def _decode_only(jpeg_sets: list[list[bytes]], channels: int, batch: int) -> tf.data.Dataset:
-  """Decodes each set of JPEGs (one example's) with `record_format`'s decoder settings, in parallel."""
+  """Decodes each set of JPEGs (one example's) with the pipeline's decoder (`video_ops.decode_jpeg`),
+  in parallel."""
   ragged = tf.ragged.constant(jpeg_sets, dtype=tf.string)
 
   def decode(jpegs):
-    return tf.map_fn(
-        lambda s: tf.io.decode_jpeg(s, channels=channels, dct_method='INTEGER_ACCURATE'), jpegs,
-        fn_output_signature=tf.TensorSpec([None, None, channels], tf.uint8))
+    return tf.map_fn(lambda s: video_ops.decode_jpeg(s, channels), jpegs,
+                     fn_output_signature=tf.TensorSpec([None, None, channels], tf.uint8))
 
   ds = tf.data.Dataset.from_tensor_slices(ragged).repeat()
   ds = ds.map(lambda r: tf.shape(decode(r))[0], num_parallel_calls=tf.data.AUTOTUNE)

@@ -760,10 +760,9 @@ def create_eval_dataset(data_config, *, split: str, num_frames: int, num_crops: 
     x_0, y_0, x_1, ... of its fields. One Python call per batch, and no reordering in TF."""
     out = np.full((len(records_), num_slots), b'', dtype=object)
     for i, (r, row) in enumerate(zip(records_, items)):
-      used = row >= 0
-      if r < 0 or not used.any():
+      n = int(np.sum(row >= 0))  # the used items come first (`_eval_videos_table`)
+      if r < 0 or n == 0:
         continue
-      n = int(used.sum())  # the used items come first (`_eval_videos_table`)
       jpegs = reader.read(int(r), row[:n])
       if s.modality == 'rgb':
         out[i, :n] = jpegs[0]
@@ -779,7 +778,7 @@ def create_eval_dataset(data_config, *, split: str, num_frames: int, num_crops: 
   def decode(jpeg):
     """One JPEG -> uint8 `decoded_shape`: a frame or flow plane on the canvas (the loop's
     TensorArray checks the shape: no further op per JPEG)."""
-    image = tf.io.decode_jpeg(jpeg, channels=channels, dct_method='INTEGER_ACCURATE')
+    image = video_ops.decode_jpeg(jpeg, channels)
     return _pad_to(image, canvas_h, canvas_w, planes=False) if needs_pad else image
 
   def read_batch(videos_):

@@ -133,8 +133,9 @@ def _walk_framing(path: str) -> tuple[list[_RecordSpot], list[Problem]]:
 def _decode_problem(jpeg: bytes, channels: int, height: int, width: int) -> str:
   """'' when the JPEG decodes to [height, width, channels] as the input pipeline decodes it."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from twostream_jax.data import video_ops  # pylint: disable=g-import-not-at-top  (TensorFlow)
   try:
-    image = tf.io.decode_jpeg(jpeg, channels=channels, dct_method='INTEGER_ACCURATE')
+    image = video_ops.decode_jpeg(jpeg, channels)
   except (tf.errors.InvalidArgumentError, tf.errors.OpError) as e:
     return f'JPEG does not decode ({e.message.strip().splitlines()[0] if e.message else e})'
   if tuple(image.shape) != (height, width, channels):
