@@ -43,7 +43,7 @@ def test_backbone_and_statistics_fixed_heads_follow_the_inference_mode_gradient(
   def reference_loss(params):
     logits = state.apply_fn({'params': params, 'batch_stats': state.batch_stats}, batch['inputs'],
                             train=False)
-    return train_steps.multitask_loss(train_steps.as_heads(logits), batch['label'],
+    return train_steps.multitask_loss(train_state_lib.as_heads(logits), batch['label'],
                                       batch['dataset_index'])[0]
 
   # Jitted: one compile instead of one per operation.

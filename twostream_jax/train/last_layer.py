@@ -63,11 +63,8 @@ def head_features(state: TrainState, inputs: jax.Array) -> dict[str, jax.Array]:
       captured[module.name] = args[0]
     return next_fun(*args, **kwargs)
 
-  variables = {'params': state.params}
-  if state.batch_stats:
-    variables['batch_stats'] = state.batch_stats
   with nn.intercept_methods(capture):
-    state.apply_fn(variables, inputs, train=False)
+    state.apply_model(inputs)
   missing = names - set(captured)
   if missing:
     raise ValueError(f'optim.train_last_layer_only: heads {sorted(missing)} were not called as '

@@ -20,9 +20,42 @@ from twostream_jax.models import pretrained
 from twostream_jax.train import optimizer as optimizer_lib
 
 
+def as_heads(logits: Any) -> tuple[jax.Array, ...]:
+  """A model's output as a tuple of per-head logits `[B, n_k]`."""
+  return tuple(logits) if isinstance(logits, (tuple, list)) else (logits,)
+
+
 class TrainState(train_state.TrainState):
   """Flax TrainState plus the models' batch-norm statistics (an empty dict for nets without BN)."""
   batch_stats: Any = flax.struct.field(default_factory=dict)
+
+  def apply_model(self, inputs: jax.Array, *, params: Any = None, train: bool = False,
+                  dropout_rng: jax.Array | None = None) -> tuple[tuple[jax.Array, ...], Any]:
+    """The one way the steps run the network, with or without batch statistics.
+
+    Args:
+      inputs: `[B, H, W, C]`.
+      params: parameters to use instead of `self.params` (the argument being differentiated).
+      train: training mode (dropout on; batch norm normalises with and updates batch statistics).
+      dropout_rng: the dropout key, needed when `train`.
+
+    Returns:
+      (per-head logits `[B, n_k]`, the batch statistics after the call: updated in training
+      mode, `self.batch_stats` otherwise; an empty dict for nets without batch norm).
+    """
+    variables = {'params': self.params if params is None else params}
+    if self.batch_stats:
+      variables['batch_stats'] = self.batch_stats
+    if not train:
+      return as_heads(self.apply_fn(variables, inputs, train=False)), self.batch_stats
+    if dropout_rng is None:
+      raise ValueError('apply_model(train=True) needs a dropout_rng')
+    rngs = {'dropout': dropout_rng}
+    if not self.batch_stats:
+      return as_heads(self.apply_fn(variables, inputs, train=True, rngs=rngs)), self.batch_stats
+    logits, updates = self.apply_fn(variables, inputs, train=True, rngs=rngs,
+                                    mutable=['batch_stats'])
+    return as_heads(logits), updates['batch_stats']
 
 
 def build_model(config: ml_collections.ConfigDict, num_classes: int | tuple[int, ...]) -> nn.Module:

@@ -26,11 +26,6 @@ from twostream_jax.train import sharding
 from twostream_jax.train.state import TrainState
 
 
-def as_heads(logits: Any) -> tuple[jax.Array, ...]:
-  """A model's output as a tuple of per-head logits `[B, n_k]`."""
-  return tuple(logits) if isinstance(logits, (tuple, list)) else (logits,)
-
-
 def multitask_loss(heads: tuple[jax.Array, ...], labels: jax.Array, dataset_index: jax.Array,
                    weights: jax.Array | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
   """Sum over heads of each head's mean cross-entropy over its own data set's examples only.
@@ -95,21 +90,13 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array,
   inputs = batch_inputs(batch, view_spec)
 
   def loss_fn(params):
-    variables = {'params': params}
-    mutable = []
-    if state.batch_stats:
-      variables['batch_stats'] = state.batch_stats
-      mutable = ['batch_stats']
-    out = state.apply_fn(variables, inputs, train=True, rngs={'dropout': dropout_rng},
-                         mutable=mutable)
-    logits, updates = out if mutable else (out, {})
-    loss, metrics = multitask_loss(as_heads(logits), batch['label'], batch['dataset_index'])
-    return loss, (metrics, updates)
+    heads, batch_stats = state.apply_model(inputs, params=params, train=True,
+                                           dropout_rng=dropout_rng)
+    loss, metrics = multitask_loss(heads, batch['label'], batch['dataset_index'])
+    return loss, (metrics, batch_stats)
 
-  (loss, (metrics, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-  new_state = state.apply_gradients(grads=grads)
-  if updates:
-    new_state = new_state.replace(batch_stats=updates['batch_stats'])
+  (loss, (metrics, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  new_state = state.apply_gradients(grads=grads).replace(batch_stats=batch_stats)
   # The updated parameters' norm: a finite loss can still come with an update that overflows, and a
   # checkpoint must never hold such a state.
   out = {'loss': loss, 'accuracy': metrics['correct'] / jnp.maximum(metrics['count'], 1.0),
@@ -121,10 +108,7 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array,
 
 def eval_logits(state: TrainState, inputs: jax.Array, head: int = 0) -> jax.Array:
   """Inference logits `[B, n]` of one head (head 0: the first data set's classes)."""
-  variables = {'params': state.params}
-  if state.batch_stats:
-    variables['batch_stats'] = state.batch_stats
-  return as_heads(state.apply_fn(variables, inputs, train=False))[head].astype(jnp.float32)
+  return state.apply_model(inputs)[0][head].astype(jnp.float32)
 
 
 def eval_batch_logits(state: TrainState, batch: dict[str, jax.Array], head: int = 0,
