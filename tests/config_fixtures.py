@@ -37,3 +37,9 @@ def tiny_train_config(data_dirs: str, modality: str = 'flow') -> ml_collections.
   c.train.keep_checkpoints = 5
   c.train.val_every_steps = 0
   return c
+
+
+def spec_of(config: ml_collections.ConfigDict):
+  """The run's `DataSpec`, as the entry point builds it."""
+  from twostream_jax.data import data_spec  # pylint: disable=g-import-not-at-top
+  return data_spec.DataSpec.from_config(config.data)

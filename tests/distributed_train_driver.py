@@ -42,13 +42,15 @@ def main(coordinator, process_id, num_processes, data_dir, workdir, out_path):
   jax.config.update('jax_cpu_collectives_implementation', 'gloo')
   jax.distributed.initialize(coordinator_address=coordinator, num_processes=int(num_processes),
                              process_id=int(process_id))
-  from twostream_jax.evaluation import evaluate  # pylint: disable=g-import-not-at-top
-  from twostream_jax.train import loop as train_loop  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from twostream_jax.train import loop as train_loop
+  from twostream_jax.train import protocol_evaluation
+  from tests.config_fixtures import spec_of
   config = run_config(data_dir)
-  state = train_loop.train(config, workdir)
+  state = train_loop.train(config, spec_of(config), workdir)
   np.savez(out_path, devices=np.array([jax.device_count(), jax.process_count()]),
            **flat_variables(state))
-  evaluate.evaluate_run(config, workdir, state)
+  protocol_evaluation.evaluate_run(config, spec_of(config), workdir, state)
   jax.distributed.shutdown()
 
 

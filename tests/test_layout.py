@@ -15,7 +15,7 @@ ALLOWED = {
     'flow': set(),
     'data': set(),
     'models': set(),
-    'prep': {'flow', 'data.record_schema', 'data.dataset_metadata', 'data.test_positions',
+    'prep': {'flow', 'data.record_schema', 'data.dataset_metadata', 'data.protocol_positions',
              'data.file_system'},
     'train': {'models', 'data'},
     'evaluation': {'data', 'models', 'train.restore', 'train.steps', 'train.sharding',

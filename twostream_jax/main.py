@@ -105,34 +105,23 @@ def check_config_overrides(argv: list[str]) -> str | None:
   return None
 
 
-def check_data(config) -> None:
-  """Fails in a second, before TensorFlow and JAX load, on missing data sets or splits."""
-  from twostream_jax.data import dataset_metadata  # pylint: disable=g-import-not-at-top
-  dirs = [d for d in config.data.data_dirs.split(',') if d]
-  if not dirs:
-    raise dataset_metadata.DatasetError(
-        'config.data.data_dirs is empty: pass --config.data.data_dirs=<records folder> '
-        '(written by tools/make_tfrecords.py)')
-  val_split = config.data.val_split
-  for d in dirs:
-    metadata = dataset_metadata.load_metadata(d)
-    for split in {config.data.train_split, config.data.eval_split, val_split} - {''}:
-      if split == dataset_metadata.HELDOUT_SPLIT:
-        metadata.with_heldout(config.data.train_split, float(config.data.heldout_fraction))
-      else:
-        metadata.tfds_split(split)  # Raises naming the splits it has.
-  if config.mode != 'eval' and val_split and config.train.val_every_steps and (
-      val_split.startswith('test') or val_split == config.data.eval_split):
+def data_spec_of(config):
+  """The run's `DataSpec`, built once (fails in a second, before TensorFlow and JAX load, on a
+  missing data set, an unknown split or a bad data setting)."""
+  from twostream_jax.data import data_spec  # pylint: disable=g-import-not-at-top
+  spec = data_spec.DataSpec.from_config(config.data)
+  if config.mode != 'eval' and spec.val_split and config.train.val_every_steps and (
+      spec.val_split.startswith('test') or spec.val_split == spec.eval_split):
     logging.warning("validating during training on %r, a test split: choosing a checkpoint or "
                     "stopping by it tunes on the test set. data.val_split='heldout' validates on "
-                    "held-out training videos instead.", val_split)
+                    "held-out training videos instead.", spec.val_split)
+  return spec
 
 
 def run(config, workdir: str) -> int:
   """Runs the config's mode; returns the process exit status."""
   mode = config.mode
-  if mode not in ('demo', 'ablations'):
-    check_data(config)
+  spec = data_spec_of(config) if mode not in ('demo', 'ablations') else None
   os.makedirs(workdir, exist_ok=True)
   if mode == 'demo':
     from twostream_jax import demo  # pylint: disable=g-import-not-at-top
@@ -145,13 +134,13 @@ def run(config, workdir: str) -> int:
   if mode not in ('train', 'eval', 'train_eval'):
     raise ValueError(f'config.mode must be train, eval, train_eval, demo or ablations, got {mode!r}')
   # Imported here so that `--help` and config errors come back before TensorFlow and JAX load.
-  from twostream_jax.evaluation import evaluate as evaluation  # pylint: disable=g-import-not-at-top
   from twostream_jax.train import loop as train_loop  # pylint: disable=g-import-not-at-top
+  from twostream_jax.train import protocol_evaluation  # pylint: disable=g-import-not-at-top
   state = None
   if mode in ('train', 'train_eval'):
-    state = train_loop.train(config, workdir)
+    state = train_loop.train(config, spec, workdir)
   if mode in ('eval', 'train_eval'):
-    evaluation.evaluate_run(config, workdir, state)
+    protocol_evaluation.evaluate_run(config, spec, workdir, state)
   return 0
 
 

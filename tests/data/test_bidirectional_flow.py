@@ -11,10 +11,10 @@ from tests import make_tfrecords_fixtures as fx
 from tests import record_fixtures
 from tests.config_fixtures import tiny_train_config
 from tests.data.test_input_pipeline import _positions
+from twostream_jax.data import protocol_positions
 from twostream_jax.data import dataset_metadata as dm
-from twostream_jax.data import input_pipeline as ip
+from tests.data import pipelines as ip
 from twostream_jax.data import record_schema as rf
-from twostream_jax.data import sampling
 from twostream_jax.prep import jpeg_codec
 from twostream_jax.prep import shard_writer
 
@@ -97,7 +97,7 @@ def test_pipeline_stacks_backward_then_forward_fields(tmp_path):
   batch = next(ip.numpy_batches(ip.create_eval_dataset(
       config.data, split='test1', num_frames=3, num_crops=1, global_batch_size=2)))
   batch = _positions(batch)
-  starts = sampling.test_flow_indices(FRAMES, 3, 4)[:, 0]
+  starts = protocol_positions.flow_indices(FRAMES, 3, 4)[:, 0]
   for p in range(6):  # 2 videos x 3 test positions
     # Flow reaches the device as planes [2L, H, W]: channel values at pixel (0, 0).
     np.testing.assert_array_equal(batch['images'][p, :, 0, 0], _expected(int(starts[p % 3]), 4))

@@ -13,10 +13,10 @@ import tensorflow as tf
 from tests import record_fixtures
 from tests.data import flow_reference
 from tests.data.test_input_pipeline import _config
+from twostream_jax.data import protocol_positions
 from twostream_jax.data import dataset_metadata as dm
-from twostream_jax.data import input_pipeline as ip
+from tests.data import pipelines as ip
 from twostream_jax.data import record_schema as rf
-from twostream_jax.data import sampling
 from twostream_jax.train import device_views as dv
 
 S = 24
@@ -114,7 +114,7 @@ def test_every_test_crop_equals_the_numpy_reference(frames, mean_subtraction, re
     mine = views[video_index == v]
     assert mine.shape[0] == K
     m = record.num_frames - 1
-    fields = sampling.test_flow_indices(record.num_frames, K, L)
+    fields = protocol_positions.flow_indices(record.num_frames, K, L)
     for k in range(K):
       np.testing.assert_array_equal(fields[k], np.minimum(fields[k][0] + np.arange(L), m - 1))
       for c in range(10):
@@ -130,5 +130,5 @@ def test_every_test_crop_equals_the_numpy_reference(frames, mean_subtraction, re
     first_test_video = 12  # written after the 12 training videos
     np.testing.assert_array_equal(
         number, np.broadcast_to((first_test_video + video_index[real])[:, None, None], number.shape))
-    positions = np.concatenate([sampling.test_flow_indices(r.num_frames, K, L) for r in records])
+    positions = np.concatenate([protocol_positions.flow_indices(r.num_frames, K, L) for r in records])
     np.testing.assert_array_equal(field, np.broadcast_to(positions[:, None], field.shape))

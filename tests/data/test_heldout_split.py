@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from twostream_jax.data import dataset_metadata as dm
-from twostream_jax.data import input_pipeline
+from tests.data import pipelines as input_pipeline
 from tests import record_fixtures
 from tests.config_fixtures import tiny_train_config
 
@@ -39,7 +39,7 @@ def test_heldout_videos_are_excluded_from_training_and_are_the_validation_split(
   config.data.crop_size = 16
   config.data.heldout_fraction = 0.2
   assert config.data.val_split == 'heldout'  # The default.
-  (metadata,) = input_pipeline.load_dataset_metadata(config.data)
+  (metadata,) = input_pipeline.spec(config.data).metadatas
   held = metadata.video_ids(dm.HELDOUT_SPLIT)
   assert len(held) == round(0.2 * NUM_VIDEOS)
   held_labels = {metadata.class_names.index(v.split('/')[0]) for v in held}

@@ -12,11 +12,12 @@ import pytest
 import tensorflow as tf
 
 from tests import record_fixtures
+from twostream_jax.data import protocol_positions
 from twostream_jax.data import dataset_metadata as dm
-from twostream_jax.data import input_pipeline as ip
+from tests.data import pipelines as ip
 from twostream_jax.data import record_index as ri
+from twostream_jax.data import record_reader
 from twostream_jax.data import record_schema as rf
-from twostream_jax.data import sampling
 from twostream_jax.train import device_views as dv
 
 S = 24  # crop size on 32 x 40 frames
@@ -211,8 +212,8 @@ def test_eval_sees_every_video_exactly_once_over_processes(tiny, modality):
 
 def test_the_25x10_protocol_visits_the_documented_frames_and_crops(tiny, monkeypatch):
   requested = []
-  original = ri.RecordReader.read
-  monkeypatch.setattr(ri.RecordReader, 'read',
+  original = record_reader.RecordReader.read
+  monkeypatch.setattr(record_reader.RecordReader, 'read',
                       lambda self, r, i: requested.append((int(r), tuple(i))) or original(self, r, i))
   config = _config(tiny, 'rgb')
   batches = _eval(config, num_frames=25, num_crops=10, global_batch_size=1)
@@ -263,10 +264,10 @@ def test_eval_sends_each_frame_or_flow_field_of_a_video_once(tiny, modality):
     images, rows = b[dv.IMAGES][0], b[dv.ROWS][0]
     n = int(index.num_frames[records[video_ids[int(b['video_index'][0])]]])
     if modality == 'rgb':
-      used = np.unique(sampling.test_frame_indices(n, 25))
+      used = np.unique(protocol_positions.frame_indices(n, 25))
       assert rows.shape == (25,)
     else:
-      fields = sampling.test_flow_indices(n, 25, 5)  # [25, L]
+      fields = protocol_positions.flow_indices(n, 25, 5)  # [25, L]
       used = np.unique(fields)
       # Stack k: planes x, y of its fields in time order, each field at its place in `used`.
       place = np.searchsorted(used, fields)
@@ -314,7 +315,7 @@ def _damage(tiny, tmp_path, records, split='train1'):
   shutil.copytree(tiny, damaged)
   files = dm.load_metadata(damaged).shard_files(damaged, split)
   index = ri.index_records(files)
-  reader = ri.RecordReader(index, [rf.FRAMES])
+  reader = record_reader.RecordReader(index, [rf.FRAMES])
   for r in records:
     reader.read(r, np.arange(1))
     starts, _ = reader._values[r][0]  # pylint: disable=protected-access

@@ -4,31 +4,32 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from twostream_jax.data import protocol_positions
 from twostream_jax.data import sampling
 
 
 def test_test_view_starts_are_rounded_linspace():
   # N = 12 frames, K = 4 views of 1 frame: linspace(0, 11, 4) = 0, 3.67, 7.33, 11 -> 0, 4, 7, 11.
-  np.testing.assert_array_equal(sampling.test_frame_indices(12, 4), [0, 4, 7, 11])
+  np.testing.assert_array_equal(protocol_positions.frame_indices(12, 4), [0, 4, 7, 11])
   # Halves round up: linspace(0, 5, 3) = 0, 2.5, 5 -> 0, 3, 5.
-  np.testing.assert_array_equal(sampling.test_view_starts(6, 1, 3), [0, 3, 5])
-  np.testing.assert_array_equal(sampling.test_frame_indices(12, 1), [5])  # the middle: 11 // 2
+  np.testing.assert_array_equal(protocol_positions.view_starts(6, 1, 3), [0, 3, 5])
+  np.testing.assert_array_equal(protocol_positions.frame_indices(12, 1), [5])  # the middle: 11 // 2
   # The paper's 25 views of a 186-frame video: 0, then steps of 185 / 24 = 7.71, ..., 185.
-  starts = sampling.test_frame_indices(186, 25)
+  starts = protocol_positions.frame_indices(186, 25)
   expected = np.floor(np.arange(25) * 185 / 24 + 0.5).astype(int)
   np.testing.assert_array_equal(starts, expected)
   assert starts[0] == 0 and starts[-1] == 185
   # More views than frames: indices repeat, never leave the video.
-  np.testing.assert_array_equal(sampling.test_frame_indices(3, 5), [0, 1, 1, 2, 2])
+  np.testing.assert_array_equal(protocol_positions.frame_indices(3, 5), [0, 1, 1, 2, 2])
 
 
 def test_test_flow_stacks_span_l_fields_and_clamp_short_videos():
   # N = 12 frames -> 11 fields; L = 5 -> starts linspace(0, 6, 4) = 0, 2, 4, 6.
-  stacks = sampling.test_flow_indices(12, 4, 5)
+  stacks = protocol_positions.flow_indices(12, 4, 5)
   np.testing.assert_array_equal(stacks[:, 0], [0, 2, 4, 6])
   np.testing.assert_array_equal(stacks[-1], [6, 7, 8, 9, 10])
   # N = 4 frames -> 3 fields, L = 5: one start (0), the last field repeats.
-  np.testing.assert_array_equal(sampling.test_flow_indices(4, 2, 5), [[0, 1, 2, 2, 2]] * 2)
+  np.testing.assert_array_equal(protocol_positions.flow_indices(4, 2, 5), [[0, 1, 2, 2, 2]] * 2)
 
 
 def test_train_flow_indices_are_consecutive_or_clamped():

@@ -91,7 +91,7 @@ def test_pipeline_stacks_along_trajectories_in_training_and_evaluation(tmp_path)
   from tests import record_fixtures  # pylint: disable=g-import-not-at-top
   from tests.config_fixtures import tiny_train_config  # pylint: disable=g-import-not-at-top
   from tests.data.test_input_pipeline import _positions  # pylint: disable=g-import-not-at-top
-  from twostream_jax.data import input_pipeline as ip  # pylint: disable=g-import-not-at-top
+  from tests.data import pipelines as ip  # pylint: disable=g-import-not-at-top
   record_fixtures.write_tiny_dataset(str(tmp_path), num_classes=2, train_per_class=1,
                                      test_per_class=1, num_frames=5, height=12, width=16)
   plain, trajectory = tiny_train_config(str(tmp_path)), tiny_train_config(str(tmp_path))

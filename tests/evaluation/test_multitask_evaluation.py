@@ -7,9 +7,10 @@ import pytest
 
 from twostream_jax.evaluation import evaluate as evaluation
 from twostream_jax.evaluation import score_files
+from twostream_jax.train import protocol_evaluation
 from twostream_jax.train import loop as train_loop
 from tests import record_fixtures
-from tests.config_fixtures import tiny_train_config
+from tests.config_fixtures import spec_of, tiny_train_config
 
 
 @pytest.fixture(scope='module')
@@ -35,7 +36,7 @@ def _config(dirs):
 def trained(two_data_sets, tmp_path_factory):
   """A multi-task run (2 heads) trained for a few steps: (workdir, final state)."""
   workdir = str(tmp_path_factory.mktemp('run'))
-  return workdir, train_loop.train(_config(two_data_sets), workdir)
+  return workdir, train_loop.train(_config(two_data_sets), spec_of(_config(two_data_sets)), workdir)
 
 
 def test_each_head_evaluates_its_own_data_set(two_data_sets, trained):
@@ -45,7 +46,7 @@ def test_each_head_evaluates_its_own_data_set(two_data_sets, trained):
   for choice, name, classes, per_class in (('', 'alpha', 3, 2), ('beta', 'beta', 4, 1),
                                            ('1', 'beta', 4, 1)):
     config.eval.dataset = choice
-    results = evaluation.evaluate_run(config, workdir, state if choice == 'beta' else None)
+    results = protocol_evaluation.evaluate_run(config, spec_of(config), workdir, state if choice == 'beta' else None)
     assert results['test1']['dataset'] == name
     out = evaluation.split_dir(workdir, 'test1', name)
     scores = score_files.load_scores(os.path.join(out, 'scores.npz'))
@@ -65,7 +66,7 @@ def test_reordered_data_sets_are_refused_by_name(two_data_sets, trained):
   config = _config(two_data_sets)
   swapped = _config(two_data_sets[::-1])
   with pytest.raises(ValueError, match=r"trained on data sets \['alpha', 'beta'\]"):
-    evaluation.evaluate_run(swapped, workdir)
+    protocol_evaluation.evaluate_run(swapped, spec_of(swapped), workdir)
   config.eval.dataset = 'gamma'
   with pytest.raises(ValueError, match='not one of the run'):
-    evaluation.evaluate_run(config, workdir)
+    protocol_evaluation.evaluate_run(config, spec_of(config), workdir)

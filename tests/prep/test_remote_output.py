@@ -18,7 +18,7 @@ from tests import config_fixtures
 from tests import make_tfrecords_fixtures as fx
 from twostream_jax.data import dataset_metadata
 from twostream_jax.data import file_system
-from twostream_jax.data import input_pipeline
+from tests.data import pipelines as input_pipeline
 from twostream_jax.prep import dataset_plan
 from twostream_jax.prep import dataset_writer
 from twostream_jax.prep import shard_writer

@@ -16,15 +16,16 @@ import jax
 import numpy as np
 import pytest
 
-from twostream_jax.data import input_pipeline
+from tests.data import pipelines as input_pipeline
 from twostream_jax.evaluation import evaluate
 from twostream_jax.evaluation import score_files
+from twostream_jax.train import protocol_evaluation
 from twostream_jax.train import restore
 from twostream_jax.train import sharding
 from twostream_jax.train import steps as train_steps
 from tests import distributed_train_driver as driver
 from tests import record_fixtures
-from tests.config_fixtures import REPO_ROOT
+from tests.config_fixtures import spec_of, REPO_ROOT
 
 DRIVER = os.path.join(REPO_ROOT, 'tests', 'distributed_train_driver.py')
 
@@ -43,7 +44,7 @@ def _one_process_training(config, streams: int) -> dict[str, np.ndarray]:
   """
   mesh = sharding.create_mesh()
   assert mesh.devices.size == 2  # tests/conftest.py
-  state, _ = restore.init_state(config, mesh)
+  state, _ = restore.init_state(config, spec_of(config), mesh)
   train_fn, _ = train_steps.make_jitted_steps(config, mesh, state)
   iterators = [input_pipeline.create_train_dataset(
       config.data, global_batch_size=config.train.global_batch_size, seed=config.seed,
@@ -98,7 +99,7 @@ def test_two_processes_train_and_evaluate_like_one(tmp_path):
 
   # The protocol's scores over two processes equal one process's scores of the same checkpoint.
   shutil.copytree(tmp_path / 'run' / 'checkpoints', tmp_path / 'one' / 'checkpoints')
-  evaluate.evaluate_run(config, str(tmp_path / 'one'))
+  protocol_evaluation.evaluate_run(config, spec_of(config), str(tmp_path / 'one'))
   split = config.data.eval_split
   two = score_files.load_scores(os.path.join(evaluate.split_dir(str(tmp_path / 'run'), split),
                                              'scores.npz'))

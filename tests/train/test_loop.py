@@ -8,13 +8,13 @@ import jax
 import numpy as np
 import pytest
 
-from twostream_jax.evaluation import evaluate
+from twostream_jax.train import protocol_evaluation
 from twostream_jax.train import checkpointing
 from twostream_jax.train import loop as train_loop
 from twostream_jax.train import restore
 from twostream_jax.train import sharding
 from tests import record_fixtures
-from tests.config_fixtures import REPO_ROOT, tiny_train_config
+from tests.config_fixtures import spec_of, REPO_ROOT, tiny_train_config
 
 
 @pytest.fixture(scope='module')
@@ -31,22 +31,22 @@ def _params(state):
 def test_interrupted_then_resumed_equals_uninterrupted(data_dir, tmp_path):
   config = tiny_train_config(data_dir)
   config.train.val_every_steps = 3
-  whole = train_loop.train(config, str(tmp_path / 'whole'))
+  whole = train_loop.train(config, spec_of(config), str(tmp_path / 'whole'))
   assert int(whole.step) == 6
 
   # Stop at step 3 (a checkpoint), then run the same config to 6 in the same workdir.
   config.train.num_train_steps = 3
-  first = train_loop.train(config, str(tmp_path / 'resumed'))
+  first = train_loop.train(config, spec_of(config), str(tmp_path / 'resumed'))
   assert int(first.step) == 3
   assert checkpointing.Checkpointer(str(tmp_path / 'resumed'), keep=5, every_steps=3).all_steps() == [3]
   config.train.num_train_steps = 6
-  resumed = train_loop.train(config, str(tmp_path / 'resumed'))
+  resumed = train_loop.train(config, spec_of(config), str(tmp_path / 'resumed'))
   assert int(resumed.step) == 6
   assert checkpointing.Checkpointer(str(tmp_path / 'resumed'), keep=5, every_steps=3).all_steps() == [3, 6]
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7),
                _params(whole), _params(resumed))
   # And the run did learn something: the parameters moved from their initialisation.
-  fresh, _ = restore.init_state(config, sharding.create_mesh())
+  fresh, _ = restore.init_state(config, spec_of(config), sharding.create_mesh())
   moved = [float(np.abs(a - b).max()) for a, b in zip(jax.tree.leaves(_params(fresh)[0]),
                                                        jax.tree.leaves(_params(whole)[0]))]
   assert max(moved) > 1e-3
@@ -61,12 +61,12 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(dat
   config.optim.decay_boundaries_steps = '3'
   config.optim.decay_factor = 1e30
   with pytest.raises(train_loop.NonFiniteLossError, match=r'at step \d+'):
-    train_loop.train(config, str(tmp_path))
+    train_loop.train(config, spec_of(config), str(tmp_path))
   steps = checkpointing.Checkpointer(str(tmp_path), keep=5, every_steps=1).all_steps()
   assert 3 in steps
   # No checkpoint holds a non-finite state.
   ckpt = checkpointing.Checkpointer(str(tmp_path), keep=5, every_steps=1)
-  state, _ = ckpt.restore(restore.init_state(config, sharding.create_mesh())[0])
+  state, _ = ckpt.restore(restore.init_state(config, spec_of(config), sharding.create_mesh())[0])
   assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(jax.device_get(state.params)))
 
 
@@ -76,14 +76,14 @@ def test_resume_with_another_global_batch_size_is_refused_naming_it(data_dir, tm
   config.train.num_train_steps = 3
   config.train.log_every_steps = 3
   config.optim.decay_boundaries_steps = '2'  # Steps 1, 2 at 0.05, step 3 at 0.005.
-  train_loop.train(config, str(tmp_path))
+  train_loop.train(config, spec_of(config), str(tmp_path))
   # The console logs the rate of the logged step, not the window's mean (0.035).
   assert 'learning_rate 0.005 |' in capsys.readouterr().out
   config.train.num_train_steps = 6
   config.train.global_batch_size = 8
   config.data.num_flow_fields = 3
   with pytest.raises(restore.ResumeConfigError) as error:
-    train_loop.train(config, str(tmp_path))
+    train_loop.train(config, spec_of(config), str(tmp_path))
   message = str(error.value)
   assert 'train.global_batch_size: 4 -> 8' in message
   assert 'data.num_flow_fields: 2 -> 3' in message
@@ -97,7 +97,7 @@ def test_resume_with_another_global_batch_size_is_refused_naming_it(data_dir, tm
   config.eval.score_train_split = False
   capsys.readouterr()
   with caplog.at_level('WARNING'):
-    evaluate.evaluate_run(config, str(tmp_path))
+    protocol_evaluation.evaluate_run(config, spec_of(config), str(tmp_path))
   out = capsys.readouterr().out
   assert 'evaluating ' in out and 'at step 3' in out and 'resumed from' not in out
   assert any('train.global_batch_size: 4 -> 8' in r.getMessage() for r in caplog.records)

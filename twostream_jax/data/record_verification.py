@@ -31,8 +31,8 @@ import time
 from typing import Optional
 
 from twostream_jax.data import dataset_metadata
-from twostream_jax.data import record_index
 from twostream_jax.data import record_schema
+from twostream_jax.data import tfrecord_framing
 
 _HEADER_BYTES = 12
 _FOOTER_BYTES = 4
@@ -115,7 +115,7 @@ def _walk_framing(path: str) -> tuple[list[_RecordSpot], list[Problem]]:
         problems.append(Problem(path, 'the file ends inside a record header (truncated)', **where))
         break
       length, crc = struct.unpack('<QI', header)
-      if record_index.masked_crc32c(header[:8]) != crc:
+      if tfrecord_framing.masked_crc32c(header[:8]) != crc:
         problems.append(Problem(path, 'record header checksum mismatch (corrupt): this and the '
                                 f'remaining {size - pos} bytes of the file cannot be read',
                                 **where))

@@ -36,7 +36,6 @@ import numpy as np
 import tensorflow as tf
 
 from twostream_jax.data.random_draws import uniform_int
-from twostream_jax.data.test_positions import test_flow_indices, test_frame_indices, test_view_starts  # pylint: disable=unused-import
 
 
 def stream_key(seed: int, *parts: int) -> int:

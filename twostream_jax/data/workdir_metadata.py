@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any
+from typing import Any, Sequence
 
 import ml_collections
 
@@ -51,22 +51,21 @@ def _slim(metadata: dm.DatasetMetadata) -> dict[str, Any]:
   return data
 
 
-def save(workdir: str, config: ml_collections.ConfigDict) -> str:
+def save(workdir: str, config: ml_collections.ConfigDict, data_dirs: Sequence[str],
+         metadatas: Sequence[dm.DatasetMetadata]) -> str:
   """Writes `<workdir>/dataset_metadata.json` atomically; returns its path.
 
   Args:
     workdir: the run's folder (created if needed).
-    config: the run's config; `config.data.data_dirs` names the records folders.
-
-  Raises:
-    dataset_metadata.DatasetError: a records folder without readable metadata.
+    config: the run's config.
+    data_dirs: the records folders, in head order.
+    metadatas: their metadata (`DataSpec.metadatas`).
   """
-  dirs = [d.strip() for d in str(config.data.data_dirs).split(',') if d.strip()]
   content = {
       'format_version': FORMAT_VERSION,
       'config': json.loads(config.to_json_best_effort()),
-      'data_dirs': [file_system.absolute(d) for d in dirs],  # a URL (gs://...) kept as it is
-      'datasets': [_slim(dm.load_metadata(d)) for d in dirs],
+      'data_dirs': [file_system.absolute(d) for d in data_dirs],  # a URL (gs://...) kept as it is
+      'datasets': [_slim(m) for m in metadatas],
   }
   os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, FILENAME)

@@ -5,6 +5,6 @@ worker processes, the batched flow writer (TV-L1 in JAX fed by decoding workers)
 the writer's JPEG codec, and the synthetic action videos of the demo.
 
 May import: `twostream_jax.flow` (flow algorithms) and `twostream_jax.data`'s schema, metadata and
-test positions (`data.test_positions`, numpy only).
+test positions (`data.protocol_positions`, numpy only).
 Nothing else of the package.
 """

@@ -15,15 +15,18 @@ import jax
 import ml_collections
 import numpy as np
 
-from twostream_jax.data import input_pipeline
+from twostream_jax.data import data_spec
+from twostream_jax.data import eval_dataset
+from twostream_jax.data import pipeline_ops
+from twostream_jax.data import train_dataset
 from twostream_jax.data import workdir_metadata
+from twostream_jax.evaluation import view_batches
 from twostream_jax.train import checkpointing
-from twostream_jax.train import eval_batches
 from twostream_jax.train import metric_writers
 from twostream_jax.train import restore
 from twostream_jax.train import sharding
 from twostream_jax.train import steps as train_steps
-from twostream_jax.train import task_heads
+from twostream_jax.train import view_outputs
 from twostream_jax.train.state import TrainState
 
 TENSORBOARD_SUBDIR = 'tensorboard'
@@ -33,15 +36,15 @@ class NonFiniteLossError(FloatingPointError):
   """Training produced a NaN or Inf loss."""
 
 
-def validation_dataset(config: ml_collections.ConfigDict, mesh):
+def validation_dataset(config: ml_collections.ConfigDict, spec: data_spec.DataSpec, mesh):
   """The held-out views of clip-level validation (`data.val_*`): built once, iterated at each validation.
 
   One dataset (and one record reader, whose JPEG locations stay cached) for the whole run.
   """
-  return input_pipeline.create_eval_dataset(
-      config.data, split=config.data.val_split, num_frames=config.data.val_num_frames,
+  return eval_dataset.create_eval_dataset(
+      spec, split=spec.val_split, num_frames=config.data.val_num_frames,
       num_crops=config.data.val_num_crops,
-      global_batch_size=eval_batches.videos_per_batch(
+      global_batch_size=view_outputs.videos_per_batch(
           config.train.eval_batch_size, config.data.val_num_frames * config.data.val_num_crops,
           mesh),
       process_index=jax.process_index(), process_count=jax.process_count(),
@@ -51,7 +54,9 @@ def validation_dataset(config: ml_collections.ConfigDict, mesh):
 def clip_accuracy(state: TrainState, eval_fn, mesh, dataset) -> dict[str, float]:
   """Clip-level accuracy on the views of `dataset` (`validation_dataset`): each view counts on its own."""
   correct, count = 0, 0
-  for _, label, logits in eval_batches.real_logits(state, eval_fn, dataset, mesh):
+  batches = view_outputs.device_batches(pipeline_ops.numpy_batches(dataset), mesh)
+  predict = view_outputs.view_predictor(state, eval_fn, mesh)
+  for _, label, logits in view_batches.real_views(predict, batches):
     correct += int(np.sum(logits.argmax(-1) == label))
     count += int(label.size)
   return {'val_clip_accuracy': correct / max(count, 1), 'val_clips': float(count)}
@@ -66,7 +71,7 @@ def _check_finite(step: int, metrics: dict[str, Any]) -> None:
         'Lower optim.learning_rate or add optim.warmup_steps, then run the same command to resume.')
 
 
-def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
+def train(config: ml_collections.ConfigDict, spec: data_spec.DataSpec, workdir: str) -> TrainState:
   """Trains to `config.train.num_train_steps`, resuming from `<workdir>/checkpoints`.
 
   Raises:
@@ -75,29 +80,29 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   mesh = sharding.create_mesh()
   batch_size = config.train.global_batch_size
   sharding.check_global_batch_size(batch_size, mesh)
-  if config.data.val_split and config.train.val_every_steps:
+  if spec.val_split and config.train.val_every_steps:
     sharding.check_global_batch_size(config.train.eval_batch_size, mesh)
   checkpointer = checkpointing.Checkpointer(workdir, keep=config.train.keep_checkpoints,
                                             every_steps=config.train.checkpoint_every_steps)
   if jax.process_index() == 0:
     # What predict needs to use the run without the records (data.workdir_metadata).
-    workdir_metadata.save(workdir, config)
-  state = restore.restore_or_init(config, workdir, mesh, checkpointer)
+    workdir_metadata.save(workdir, config, spec.data_dirs, spec.metadatas)
+  state = restore.restore_or_init(config, spec, mesh, checkpointer)
   train_fn, eval_fn = train_steps.make_jitted_steps(config, mesh, state)
   start_step, num_steps = int(jax.device_get(state.step)), config.train.num_train_steps
   meta = {'seed': config.seed, 'config': config.to_json(),
-          'datasets': task_heads.dataset_names(config.data)}
+          'datasets': spec.names}
   if start_step >= num_steps:
     metric_writers.log(f'nothing to train: checkpoint at step {start_step} >= {num_steps} steps')
     return state
 
-  dataset = input_pipeline.create_train_dataset(
-      config.data, global_batch_size=batch_size, seed=config.seed, start_step=start_step,
+  dataset = train_dataset.create_train_dataset(
+      spec, global_batch_size=batch_size, seed=config.seed, start_step=start_step,
       process_index=jax.process_index(), process_count=jax.process_count())
   # The next two batches are transferred while a step runs.
-  batches = sharding.prefetch_to_device(input_pipeline.numpy_batches(dataset), mesh, size=2)
-  validate = bool(config.data.val_split and config.train.val_every_steps)
-  val_dataset = validation_dataset(config, mesh) if validate else None
+  batches = sharding.prefetch_to_device(pipeline_ops.numpy_batches(dataset), mesh, size=2)
+  validate = bool(spec.val_split and config.train.val_every_steps)
+  val_dataset = validation_dataset(config, spec, mesh) if validate else None
   writer = metric_writers.MetricWriter(os.path.join(workdir, TENSORBOARD_SUBDIR))
   dropout_rng = jax.random.fold_in(jax.random.key(config.seed), 1)
   metric_writers.log(f'training {config.model.name} on {jax.device_count()} device(s), '

@@ -21,7 +21,7 @@ from typing import Any
 import jax
 import ml_collections
 
-from twostream_jax.data import input_pipeline
+from twostream_jax.data import data_spec
 from twostream_jax.train import checkpointing
 from twostream_jax.train import metric_writers
 from twostream_jax.train import sharding
@@ -30,18 +30,17 @@ from twostream_jax.train import task_heads
 from twostream_jax.train.state import TrainState
 
 
-def init_state(config: ml_collections.ConfigDict, mesh,
+def init_state(config: ml_collections.ConfigDict, spec: data_spec.DataSpec, mesh,
                use_init_from: bool = True) -> tuple[TrainState, Any]:
-  """Builds the model for the config's data and a replicated, freshly initialised state.
+  """Builds the model for the run's data and a replicated, freshly initialised state.
 
   Returns:
     (state, model).
   """
-  num_classes = input_pipeline.num_classes(config.data)
-  channels = input_pipeline.input_channels(config.data)
-  model = state_lib.build_model(config, num_classes)
+  model = state_lib.build_model(config, spec.num_classes)
   init_rng = jax.random.fold_in(jax.random.key(config.seed), 0)
-  shape = (config.data.crop_size, config.data.crop_size, channels)
+  size = spec.settings.crop_size
+  shape = (size, size, spec.input_channels)
   state = state_lib.create_train_state(config, model, shape, init_rng,
                                              use_init_from=use_init_from)
   return sharding.replicate(state, mesh), model
@@ -138,14 +137,14 @@ def check_resume(meta: dict[str, Any], config: ml_collections.ConfigDict, direct
       f'{lines}\nUse another --workdir for the new settings, or set them back to resume.')
 
 
-def restore_or_init(config: ml_collections.ConfigDict, workdir: str, mesh,
+def restore_or_init(config: ml_collections.ConfigDict, spec: data_spec.DataSpec, mesh,
                     checkpointer: checkpointing.Checkpointer, *,
                     purpose: str = 'train') -> TrainState:
   """The latest checkpoint's state if there is one, else a fresh state (both replicated).
 
   Args:
     config: this run's config.
-    workdir: the run's folder (for messages).
+    spec: this run's data.
     mesh: the device mesh.
     checkpointer: over `<workdir>/checkpoints`.
     purpose: 'train' (resume training: a config that changes the data stream or the model is
@@ -160,12 +159,12 @@ def restore_or_init(config: ml_collections.ConfigDict, workdir: str, mesh,
   if resuming:  # Before building anything: a refused config fails in a second.
     check_resume(checkpointer.read_meta(), config, checkpointer.directory, purpose=purpose)
   # A checkpoint replaces every value: reading converted weights would be wasted I/O.
-  state, _ = init_state(config, mesh, use_init_from=not resuming)
+  state, _ = init_state(config, spec, mesh, use_init_from=not resuming)
   if resuming:
     # Heads are positional: refuse data sets listed in another order (train.task_heads), before
     # a restore that would fail on head shapes or, with equal class counts, swap the heads.
     task_heads.check_checkpoint_datasets(checkpointer.read_meta().get('datasets'),
-                                         task_heads.dataset_names(config.data),
+                                         spec.names,
                                          checkpointer.directory)
     state, _ = checkpointer.restore(state)
     verb = 'resumed from' if purpose == 'train' else 'evaluating'

@@ -14,24 +14,15 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import ml_collections
 
-from twostream_jax.data import input_pipeline
-
-
-def dataset_names(data_config: ml_collections.ConfigDict) -> list[str]:
-  """The metadata name of each folder of `data.data_dirs`, in order (e.g. ['ucf101', 'hmdb51'])."""
-  return [m.name for m in input_pipeline.load_dataset_metadata(data_config)]
-
-
-def eval_dataset_index(config: ml_collections.ConfigDict) -> int:
-  """The index in `data.data_dirs` that `eval.dataset` names (its head has the same index).
+def eval_dataset_index(names: Sequence[str], choice: str) -> int:
+  """The index among the run's data sets `names` that `eval.dataset` (`choice`) names; its head
+  has the same index.
 
   Raises:
-    ValueError: `eval.dataset` names no data set of the run, or a name two data sets share.
+    ValueError: `choice` names no data set of the run, or a name two data sets share.
   """
-  names = dataset_names(config.data)
-  choice = str(config.eval.dataset).strip()
+  choice = str(choice).strip()
   if not choice:
     return 0
   if choice.isdigit():
@@ -56,7 +47,7 @@ def check_checkpoint_datasets(saved: Sequence[str] | None, current: Sequence[str
 
   Args:
     saved: the names stored with the checkpoint (None: a checkpoint written before they were).
-    current: `dataset_names` of this run's config.
+    current: the data sets' names of this run (`DataSpec.names`).
     where: the checkpoint folder, for the message.
 
   Raises:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def test_view_starts(num_items: int, span: int, num_views: int) -> np.ndarray:
+def view_starts(num_items: int, span: int, num_views: int) -> np.ndarray:
   """First item of each test view; int64 `[num_views]`.
 
   Round-half-up of linspace(0, T - s, K): start_k = round(k (T - s) / (K - 1)), the middle for K = 1.
@@ -21,13 +21,13 @@ def test_view_starts(num_items: int, span: int, num_views: int) -> np.ndarray:
   return (2 * k * d + num_views - 1) // (2 * (num_views - 1))
 
 
-def test_frame_indices(num_frames: int, num_views: int) -> np.ndarray:
+def frame_indices(num_frames: int, num_views: int) -> np.ndarray:
   """Frame index of each RGB test view; int64 `[K]`."""
-  return test_view_starts(num_frames, 1, num_views)
+  return view_starts(num_frames, 1, num_views)
 
 
-def test_flow_indices(num_frames: int, num_views: int, num_fields: int) -> np.ndarray:
+def flow_indices(num_frames: int, num_views: int, num_fields: int) -> np.ndarray:
   """Flow field indices of each test stack (clamped for short videos); int64 `[K, L]`."""
   num_flow = num_frames - 1
-  starts = test_view_starts(num_flow, num_fields, num_views)
+  starts = view_starts(num_flow, num_fields, num_views)
   return np.minimum(starts[:, None] + np.arange(num_fields), num_flow - 1)
