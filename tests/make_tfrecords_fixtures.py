@@ -15,7 +15,7 @@ import sys
 import cv2
 import numpy as np
 
-from twostream_jax.data import record_schema as record_format
+from twostream_jax.data import record_schema
 from twostream_jax.prep import jpeg_codec
 from twostream_jax.prep import synthetic_videos
 
@@ -93,21 +93,21 @@ def run_tool(*args: str, env_extra: dict | None = None, timeout: float = 300):
                         capture_output=True, text=True, timeout=timeout)
 
 
-def read_records(paths: list[str]) -> list[record_format.VideoRecord]:
+def read_records(paths: list[str]) -> list[record_schema.VideoRecord]:
   """All records of the given shard files, in order (parsed with the numpy parser)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   out = []
   for path in paths:
     for serialized in tf.data.TFRecordDataset(path).as_numpy_iterator():
-      out.append(record_format.parse_video_record_numpy(serialized))
+      out.append(record_schema.parse_video_record_numpy(serialized))
   return out
 
 
-def decode_flow(record: record_format.VideoRecord, bound: float) -> np.ndarray:
+def decode_flow(record: record_schema.VideoRecord, bound: float) -> np.ndarray:
   """[N-1, H, W, 2] float32 flow of a record (cv2 JPEG decoding)."""
   x = np.stack([jpeg_codec.decode_jpeg(b, 1) for b in record.flow_x])
   y = np.stack([jpeg_codec.decode_jpeg(b, 1) for b in record.flow_y])
-  return record_format.dequantise_flow(np.stack([x, y], -1), bound)
+  return record_schema.dequantise_flow(np.stack([x, y], -1), bound)
 
 
 def shifting_texture(shifts_px, height: int = HEIGHT, width: int = WIDTH) -> np.ndarray:
@@ -165,9 +165,9 @@ def check_flow_accuracy(stored_px: np.ndarray, reference_px: np.ndarray, bound: 
   Returns:
     The measured figures (step, allowance, fraction within, mean and max errors).
   """
-  step = record_format.flow_quantisation_step(bound)
+  step = record_schema.flow_quantisation_step(bound)
   clipped = np.clip(reference_px, -bound, bound)
-  q_reference = record_format.quantise_flow(reference_px, bound)
+  q_reference = record_schema.quantise_flow(reference_px, bound)
   q_planes = np.moveaxis(q_reference, -1, 0)  # x and y planes as single-channel images
   allowance = jpeg_allowance_levels(q_planes, quality)
   assert allowance <= 3 * jpeg_rms_levels(quality)

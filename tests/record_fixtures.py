@@ -1,6 +1,6 @@
 """Tiny but real record folders for tests: `write_tiny_dataset` writes shards + metadata in < 1 s.
 
-The records are what `tools/make_tfrecords.py` writes (`record_format.serialize_video_record` in
+The records are what `tools/make_tfrecords.py` writes (`record_schema.serialize_video_record` in
 TFRecord shards named by `dataset_metadata.shard_filename`, plus `twostream_metadata.json`), with
 synthetic content chosen so that the label is learnable from either modality:
 
@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from twostream_jax.data import dataset_metadata as dm
-from twostream_jax.data import record_schema as rf
+from twostream_jax.data import record_schema
 from twostream_jax.prep import jpeg_codec
 
 TRAIN_PARTITION = 'train1_test2'
@@ -74,7 +74,7 @@ def decode_field_code(y_px: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
   Exact for the first 22 videos (250 levels / MAX_FIELDS); later numbers wrap around.
   """
-  q = np.round(np.asarray(y_px) / rf.flow_quantisation_step(FLOW_BOUND_PX) + 127.5).astype(int)
+  q = np.round(np.asarray(y_px) / record_schema.flow_quantisation_step(FLOW_BOUND_PX) + 127.5).astype(int)
   return divmod(q - 2, MAX_FIELDS)
 
 
@@ -83,7 +83,7 @@ def distinct_flow_fields(label: int, video_number: int, field: int, height: int,
   """Flow field `field` of a video (distinct_flow): x the ramp of `fixture_flow` plus field / 4, y coded."""
   x, _ = fixture_flow(label, height, width)
   y_level = field_code(video_number, field)
-  y = np.full((height, width), (y_level - 127.5) * rf.flow_quantisation_step(FLOW_BOUND_PX), np.float32)
+  y = np.full((height, width), (y_level - 127.5) * record_schema.flow_quantisation_step(FLOW_BOUND_PX), np.float32)
   return (x + field / 4).astype(np.float32), y
 
 
@@ -153,16 +153,16 @@ def write_tiny_dataset(out_dir: str, *, num_classes: int = 3,
         video_number += 1
         if label not in flows:
           fx, fy = fixture_flow(label, height, width)
-          flows[label] = (jpeg_codec.encode_jpeg(rf.quantise_flow(fx, FLOW_BOUND_PX), jpeg_quality),
-                          jpeg_codec.encode_jpeg(rf.quantise_flow(fy, FLOW_BOUND_PX), jpeg_quality))
+          flows[label] = (jpeg_codec.encode_jpeg(record_schema.quantise_flow(fx, FLOW_BOUND_PX), jpeg_quality),
+                          jpeg_codec.encode_jpeg(record_schema.quantise_flow(fy, FLOW_BOUND_PX), jpeg_quality))
         frames = fixture_frames(rng, label, n, height, width)
         if distinct_flow:
           fields = [distinct_flow_fields(label, video_number - 1, t, height, width) for t in range(n - 1)]
-          flow_x = [jpeg_codec.encode_jpeg(rf.quantise_flow(fx, FLOW_BOUND_PX), jpeg_quality) for fx, _ in fields]
-          flow_y = [jpeg_codec.encode_jpeg(rf.quantise_flow(fy, FLOW_BOUND_PX), jpeg_quality) for _, fy in fields]
+          flow_x = [jpeg_codec.encode_jpeg(record_schema.quantise_flow(fx, FLOW_BOUND_PX), jpeg_quality) for fx, _ in fields]
+          flow_y = [jpeg_codec.encode_jpeg(record_schema.quantise_flow(fy, FLOW_BOUND_PX), jpeg_quality) for _, fy in fields]
         else:
           flow_x, flow_y = [flows[label][0]] * (n - 1), [flows[label][1]] * (n - 1)
-        records.append(rf.VideoRecord(
+        records.append(record_schema.VideoRecord(
             video_id=video_id, label=label, label_name=cname, height=height, width=width,
             frames=[jpeg_codec.encode_jpeg(f, jpeg_quality) for f in frames],
             flow_x=flow_x, flow_y=flow_y))
@@ -172,7 +172,7 @@ def write_tiny_dataset(out_dir: str, *, num_classes: int = 3,
       path = os.path.join(out_dir, dm.shard_filename(name, partition, shard, shards_per_partition))
       with tf.io.TFRecordWriter(path) as writer:
         for i in chunk:
-          writer.write(rf.serialize_video_record(records[i]))
+          writer.write(record_schema.serialize_video_record(records[i]))
   metadata = dm.DatasetMetadata(
       name=name, class_names=[class_name(c) for c in range(num_classes)], partitions=partitions,
       num_shards={p: shards_per_partition for p in partitions}, splits=dict(SPLITS),

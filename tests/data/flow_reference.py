@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from twostream_jax.data import record_schema as rf
+from twostream_jax.data import record_schema
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -56,4 +56,4 @@ def decode_flow_stack(flow_x_jpeg, flow_y_jpeg, indices, bound_px: float) -> np.
   channels = []
   for i in np.asarray(indices):
     channels += [decode(flow_x_jpeg[int(i)]), decode(flow_y_jpeg[int(i)])]
-  return rf.dequantise_flow(np.stack(channels, -1), bound_px)
+  return record_schema.dequantise_flow(np.stack(channels, -1), bound_px)

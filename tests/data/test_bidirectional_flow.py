@@ -14,7 +14,7 @@ from tests.data.test_input_pipeline import _positions
 from twostream_jax.data import protocol_positions
 from twostream_jax.data import dataset_metadata as dm
 from tests.data import pipelines as ip
-from twostream_jax.data import record_schema as rf
+from twostream_jax.data import record_schema
 from twostream_jax.prep import jpeg_codec
 from twostream_jax.prep import shard_writer
 
@@ -41,8 +41,8 @@ def test_shard_writer_stores_backward_flow_of_each_pair(tmp_path):
 
 def _levels(pair: int) -> dict[str, int]:
   """Quantised values stored for pair i: each list and pair tells itself apart."""
-  return {rf.FLOW_X: 100 + pair, rf.FLOW_Y: 50 + pair, rf.FLOW_X_BACKWARD: 200 - pair,
-          rf.FLOW_Y_BACKWARD: 20 + pair}
+  return {record_schema.FLOW_X: 100 + pair, record_schema.FLOW_Y: 50 + pair, record_schema.FLOW_X_BACKWARD: 200 - pair,
+          record_schema.FLOW_Y_BACKWARD: 20 + pair}
 
 
 def _write_records(out_dir: str, backward: bool) -> None:
@@ -58,18 +58,18 @@ def _write_records(out_dir: str, backward: bool) -> None:
       for label in range(2):
         video_id = f'Class{label}/v_{partition}_{label}'
         lists = {k: [field(k, i) for i in range(FRAMES - 1)] for k in _levels(0)}
-        record = rf.VideoRecord(
-            video_id, label, f'Class{label}', H, W, [frame] * FRAMES, lists[rf.FLOW_X],
-            lists[rf.FLOW_Y], *((lists[rf.FLOW_X_BACKWARD], lists[rf.FLOW_Y_BACKWARD])
+        record = record_schema.VideoRecord(
+            video_id, label, f'Class{label}', H, W, [frame] * FRAMES, lists[record_schema.FLOW_X],
+            lists[record_schema.FLOW_Y], *((lists[record_schema.FLOW_X_BACKWARD], lists[record_schema.FLOW_Y_BACKWARD])
                                 if backward else ()))
-        writer.write(rf.serialize_video_record(record))
+        writer.write(record_schema.serialize_video_record(record))
         ids.append(video_id)
     partitions[partition] = ids
   dm.save_metadata(dm.DatasetMetadata(
       name='bidi', class_names=['Class0', 'Class1'], partitions=partitions,
       num_shards={p: 1 for p in partitions}, splits=dict(record_fixtures.SPLITS),
       flow_algorithm='synthetic', flow_bound_px=BOUND, short_side=H, jpeg_quality=95,
-      command_line='tests', extra={rf.BACKWARD_FLOW_METADATA_KEY: backward}), out_dir)
+      command_line='tests', extra={record_schema.BACKWARD_FLOW_METADATA_KEY: backward}), out_dir)
 
 
 def _config(data_dir: str):
@@ -86,8 +86,8 @@ def _expected(start: int, num_fields: int) -> np.ndarray:
   half, out = num_fields // 2, []
   for j in range(num_fields):
     levels = _levels(start + j)
-    out += ([levels[rf.FLOW_X_BACKWARD], levels[rf.FLOW_Y_BACKWARD]] if j < half
-            else [levels[rf.FLOW_X], levels[rf.FLOW_Y]])
+    out += ([levels[record_schema.FLOW_X_BACKWARD], levels[record_schema.FLOW_Y_BACKWARD]] if j < half
+            else [levels[record_schema.FLOW_X], levels[record_schema.FLOW_Y]])
   return np.asarray(out)
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from twostream_jax.data import dataset_metadata as dm
-from twostream_jax.data import record_schema as record_format
+from twostream_jax.data import record_schema
 
 
 def _meta():
@@ -52,7 +52,7 @@ def test_save_load_round_trip_and_errors(tmp_path):
   m = _meta()
   dm.save_metadata(m, str(tmp_path))
   assert dm.load_metadata(str(tmp_path)) == m
-  m.format_version = record_format.FORMAT_VERSION + 1
+  m.format_version = record_schema.FORMAT_VERSION + 1
   dm.save_metadata(m, str(tmp_path))
   with pytest.raises(dm.DatasetError, match='format version'):
     dm.load_metadata(str(tmp_path))

@@ -16,7 +16,7 @@ from tests.data.test_input_pipeline import _config
 from twostream_jax.data import protocol_positions
 from twostream_jax.data import dataset_metadata as dm
 from tests.data import pipelines as ip
-from twostream_jax.data import record_schema as rf
+from twostream_jax.data import record_schema
 from twostream_jax.train import device_views as dv
 
 S = 24
@@ -68,7 +68,7 @@ def test_training_stacks_fields_in_time_order_from_one_video(distinct):
       # negated by a flip.
       sign = -1.0 if batch['flips'][e, 0] else 1.0
       seen_flips.add(sign)
-      step = rf.flow_quantisation_step(record_fixtures.FLOW_BOUND_PX)
+      step = record_schema.flow_quantisation_step(record_fixtures.FLOW_BOUND_PX)
       np.testing.assert_allclose(x - x[..., :1], np.broadcast_to(sign * (field - field[0]) / 4, x.shape),
                                  atol=2.5 * step)
   assert seen_flips == {-1.0, 1.0} and seen_short
@@ -76,7 +76,7 @@ def test_training_stacks_fields_in_time_order_from_one_video(distinct):
 
 def _records(data_dir, split):
   metadata = dm.load_metadata(data_dir)
-  records = {r.video_id: r for r in (rf.parse_video_record_numpy(x.numpy()) for x in
+  records = {r.video_id: r for r in (record_schema.parse_video_record_numpy(x.numpy()) for x in
                                      tf.data.TFRecordDataset(metadata.shard_files(data_dir, split)))}
   return [records[v] for v in metadata.video_ids(split)]
 

@@ -17,7 +17,7 @@ from twostream_jax.data import dataset_metadata as dm
 from tests.data import pipelines as ip
 from twostream_jax.data import record_index as ri
 from twostream_jax.data import record_reader
-from twostream_jax.data import record_schema as rf
+from twostream_jax.data import record_schema
 from twostream_jax.train import device_views as dv
 
 S = 24  # crop size on 32 x 40 frames
@@ -220,7 +220,7 @@ def test_the_25x10_protocol_visits_the_documented_frames_and_crops(tiny, monkeyp
   inputs = np.concatenate([_views(config, b) for b in batches])
   video_index = np.concatenate([dv.per_view(b['video_index'], dv.num_views(b)) for b in batches])
   metadata = dm.load_metadata(tiny)
-  records = {r.video_id: r for r in (rf.parse_video_record_numpy(x.numpy()) for x in
+  records = {r.video_id: r for r in (record_schema.parse_video_record_numpy(x.numpy()) for x in
                                      tf.data.TFRecordDataset(metadata.shard_files(tiny, 'test1')))}
   # 32 x 40 frames, 24 x 24 crops: centre (4, 8), then corners (0, 0), (0, 16), (8, 0), (8, 16).
   corners = [(4, 8), (0, 0), (0, 16), (8, 0), (8, 16)]
@@ -302,7 +302,7 @@ def test_clear_errors(tiny, tmp_path):
   old = str(tmp_path / 'old')
   shutil.copytree(tiny, old)
   metadata = dm.load_metadata(old)
-  metadata.format_version = rf.FORMAT_VERSION + 1
+  metadata.format_version = record_schema.FORMAT_VERSION + 1
   dm.save_metadata(metadata, old)
   with pytest.raises(dm.DatasetError, match='format version'):
     ip.create_eval_dataset(_config(old), split='test1', num_frames=1, num_crops=1,
@@ -315,7 +315,7 @@ def _damage(tiny, tmp_path, records, split='train1'):
   shutil.copytree(tiny, damaged)
   files = dm.load_metadata(damaged).shard_files(damaged, split)
   index = ri.index_records(files)
-  reader = record_reader.RecordReader(index, [rf.FRAMES])
+  reader = record_reader.RecordReader(index, [record_schema.FRAMES])
   for r in records:
     reader.read(r, np.arange(1))
     starts, _ = reader._values[r][0]  # pylint: disable=protected-access

@@ -15,7 +15,7 @@ from twostream_jax.data import jpeg_structure
 from twostream_jax.data import record_index as ri
 from twostream_jax.data import record_reader
 from twostream_jax.data import tfrecord_framing
-from twostream_jax.data import record_schema as rf
+from twostream_jax.data import record_schema
 
 
 @pytest.fixture(scope='module')
@@ -26,7 +26,7 @@ def tiny(tmp_path_factory):
 
 
 def _parsed(files):
-  return [rf.parse_video_record_numpy(r.numpy()) for r in tf.data.TFRecordDataset(files)]
+  return [record_schema.parse_video_record_numpy(r.numpy()) for r in tf.data.TFRecordDataset(files)]
 
 
 def test_crc32c_known_value():
@@ -43,7 +43,7 @@ def test_index_and_reader_match_a_full_parse(tiny):
   assert index.video_ids == [r.video_id for r in records] == metadata.video_ids('train1')
   np.testing.assert_array_equal(index.labels, [r.label for r in records])
   np.testing.assert_array_equal(index.num_frames, [r.num_frames for r in records])
-  reader = record_reader.RecordReader(index, [rf.FRAMES, rf.FLOW_X, rf.FLOW_Y])
+  reader = record_reader.RecordReader(index, [record_schema.FRAMES, record_schema.FLOW_X, record_schema.FLOW_Y])
   for r in (1, 4, 1):  # record 1 twice: the second read uses the cached JPEG offsets
     n = records[r].num_frames
     # Out of order, repeated, and a run of neighbours (one read for 1, 2; 1 again: its own read).
@@ -102,7 +102,7 @@ def test_truncated_or_garbled_shard_is_named(tiny, tmp_path):
 def test_a_damaged_jpeg_is_named_with_its_file_video_and_frame(tiny, tmp_path, where, problem):
   _, files = _copy(tiny, tmp_path)
   index = ri.index_records(files)
-  reader = record_reader.RecordReader(index, [rf.FRAMES])
+  reader = record_reader.RecordReader(index, [record_schema.FRAMES])
   (starts, lengths), = reader._locate(0)  # pylint: disable=protected-access
   first = int(starts[2] if where != -1 else starts[2] + lengths[2] - 1)
   with open(files[index.file_ids[0]], 'r+b') as f:  # frame 2 of record 0
@@ -110,7 +110,7 @@ def test_a_damaged_jpeg_is_named_with_its_file_video_and_frame(tiny, tmp_path, w
     byte = f.read(1)
     f.seek(first + max(where, 0))
     f.write(bytes([byte[0] ^ 0xFF]))
-  reader = record_reader.RecordReader(index, [rf.FRAMES])
+  reader = record_reader.RecordReader(index, [record_schema.FRAMES])
   reader.read(0, np.array([0, 1]))  # other frames of the record stay readable
   with pytest.raises(ri.CorruptRecordError, match=problem) as e:
     reader.read(0, np.array([2]))
@@ -121,7 +121,7 @@ def test_a_damaged_jpeg_is_named_with_its_file_video_and_frame(tiny, tmp_path, w
 def test_first_read_reads_the_chosen_jpegs_and_their_framing_only(tiny):
   out, metadata = tiny
   index = ri.index_records(metadata.shard_files(out, 'train1'))
-  reader = record_reader.RecordReader(index, [rf.FLOW_X, rf.FLOW_Y])
+  reader = record_reader.RecordReader(index, [record_schema.FLOW_X, record_schema.FLOW_Y])
   fx, fy = reader.read(0, np.array([3, 4]))
   fields = 2 * (int(index.num_frames[0]) - 1)  # the walked framing: at most 11 bytes per value
   assert reader.jpeg_bytes == sum(len(x) for x in list(fx) + list(fy))

@@ -7,13 +7,13 @@ import os
 
 import numpy as np
 
-from twostream_jax.data import record_schema as record_format
+from twostream_jax.data import record_schema
 from tests import make_tfrecords_fixtures as fx
 
 
 def _flows(out_dir):
   records = fx.read_records(sorted(glob.glob(os.path.join(out_dir, '*.tfrecord*'))))
-  return {r.video_id: fx.decode_flow(r, record_format.DEFAULT_FLOW_BOUND_PX) for r in records}
+  return {r.video_id: fx.decode_flow(r, record_schema.DEFAULT_FLOW_BOUND_PX) for r in records}
 
 
 def test_tvl1_jax_records_match_opencv_tvl1_records(tmp_path):
@@ -35,7 +35,7 @@ def test_tvl1_jax_records_match_opencv_tvl1_records(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     flows[algorithm] = _flows(str(tmp_path / algorithm))
   assert flows['tvl1'].keys() == flows['tvl1_jax'].keys()
-  step = record_format.flow_quantisation_step(record_format.DEFAULT_FLOW_BOUND_PX)
+  step = record_schema.flow_quantisation_step(record_schema.DEFAULT_FLOW_BOUND_PX)
   diff = np.concatenate([np.abs(flows['tvl1'][k] - flows['tvl1_jax'][k]).ravel() for k in flows['tvl1']])
   within = float(np.mean(diff <= step + 1e-4))
   print(f'tvl1_jax vs tvl1 records: {100 * within:.2f}% of values within one step ({step:.3f} px); '

@@ -9,7 +9,7 @@ import pytest
 
 from tests import make_tfrecords_fixtures as fx
 from twostream_jax.data import dataset_metadata
-from twostream_jax.data import record_schema as record_format
+from twostream_jax.data import record_schema
 from twostream_jax.prep import dataset_writer
 from twostream_jax.prep import jpeg_codec
 from twostream_jax.prep import rawframes
@@ -41,7 +41,7 @@ def make_folder(folder, num_frames=5, num_x=None, num_y=None, frame_base=1, flow
     flows[0] = np.zeros_like(flows[0])
   for axis, count in ((0, num_x), (1, num_y)):
     for i in range(count):
-      q = record_format.quantise_flow(flows[i][..., axis], bound)
+      q = record_schema.quantise_flow(flows[i][..., axis], bound)
       name = f'{prefix}{"xy"[axis]}_{i + flow_base:05d}.jpg'
       with open(os.path.join(folder, name), 'wb') as f:
         f.write(jpeg_codec.encode_jpeg(q))
@@ -117,11 +117,11 @@ def test_other_bound_is_requantised(tmp_path):
   video = _read(folder, source_flow_bound_px=10.0)
   assert 'flow_requantised' in video.notes
   for i in range(4):
-    source = record_format.dequantise_flow(
+    source = record_schema.dequantise_flow(
         cv2.imread(os.path.join(folder, f'flow_x_{i + 1:05d}.jpg'), cv2.IMREAD_GRAYSCALE), 10.0)
-    stored = record_format.dequantise_flow(jpeg_codec.decode_jpeg(video.flow_x[i], 1), BOUND)
+    stored = record_schema.dequantise_flow(jpeg_codec.decode_jpeg(video.flow_x[i], 1), BOUND)
     # One rounding to the new grid (half a step of B=20) plus the new JPEG's error (2 levels).
-    step = record_format.flow_quantisation_step(BOUND)
+    step = record_schema.flow_quantisation_step(BOUND)
     assert np.mean(np.abs(stored - source) <= step / 2 + 2 * step) >= 0.99
 
 
@@ -131,9 +131,9 @@ def test_other_size_is_resized_and_flow_scaled(tmp_path):
   video = _read(folder, short_side=24)  # 48x64 -> 24x32: flow values halve
   assert (video.height, video.width) == (24, 32)
   assert {'frames_reencoded', 'flow_resized'} <= set(video.notes)
-  x = record_format.dequantise_flow(jpeg_codec.decode_jpeg(video.flow_x[1], 1), BOUND)
+  x = record_schema.dequantise_flow(jpeg_codec.decode_jpeg(video.flow_x[1], 1), BOUND)
   expected = cv2.resize(flows[1][..., 0], (32, 24), interpolation=cv2.INTER_LINEAR) / 2
-  step = record_format.flow_quantisation_step(BOUND)
+  step = record_schema.flow_quantisation_step(BOUND)
   # The source JPEG + quantisation errors, halved by the scaling, plus one new quantisation.
   assert np.mean(np.abs(x - expected) <= 3 * step) >= 0.99
 

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from tests import make_tfrecords_fixtures as fx
-from twostream_jax.data import record_schema as record_format
+from twostream_jax.data import record_schema
 from twostream_jax.prep import jpeg_codec
 from twostream_jax.prep import shard_writer
 
@@ -92,8 +92,8 @@ def test_flow_is_clipped_to_the_bound():
   flow[..., 1] = -0.5
   x, y = shard_writer.encode_flow(flow, settings)
   assert jpeg_codec.decode_jpeg(x, 1).min() == 255
-  decoded_y = record_format.dequantise_flow(jpeg_codec.decode_jpeg(y, 1), 2.0)
-  assert np.abs(decoded_y + 0.5).max() <= record_format.flow_quantisation_step(2.0)
+  decoded_y = record_schema.dequantise_flow(jpeg_codec.decode_jpeg(y, 1), 2.0)
+  assert np.abs(decoded_y + 0.5).max() <= record_schema.flow_quantisation_step(2.0)
 
 
 def test_results_round_trip_json(tmp_path):

@@ -29,7 +29,7 @@ import re
 from typing import Any, Sequence
 
 from twostream_jax.data import file_system
-from twostream_jax.data import record_schema as record_format
+from twostream_jax.data import record_schema
 
 METADATA_FILENAME = 'twostream_metadata.json'
 FILE_FORMAT = 'tfrecord'
@@ -72,7 +72,7 @@ class DatasetMetadata:
     short_side: frames were resized so that their short side is this many pixels (0: not resized).
     jpeg_quality: JPEG quality of frames and flow.
     command_line: the command that wrote the records.
-    format_version: `record_format.FORMAT_VERSION` of the writer.
+    format_version: `record_schema.FORMAT_VERSION` of the writer.
     extra: anything else worth keeping (flow parameters, a rawframes layout report, ...).
   """
   name: str
@@ -85,7 +85,7 @@ class DatasetMetadata:
   short_side: int
   jpeg_quality: int
   command_line: str
-  format_version: int = record_format.FORMAT_VERSION
+  format_version: int = record_schema.FORMAT_VERSION
   extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
   @property
@@ -237,9 +237,9 @@ def load_metadata(data_dir: str) -> DatasetMetadata:
     raise DatasetError(f'{data_dir!r} has no {METADATA_FILENAME}: not a folder written by '
                        'tools/make_tfrecords.py (or the run did not finish; run it again to complete it)')
   metadata = DatasetMetadata.from_json(file_system.read_text(path))
-  if metadata.format_version != record_format.FORMAT_VERSION:
+  if metadata.format_version != record_schema.FORMAT_VERSION:
     raise DatasetError(
         f'{data_dir!r} holds records of format version {metadata.format_version}, this twostream_jax '
-        f'reads version {record_format.FORMAT_VERSION}: rebuild the records with this version\'s '
+        f'reads version {record_schema.FORMAT_VERSION}: rebuild the records with this version\'s '
         'tools/make_tfrecords.py')
   return metadata

@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
-from twostream_jax.data import record_schema as record_format
+from twostream_jax.data import record_schema
 from twostream_jax.flow import algorithms as optical_flow
 from twostream_jax.prep import shard_writer
 from twostream_jax.prep import video_decoding
@@ -196,7 +196,7 @@ class _Assembler:
       else:
         h, w = video.shape
         n = len(video.frames) - 1
-        record = record_format.VideoRecord(
+        record = record_schema.VideoRecord(
             video.task.video_id, video.task.label, video.task.label_name, h, w, video.frames,
             [video.flow_x[i] for i in range(n)], [video.flow_y[i] for i in range(n)])
         self.writers[s].write(record)

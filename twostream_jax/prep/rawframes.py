@@ -2,7 +2,7 @@
 
 Per video folder: `img_00001.jpg ...` (RGB frames), `flow_x_00001.jpg ...` and `flow_y_00001.jpg ...`
 (or `x_00001.jpg` / `y_00001.jpg`): grayscale flow quantised linearly with a bound B_src,
-q = round((v + B) / 2B * 255), the same map as `record_format.quantise_flow`. Nothing is recomputed.
+q = round((v + B) / 2B * 255), the same map as `record_schema.quantise_flow`. Nothing is recomputed.
 
 That tool family writes several off-by-one layouts; `plan_folder` applies one rule to all:
   1. per kind (img, flow_x, flow_y), files are ordered by their number and only the run of
@@ -39,7 +39,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from twostream_jax.data import record_schema as record_format
+from twostream_jax.data import record_schema
 from twostream_jax.prep import jpeg_codec
 from twostream_jax.prep import video_decoding
 
@@ -170,7 +170,7 @@ def plan_folder(folder: str, max_frames: int = 0) -> FolderPlan:
 
 @dataclasses.dataclass
 class RawframesVideo:
-  """One video's stored bytes, ready for a `record_format.VideoRecord`."""
+  """One video's stored bytes, ready for a `record_schema.VideoRecord`."""
   frames: list[bytes]
   flow_x: list[bytes]
   flow_y: list[bytes]
@@ -243,13 +243,13 @@ def read_video(folder: str, *, short_side: int, flow_bound_px: float, source_flo
       q = _decode(data, name, cv2.IMREAD_GRAYSCALE)
       if q.shape != (height, width):
         # Flow values are in pixels of their own image: scale them with the image.
-        v = record_format.dequantise_flow(q, source_flow_bound_px)
+        v = record_schema.dequantise_flow(q, source_flow_bound_px)
         v = cv2.resize(v, (width, height), interpolation=cv2.INTER_LINEAR)
         v *= (width / q.shape[1]) if axis == 'x' else (height / q.shape[0])
-        q = record_format.quantise_flow(v, flow_bound_px)
+        q = record_schema.quantise_flow(v, flow_bound_px)
         notes.append('flow_resized')
       elif source_flow_bound_px != flow_bound_px:
-        q = record_format.quantise_flow(record_format.dequantise_flow(q, source_flow_bound_px),
+        q = record_schema.quantise_flow(record_schema.dequantise_flow(q, source_flow_bound_px),
                                         flow_bound_px)
         notes.append('flow_requantised')
       else:

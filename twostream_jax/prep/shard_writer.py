@@ -37,7 +37,7 @@ from typing import Any, Callable, Iterator, Optional
 import numpy as np
 
 from twostream_jax.data import file_system
-from twostream_jax.data import record_schema as record_format
+from twostream_jax.data import record_schema
 from twostream_jax.flow import algorithms as optical_flow
 from twostream_jax.prep import jpeg_codec
 from twostream_jax.prep import rawframes
@@ -220,7 +220,7 @@ def iter_encoded_frames(task: VideoTask, settings: EncodeSettings,
 
 def encode_flow(flow_px: np.ndarray, settings: EncodeSettings) -> tuple[bytes, bytes]:
   """`[H, W, 2]` float flow -> (x JPEG, y JPEG), quantised with the settings' bound."""
-  q = record_format.quantise_flow(flow_px, settings.flow_bound_px)
+  q = record_schema.quantise_flow(flow_px, settings.flow_bound_px)
   return (jpeg_codec.encode_jpeg(q[..., 0], settings.jpeg_quality),
           jpeg_codec.encode_jpeg(q[..., 1], settings.jpeg_quality))
 
@@ -232,7 +232,7 @@ def _too_short(n: int) -> video_decoding.VideoDecodeError:
 
 def encode_video(task: VideoTask, settings: EncodeSettings,
                  flow: Optional[optical_flow.FlowAlgorithm],
-                 ) -> tuple[record_format.VideoRecord, list[str], list[str]]:
+                 ) -> tuple[record_schema.VideoRecord, list[str], list[str]]:
   """Encodes one video into a record.
 
   Args:
@@ -251,7 +251,7 @@ def encode_video(task: VideoTask, settings: EncodeSettings,
                                flow_bound_px=settings.flow_bound_px,
                                source_flow_bound_px=settings.source_flow_bound_px,
                                jpeg_quality=settings.jpeg_quality, max_frames=settings.max_frames)
-    record = record_format.VideoRecord(task.video_id, task.label, task.label_name, raw.height,
+    record = record_schema.VideoRecord(task.video_id, task.label, task.label_name, raw.height,
                                        raw.width, raw.frames, raw.flow_x, raw.flow_y)
     return record, raw.notes, []
   frames, flow_x, flow_y, back_x, back_y = [], [], [], [], []
@@ -272,12 +272,12 @@ def encode_video(task: VideoTask, settings: EncodeSettings,
     raise _too_short(len(frames))
   h, w = prev_gray.shape
   warning = stats.truncation_warning()
-  record = record_format.VideoRecord(task.video_id, task.label, task.label_name, h, w, frames,
+  record = record_schema.VideoRecord(task.video_id, task.label, task.label_name, h, w, frames,
                                      flow_x, flow_y, back_x, back_y)
   return record, [], [warning] if warning else []
 
 
-def outcome_of(record: record_format.VideoRecord, notes: list[str],
+def outcome_of(record: record_schema.VideoRecord, notes: list[str],
                warnings: list[str]) -> VideoOutcome:
   """The outcome of a written video."""
   return VideoOutcome(record.video_id, True, num_frames=record.num_frames, height=record.height,
@@ -301,8 +301,8 @@ class ShardFileWriter:
     file_system.makedirs(os.path.dirname(self.tmp_path))
     self._writer = tf.io.TFRecordWriter(self.tmp_path)
 
-  def write(self, record: record_format.VideoRecord) -> None:
-    self._writer.write(record_format.serialize_video_record(record))
+  def write(self, record: record_schema.VideoRecord) -> None:
+    self._writer.write(record_schema.serialize_video_record(record))
 
   def finish(self, outcomes: list[VideoOutcome]) -> ShardResult:
     """Closes, syncs and renames the shard; writes its result first (see the module docstring)."""
