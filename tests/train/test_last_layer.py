@@ -9,6 +9,7 @@ import optax
 from jax.sharding import Mesh
 
 from twostream_jax.train import last_layer
+from twostream_jax.train import losses
 from twostream_jax.train import optimizer as optimizer_lib
 from twostream_jax.train import sharding
 from twostream_jax.train import state as train_state_lib
@@ -43,7 +44,7 @@ def test_backbone_and_statistics_fixed_heads_follow_the_inference_mode_gradient(
   def reference_loss(params):
     logits = state.apply_fn({'params': params, 'batch_stats': state.batch_stats}, batch['inputs'],
                             train=False)
-    return train_steps.multitask_loss(train_state_lib.as_heads(logits), batch['label'],
+    return losses.multitask_loss(train_state_lib.as_heads(logits), batch['label'],
                                       batch['dataset_index'])[0]
 
   # Jitted: one compile instead of one per operation.

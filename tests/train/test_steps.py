@@ -8,6 +8,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from twostream_jax.train import device_views
+from twostream_jax.train import losses
 from twostream_jax.train import optimizer as optimizer_lib
 from twostream_jax.train import sharding
 from twostream_jax.train import state as train_state_lib
@@ -21,7 +22,7 @@ def test_multitask_loss_sees_only_its_own_examples():
   head1 = jnp.asarray(rng.normal(size=(6, 3)), jnp.float32)
   labels = jnp.array([0, 3, 1, 2, 0, 1])
   dataset = jnp.array([0, 0, 1, 1, 0, 1])
-  multitask_loss = jax.jit(train_steps.multitask_loss)  # one compile, not one per operation
+  multitask_loss = jax.jit(losses.multitask_loss)  # one compile, not one per operation
   loss, metrics = multitask_loss((head0, head1), labels, dataset)
   # Head 0's loss changes not at all when head 0's logits of data set 1's examples change.
   changed = head0.at[2].set(100.0).at[3].set(-50.0)

@@ -259,3 +259,14 @@ def per_view(values: Any, views: int) -> Any:
 def has_device_views(batch: Mapping[str, Any]) -> bool:
   """Whether a batch holds uint8 images for `make_views` (else float `inputs` made on the host)."""
   return IMAGES in batch
+
+
+def batch_inputs(batch: dict[str, jax.Array],
+                 view_spec: ViewSpec | None) -> jax.Array:
+  """The network inputs `[B * V, S, S, C]` of a batch: made from its uint8 images, or its `inputs`."""
+  if has_device_views(batch):
+    if view_spec is None:
+      raise ValueError('a batch of uint8 images needs a device_views.ViewSpec (make_jitted_steps '
+                       'builds it from config.data)')
+    return make_views(view_spec, batch)
+  return batch['inputs']

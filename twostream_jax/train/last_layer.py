@@ -27,8 +27,9 @@ from typing import Any, Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
 
+from twostream_jax.train import device_views
+from twostream_jax.train import losses
 from twostream_jax.train import optimizer as optimizer_lib
 from twostream_jax.train.state import TrainState
 
@@ -87,9 +88,8 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array,
     dtype: the heads' compute dtype (`model.dtype`).
     view_spec: `device_views.ViewSpec` making the inputs of a batch of uint8 images.
   """
-  from twostream_jax.train import steps  # pylint: disable=g-import-not-at-top  (steps imports us)
   names = _head_names(state.params)
-  features = head_features(state, steps.batch_inputs(batch, view_spec))
+  features = head_features(state, device_views.batch_inputs(batch, view_spec))
   dropout_rng = jax.random.fold_in(rng, state.step)
 
   def loss_fn(head_params):
@@ -100,15 +100,11 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array,
       kernel = head_params[name]['kernel']
       dense = nn.Dense(kernel.shape[-1], dtype=dtype, param_dtype=jnp.float32)
       heads.append(dense.apply({'params': head_params[name]}, x).astype(jnp.float32))
-    return steps.multitask_loss(tuple(heads), batch['label'], batch['dataset_index'])
+    return losses.multitask_loss(tuple(heads), batch['label'], batch['dataset_index'])
 
   head_params = {n: state.params[n] for n in names}
   (loss, metrics), head_grads = jax.value_and_grad(loss_fn, has_aux=True)(head_params)
   grads = {k: (head_grads[k] if k in head_grads else jax.tree.map(jnp.zeros_like, v))
            for k, v in state.params.items()}
   new_state = state.apply_gradients(grads=grads)
-  out = {'loss': loss, 'accuracy': metrics['correct'] / jnp.maximum(metrics['count'], 1.0),
-         'learning_rate': learning_rate_fn(state.step),
-         'param_norm': optax.global_norm(new_state.params)}
-  out.update({k: v for k, v in metrics.items() if k.startswith('loss_')})
-  return new_state, out
+  return new_state, losses.step_metrics(loss, metrics, new_state, learning_rate_fn(state.step))

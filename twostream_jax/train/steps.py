@@ -18,56 +18,13 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import ml_collections
-import optax
 
 from twostream_jax.train import device_views
+from twostream_jax.train import last_layer
+from twostream_jax.train import losses
 from twostream_jax.train import optimizer as optimizer_lib
 from twostream_jax.train import sharding
 from twostream_jax.train.state import TrainState
-
-
-def multitask_loss(heads: tuple[jax.Array, ...], labels: jax.Array, dataset_index: jax.Array,
-                   weights: jax.Array | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
-  """Sum over heads of each head's mean cross-entropy over its own data set's examples only.
-
-  Args:
-    heads: per-head logits `[B, n_k]`.
-    labels: int `[B]`, within the example's own data set's classes.
-    dataset_index: int `[B]`, the head each example belongs to.
-    weights: optional float `[B]` (0 drops an example).
-
-  Returns:
-    (loss, metrics): the summed loss, and per-head sums: `correct` (examples classified right by
-    their own head), `count` (examples counted), `loss_<k>` (head k's mean loss).
-  """
-  weights = jnp.ones(labels.shape, jnp.float32) if weights is None else weights
-  total = jnp.zeros((), jnp.float32)
-  correct = jnp.zeros((), jnp.float32)
-  metrics = {}
-  for k, logits in enumerate(heads):
-    logits = logits.astype(jnp.float32)
-    member = (dataset_index == k).astype(jnp.float32) * weights
-    # Labels of other data sets may exceed this head's classes: they are masked out, clip to index.
-    safe_labels = jnp.clip(labels, 0, logits.shape[-1] - 1)
-    ce = optax.softmax_cross_entropy_with_integer_labels(logits, safe_labels)
-    head_loss = jnp.sum(ce * member) / jnp.maximum(jnp.sum(member), 1.0)
-    total = total + head_loss
-    correct = correct + jnp.sum((jnp.argmax(logits, -1) == labels) * member)
-    metrics[f'loss_{k}'] = head_loss
-  metrics['correct'] = correct
-  metrics['count'] = jnp.sum(weights)
-  return total, metrics
-
-
-def batch_inputs(batch: dict[str, jax.Array],
-                 view_spec: device_views.ViewSpec | None) -> jax.Array:
-  """The network inputs `[B * V, S, S, C]` of a batch: made from its uint8 images, or its `inputs`."""
-  if device_views.has_device_views(batch):
-    if view_spec is None:
-      raise ValueError('a batch of uint8 images needs a device_views.ViewSpec (make_jitted_steps '
-                       'builds it from config.data)')
-    return device_views.make_views(view_spec, batch)
-  return batch['inputs']
 
 
 def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array,
@@ -83,27 +40,20 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array,
     view_spec: how to make the inputs of a batch of uint8 images (unused for float `inputs`).
 
   Returns:
-    (new state, metrics with `loss`, `accuracy`, `learning_rate`, `param_norm` (of the
-    updated parameters), per-head `loss_<k>`).
+    (new state, `losses.step_metrics`).
   """
   dropout_rng = jax.random.fold_in(rng, state.step)
-  inputs = batch_inputs(batch, view_spec)
+  inputs = device_views.batch_inputs(batch, view_spec)
 
   def loss_fn(params):
     heads, batch_stats = state.apply_model(inputs, params=params, train=True,
                                            dropout_rng=dropout_rng)
-    loss, metrics = multitask_loss(heads, batch['label'], batch['dataset_index'])
+    loss, metrics = losses.multitask_loss(heads, batch['label'], batch['dataset_index'])
     return loss, (metrics, batch_stats)
 
   (loss, (metrics, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   new_state = state.apply_gradients(grads=grads).replace(batch_stats=batch_stats)
-  # The updated parameters' norm: a finite loss can still come with an update that overflows, and a
-  # checkpoint must never hold such a state.
-  out = {'loss': loss, 'accuracy': metrics['correct'] / jnp.maximum(metrics['count'], 1.0),
-         'learning_rate': learning_rate_fn(state.step),
-         'param_norm': optax.global_norm(new_state.params)}
-  out.update({k: v for k, v in metrics.items() if k.startswith('loss_')})
-  return new_state, out
+  return new_state, losses.step_metrics(loss, metrics, new_state, learning_rate_fn(state.step))
 
 
 def eval_logits(state: TrainState, inputs: jax.Array, head: int = 0) -> jax.Array:
@@ -118,7 +68,7 @@ def eval_batch_logits(state: TrainState, batch: dict[str, jax.Array], head: int 
   The test protocol's batches carry one frame or flow stack per test position with its V boxes
   and flips (`device_views`): the crops are made here, on the device.
   """
-  return eval_logits(state, batch_inputs(batch, view_spec), head)
+  return eval_logits(state, device_views.batch_inputs(batch, view_spec), head)
 
 
 def make_jitted_steps(config: ml_collections.ConfigDict, mesh, state: TrainState):
@@ -136,7 +86,6 @@ def make_jitted_steps(config: ml_collections.ConfigDict, mesh, state: TrainState
   step_fn = functools.partial(train_step, learning_rate_fn=lr_fn, view_spec=spec)
   if config.optim.train_last_layer_only:
     # Backbone in inference mode and no backward pass through it (docstring of train.last_layer).
-    from twostream_jax.train import last_layer  # pylint: disable=g-import-not-at-top
     step_fn = functools.partial(last_layer.train_step, learning_rate_fn=lr_fn, view_spec=spec,
                                 dropout_rate=config.model.dropout_rate,
                                 dtype=jnp.dtype(config.model.dtype))
