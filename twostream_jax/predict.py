@@ -42,6 +42,7 @@ from twostream_jax.evaluation import fusion
 from twostream_jax.evaluation import fusion_file
 from twostream_jax.evaluation import prediction_strip
 from twostream_jax.evaluation import stream_predictor
+from twostream_jax.evaluation import stream_scores
 from twostream_jax.flow import algorithms as optical_flow
 from twostream_jax.flow import visualization
 from twostream_jax.prep import clip_reader
@@ -142,7 +143,8 @@ class Predictor:
       if unsupported:
         raise PredictError(f'{workdir} was trained with {unsupported}; predict computes forward '
                            'optical flow stacks only')
-    names = [stream_predictor.stream_name(run.config) for run in runs]
+    names = [stream_scores.stream_name(run.config.data.modality, run.config.eval.stream_name)
+             for run in runs]
     if len(workdirs) > 1 and fusion_path:
       self.fusion = fusion_file.load_fitted_fusion(fusion_path)
       if sorted(self.fusion.streams) != sorted(names):

@@ -25,7 +25,7 @@ import tqdm
 from twostream_jax.data import input_pipeline
 from twostream_jax.evaluation import classification_metrics
 from twostream_jax.evaluation import score_files
-from twostream_jax.evaluation import stream_predictor
+from twostream_jax.evaluation import stream_scores
 from twostream_jax.train import checkpointing
 from twostream_jax.train import eval_batches
 from twostream_jax.train import metric_writers
@@ -75,7 +75,7 @@ def score_split(config: ml_collections.ConfigDict, state: TrainState, eval_fn, m
                   disable=jax.process_index() != 0)
   for index, label, logits in eval_batches.real_logits(state, head_fn, dataset, mesh):
     np.add.at(logit_sums, index, logits)
-    np.add.at(prob_sums, index, stream_predictor.softmax(logits))
+    np.add.at(prob_sums, index, stream_scores.softmax(logits))
     np.add.at(counts, index, 1)
     labels[index] = label
     bar.update(1)
@@ -88,7 +88,8 @@ def score_split(config: ml_collections.ConfigDict, state: TrainState, eval_fn, m
   return score_files.VideoScores(
       video_ids=video_ids, labels=labels, logits=(logit_sums / views).astype(np.float32),
       probs=(prob_sums / views).astype(np.float32), class_names=metadata.class_names, split=split,
-      stream=stream_predictor.stream_name(config), num_views=views)
+      stream=stream_scores.stream_name(config.data.modality, config.eval.stream_name),
+      num_views=views)
 
 
 def write_split_results(scores: score_files.VideoScores, out_dir: str,

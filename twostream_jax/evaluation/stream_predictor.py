@@ -17,13 +17,13 @@ import os
 from typing import Any
 
 import jax
-import ml_collections
 import numpy as np
 
 from twostream_jax.data import batch_keys
 from twostream_jax.data import dataset_metadata as dm
 from twostream_jax.data import record_schema
 from twostream_jax.data import workdir_metadata
+from twostream_jax.evaluation import stream_scores
 from twostream_jax.train import checkpointing
 from twostream_jax.train import sharding
 from twostream_jax.train import state as state_lib
@@ -32,20 +32,6 @@ from twostream_jax.train import steps as train_steps
 
 class PredictorError(ValueError):
   """A workdir (or a pair of them) that cannot be used for prediction; the message says why."""
-
-
-def stream_name(config: ml_collections.ConfigDict) -> str:
-  """'spatial' for RGB, 'temporal' for flow, unless `eval.stream_name` says otherwise."""
-  if config.eval.stream_name:
-    return config.eval.stream_name
-  return 'spatial' if config.data.modality == 'rgb' else 'temporal'
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-  """Softmax over the last axis of float `[..., K]` (numpy, stable)."""
-  z = logits - logits.max(axis=-1, keepdims=True)
-  e = np.exp(z)
-  return e / e.sum(axis=-1, keepdims=True)
 
 
 TEST_NUM_CROPS = (1, 2, 5, 10)
@@ -112,7 +98,8 @@ class StreamPredictor:
       raise PredictorError(f'{workdir!r} holds no finished checkpoint under {directory}')
     self.mesh = mesh if mesh is not None else sharding.create_mesh()
     d = self.config.data
-    self.name, self.modality = stream_name(self.config), d.modality
+    self.name = stream_scores.stream_name(d.modality, self.config.eval.stream_name)
+    self.modality = d.modality
     self.num_views, self.num_crops = int(d.test_num_frames), int(d.test_num_crops)
     self.num_flow_fields = int(d.num_flow_fields) if self.modality == 'flow' else 0
     channels = 3 if self.modality == 'rgb' else 2 * self.num_flow_fields
@@ -177,7 +164,7 @@ class StreamPredictor:
       out = self._eval_fn(self.state, sharding.global_batch(batch, self.mesh))
       logits.append(np.asarray(jax.device_get(out), np.float64)[:len(chunk) * self.num_crops])
     logits = np.concatenate(logits)
-    return (softmax(logits).mean(axis=0).astype(np.float32),
+    return (stream_scores.softmax(logits).mean(axis=0).astype(np.float32),
             logits.mean(axis=0).astype(np.float32))
 
 
