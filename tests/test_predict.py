@@ -88,16 +88,6 @@ def test_test_positions_repeat_the_pipeline_sampling():
                                       sampling.test_flow_indices(n, k, length))
 
 
-def test_test_crop_boxes_repeat_the_pipeline_boxes():
-  from twostream_jax.data import video_ops  # pylint: disable=g-import-not-at-top
-  for height, width, size in ((48, 64, 24), (96, 128, 96), (30, 20, 24), (256, 340, 224)):
-    for crops in stream_predictor.TEST_NUM_CROPS:
-      boxes, flips = stream_predictor.test_crop_boxes(height, width, size, crops)
-      expected_boxes, expected_flips = video_ops.test_crop_boxes(height, width, size, crops)
-      np.testing.assert_array_equal(boxes, expected_boxes.numpy())
-      np.testing.assert_array_equal(flips, expected_flips.numpy())
-
-
 def _compare(predicted: list, reference: score_files.VideoScores, key: str) -> tuple[float, float]:
   """(top-1 agreement, mean |prob difference|) of predict's `key` scores against the reference."""
   probs = np.stack([np.asarray(v['predictions'][key]['probs']) for v in predicted])

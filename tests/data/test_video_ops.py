@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from twostream_jax.data import protocol_views
 from twostream_jax.data import random_draws
 from twostream_jax.data import record_schema as rf
 from twostream_jax.data import video_ops
@@ -75,21 +76,14 @@ def test_mean_subtraction_zeroes_each_field_mean():
   np.testing.assert_allclose(view.mean(axis=(0, 1)), 0.0, atol=1e-4)
 
 
-def test_test_crop_boxes_are_centre_corners_and_flips():
-  boxes, flips = video_ops.test_crop_boxes(32, 40, 24, 10)
-  # (y0, x0, h, w): centre, top-left, top-right, bottom-left, bottom-right, then the same flipped.
-  five = [[4, 8, 24, 24], [0, 0, 24, 24], [0, 16, 24, 24], [8, 0, 24, 24], [8, 16, 24, 24]]
-  np.testing.assert_array_equal(boxes.numpy(), five + five)
-  np.testing.assert_array_equal(flips.numpy(), [False] * 5 + [True] * 5)
-  boxes, flips = video_ops.test_crop_boxes(32, 40, 24, 1)
-  np.testing.assert_array_equal(boxes.numpy(), [[4, 8, 24, 24]])
-  boxes, flips = video_ops.test_crop_boxes(32, 40, 24, 2)
-  np.testing.assert_array_equal(flips.numpy(), [False, True])
-  # A frame smaller than the crop gives boxes of its short side (resized up later).
-  boxes, _ = video_ops.test_crop_boxes(20, 30, 24, 5)
-  np.testing.assert_array_equal(boxes.numpy()[0], [0, 5, 20, 20])
-  with pytest.raises(ValueError, match='num_crops'):
-    video_ops.test_crop_boxes(32, 40, 24, 3)
+def test_test_crop_boxes_are_the_protocol_boxes_as_tensors():
+  for height, width, size in ((48, 64, 24), (30, 20, 24), (256, 340, 224)):
+    for crops in protocol_views.TEST_NUM_CROPS:
+      boxes, flips = video_ops.test_crop_boxes(height, width, size, crops)
+      want_boxes, want_flips = protocol_views.test_crop_boxes(height, width, size, crops)
+      assert boxes.dtype == tf.int32 and flips.dtype == tf.bool
+      np.testing.assert_array_equal(boxes.numpy(), want_boxes)
+      np.testing.assert_array_equal(flips.numpy(), want_flips)
 
 
 def test_multiscale_boxes_follow_tsn_scales_and_positions():
@@ -147,14 +141,14 @@ def test_color_jitter_on_gray_is_brightness_only():
 
 
 def test_normalization():
-  mean_colour = tf.constant(np.array(video_ops.IMAGENET_MEAN, np.float32))[None, None]
+  mean_colour = tf.constant(np.array(protocol_views.IMAGENET_MEAN, np.float32))[None, None]
   np.testing.assert_allclose(flow_reference.normalize_rgb(mean_colour.numpy(), 'imagenet'), 0.0, atol=1e-6)
   np.testing.assert_allclose(flow_reference.normalize_rgb(mean_colour.numpy(), 'unit'), mean_colour.numpy())
   frame = np.full((8, 8, 3), 255, np.uint8)
   out = video_ops.rgb_view(tf.constant(frame), tf.constant([0, 0, 8, 8]), tf.constant(False), 8,
                            'imagenet').numpy()
-  np.testing.assert_allclose(out[0, 0], (1 - np.array(video_ops.IMAGENET_MEAN)) /
-                             np.array(video_ops.IMAGENET_STD), rtol=1e-5)
+  np.testing.assert_allclose(out[0, 0], (1 - np.array(protocol_views.IMAGENET_MEAN)) /
+                             np.array(protocol_views.IMAGENET_STD), rtol=1e-5)
 
 
 def test_ops_agree_eagerly_and_inside_tf_data():

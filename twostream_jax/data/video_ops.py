@@ -30,17 +30,15 @@ from typing import Any, Sequence
 
 import tensorflow as tf
 
+from twostream_jax.data import protocol_views
+# The input pipeline checks `config.data` against these through this module.
+from twostream_jax.data.protocol_views import MEAN_SUBTRACTIONS, NORMALIZATIONS, TEST_NUM_CROPS
 from twostream_jax.data.random_draws import uniform_int
 
 TensorLike = Any  # a tf.Tensor, or a value tf.convert_to_tensor accepts
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # TSN's multi-scale crop: box sides are these fractions of the frame's short side.
 MULTISCALE_SCALES = (1.0, 0.875, 0.75, 0.66)
-NORMALIZATIONS = ('imagenet', 'unit')
-MEAN_SUBTRACTIONS = ('per_field', 'none')
-TEST_NUM_CROPS = (1, 2, 5, 10)
 
 
 def crop(image: tf.Tensor, box: TensorLike) -> tf.Tensor:
@@ -116,28 +114,15 @@ def multiscale_crop_box(u: TensorLike, height: TensorLike, width: TensorLike,
                    tf.gather(x0, p, batch_dims=p.shape.rank - 1)[..., 0], h, w], axis=-1)
 
 
-def test_crop_boxes(height: TensorLike, width: TensorLike, size: int,
+def test_crop_boxes(height: int, width: int, size: int,
                     num_crops: int) -> tuple[tf.Tensor, tf.Tensor]:
-  """The test protocol's crops of an H x W frame.
+  """`protocol_views.test_crop_boxes` as constant tensors: boxes int32 `[C, 4]`, flips bool `[C]`.
 
-  Square boxes of side c = min(size, H, W) (resized to `size` when c < size). The unflipped boxes
-  are, in order, centre, top-left, top-right, bottom-left, bottom-right (num_crops 5 or 10), or the
-  centre only (num_crops 1 or 2); num_crops 2 and 10 then repeat them flipped (the paper: 10).
-
-  Returns:
-    (boxes int32 `[num_crops, 4]`, flips bool `[num_crops]`).
+  The frame size is a Python number: the evaluation pipeline makes the boxes once per frame size
+  on the host, so there is no TensorFlow version of the rule to keep in step with the numpy one.
   """
-  if num_crops not in TEST_NUM_CROPS:
-    raise ValueError(f'test num_crops must be one of {TEST_NUM_CROPS}, got {num_crops}')
-  side = tf.minimum(size, tf.minimum(height, width))
-  y0, x0 = _five_positions(height, width, side, side)
-  order = tf.constant([4, 0, 1, 2, 3] if num_crops >= 5 else [4])
-  boxes = tf.stack([tf.gather(y0, order), tf.gather(x0, order), tf.fill(tf.shape(order), side),
-                    tf.fill(tf.shape(order), side)], axis=1)
-  flipped = num_crops in (2, 10)
-  flips = tf.constant([False] * (num_crops // 2 if flipped else num_crops) +
-                      [True] * (num_crops // 2 if flipped else 0))
-  return (tf.concat([boxes, boxes], axis=0) if flipped else boxes), flips
+  boxes, flips = protocol_views.test_crop_boxes(int(height), int(width), size, num_crops)
+  return tf.constant(boxes), tf.constant(flips)
 
 
 def color_jitter(image: tf.Tensor, u: TensorLike, strength: float) -> tf.Tensor:
@@ -209,8 +194,8 @@ def rgb_view(frame: tf.Tensor, box: TensorLike, flip: TensorLike, size: int, nor
     raise ValueError(f'normalization must be one of {NORMALIZATIONS}, got {normalization!r}')
   image = _crop_flip_resize(frame, box, flip, size)
   if normalization == 'imagenet':
-    scale = 1.0 / tf.constant(IMAGENET_STD)
-    offset = -tf.constant(IMAGENET_MEAN) * scale
+    scale = 1.0 / tf.constant(protocol_views.IMAGENET_STD)
+    offset = -tf.constant(protocol_views.IMAGENET_MEAN) * scale
   else:
     scale, offset = tf.ones([3]), tf.zeros([3])
   if jitter_strength > 0:

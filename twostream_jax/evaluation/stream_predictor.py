@@ -21,6 +21,7 @@ import numpy as np
 
 from twostream_jax.data import batch_keys
 from twostream_jax.data import dataset_metadata as dm
+from twostream_jax.data import protocol_views
 from twostream_jax.data import record_schema
 from twostream_jax.data import workdir_metadata
 from twostream_jax.evaluation import stream_scores
@@ -32,31 +33,6 @@ from twostream_jax.train import steps as train_steps
 
 class PredictorError(ValueError):
   """A workdir (or a pair of them) that cannot be used for prediction; the message says why."""
-
-
-TEST_NUM_CROPS = (1, 2, 5, 10)
-
-
-def test_crop_boxes(height: int, width: int, size: int,
-                    num_crops: int) -> tuple[np.ndarray, np.ndarray]:
-  """`data.video_ops.test_crop_boxes` in numpy (that one is TensorFlow; predict needs none).
-
-  Square boxes of side min(size, H, W): centre, top-left, top-right, bottom-left, bottom-right
-  (5 or 10 crops) or the centre only (1 or 2), then the same flipped for 2 and 10.
-
-  Returns:
-    (boxes int32 `[num_crops, 4]` of (y0, x0, h, w), flips bool `[num_crops]`).
-  """
-  if num_crops not in TEST_NUM_CROPS:
-    raise ValueError(f'test num_crops must be one of {TEST_NUM_CROPS}, got {num_crops}')
-  side = min(size, height, width)
-  y0 = [0, 0, height - side, height - side, (height - side) // 2]
-  x0 = [0, width - side, 0, width - side, (width - side) // 2]
-  order = [4, 0, 1, 2, 3] if num_crops >= 5 else [4]
-  boxes = np.array([[y0[i], x0[i], side, side] for i in order], np.int32)
-  flipped = num_crops in (2, 10)
-  flips = np.array([False] * len(order) + [True] * (len(order) if flipped else 0))
-  return (np.concatenate([boxes, boxes]) if flipped else boxes), flips
 
 
 class StreamPredictor:
@@ -136,7 +112,7 @@ class StreamPredictor:
     """
     num, height, width, channels = images.shape
     size = int(self.config.data.crop_size)
-    boxes, flips = test_crop_boxes(height, width, size, self.num_crops)
+    boxes, flips = protocol_views.test_crop_boxes(height, width, size, self.num_crops)
     if min(height, width) >= size:
       boxes = boxes[:, :2]  # every crop is S x S: its corner is enough (a slice), as evaluation
     if self.modality == 'flow':

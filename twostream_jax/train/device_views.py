@@ -55,10 +55,9 @@ from typing import Any, Mapping
 import jax
 import jax.numpy as jnp
 
+from twostream_jax.data import protocol_views
 from twostream_jax.data.batch_keys import BOXES, FLIPS, FLOW_STEP, IMAGES, JITTER, ROWS
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 _GRAY_WEIGHTS = (0.299, 0.587, 0.114)
 
 
@@ -85,11 +84,12 @@ class ViewSpec:
                mean_subtraction=data_config.flow_mean_subtraction)
     if spec.modality not in ('rgb', 'flow'):
       raise ValueError(f"data.modality must be 'rgb' or 'flow', got {spec.modality!r}")
-    if spec.normalization not in ('imagenet', 'unit'):
-      raise ValueError(f"data.normalization must be 'imagenet' or 'unit', got {spec.normalization!r}")
-    if spec.mean_subtraction not in ('per_field', 'none'):
-      raise ValueError("data.flow_mean_subtraction must be 'per_field' or 'none', got "
-                       f'{spec.mean_subtraction!r}')
+    if spec.normalization not in protocol_views.NORMALIZATIONS:
+      raise ValueError(f'data.normalization must be one of {protocol_views.NORMALIZATIONS}, got '
+                       f'{spec.normalization!r}')
+    if spec.mean_subtraction not in protocol_views.MEAN_SUBTRACTIONS:
+      raise ValueError(f'data.flow_mean_subtraction must be one of '
+                       f'{protocol_views.MEAN_SUBTRACTIONS}, got {spec.mean_subtraction!r}')
     return spec
 
 
@@ -161,8 +161,8 @@ def rgb_view(spec: ViewSpec, image: jax.Array, box: jax.Array, flip: jax.Array,
   """One RGB network input: uint8 canvas `[Hc, Wc, 3]` -> float32 `[S, S, 3]` (module docstring)."""
   x = crop_resize(image, box, flip, spec.crop_size)
   if spec.normalization == 'imagenet':
-    scale = 1.0 / jnp.asarray(IMAGENET_STD, jnp.float32)
-    offset = -jnp.asarray(IMAGENET_MEAN, jnp.float32) * scale
+    scale = 1.0 / jnp.asarray(protocol_views.IMAGENET_STD, jnp.float32)
+    offset = -jnp.asarray(protocol_views.IMAGENET_MEAN, jnp.float32) * scale
   else:
     scale, offset = jnp.ones(3, jnp.float32), jnp.zeros(3, jnp.float32)
   if jitter is not None:
