@@ -2,9 +2,9 @@
 
 The input pipeline (`data.input_pipeline`) hands the device uint8 images and a few numbers per
 example; everything that turns them into float network inputs runs here, inside the jitted train
-and eval steps, as one pure JAX function (`make_views`). Train and eval use the same function, and
-`data.video_ops.rgb_view` / `flow_view` (the TF host path it replaced) is its reference in the tests
-(equal to float32 rounding). JAX only: no TensorFlow, no OpenCV.
+and eval steps, as one pure JAX function (`make_views`). Train and eval use the same function; the
+TF host path it replaced is its reference in the tests (`tests/data/tf_view_reference.py`, equal to
+float32 rounding). JAX only: no TensorFlow, no OpenCV.
 
 Batch keys (n examples or test positions, V views of each; `input_pipeline` documents which it yields):
   images         uint8   [n, Hc, Wc, 3]  RGB: a canvas holding the frame (or crop) at its top-left,
@@ -146,7 +146,7 @@ def crop_resize(image: jax.Array, box: jax.Array, flip: jax.Array, size: int,
 def color_jitter(image: jax.Array, factors: jax.Array) -> jax.Array:
   """Brightness, contrast, saturation of float RGB `[H, W, 3]` in [0, 1] by `factors` `[3]`.
 
-  As `video_ops.color_jitter` (torchvision's ColorJitter in fixed order), clipped after each.
+  As torchvision's ColorJitter with the three factors in fixed order, clipped after each.
   """
   gray = lambda x: x @ jnp.asarray(_GRAY_WEIGHTS, jnp.float32)
   image = jnp.clip(image * factors[0], 0.0, 1.0)
