@@ -1,4 +1,4 @@
-"""`python -m twostream_jax.predict` on raw video files against evaluation on the records.
+"""`python -m twostream_jax.predict` (`inference`) on raw video files against evaluation on records.
 
 A demo-like synthetic set (6 classes, 48x64, 10 frames, camera panning; 2 training and 2 test videos
 per class) gets records with DIS flow, a tiny spatial and a tiny temporal stream trained a few steps
@@ -19,15 +19,15 @@ import numpy as np
 import pytest
 
 from twostream_jax import fuse
-from twostream_jax import predict
 from twostream_jax.data import dataset_metadata
 from twostream_jax.data import record_schema
 from twostream_jax.data import sampling
 from twostream_jax.data import workdir_metadata
 from twostream_jax.evaluation import evaluate as evaluation
 from twostream_jax.evaluation import score_files
-from twostream_jax.evaluation import stream_predictor
-from twostream_jax.prep import clip_reader
+from twostream_jax.inference import clip_reader
+from twostream_jax.inference import stream_predictor
+from twostream_jax.inference import video_prediction
 from twostream_jax.prep import dataset_writer
 from twostream_jax.prep import shard_writer
 from twostream_jax.prep import synthetic_videos
@@ -98,7 +98,7 @@ def _compare(predicted: list, reference: score_files.VideoScores, key: str) -> t
 def test_predictions_from_video_files_agree_with_evaluation_on_records(runs):
   w = runs['workdirs']
   svm_file = runs['fused']['fusion_files']['svm']
-  with_jpeg = predict.Predictor(w['spatial'], w['temporal'], svm_file, num_workers=0)
+  with_jpeg = video_prediction.Predictor(w['spatial'], w['temporal'], svm_file, num_workers=0)
   assert with_jpeg.flow_algorithm == 'dis'
   results = with_jpeg.predict(runs['paths'], progress=False)
   assert all(r['ok'] for r in results) and len(results) == 12
@@ -130,15 +130,17 @@ def test_predictions_from_video_files_agree_with_evaluation_on_records(runs):
 
 
 def test_one_stream_alone_with_pictures(runs, tmp_path):
-  temporal_only = predict.Predictor(temporal_workdir=runs['workdirs']['temporal'], num_workers=0)
+  temporal_only = video_prediction.Predictor(temporal_workdir=runs['workdirs']['temporal'],
+                                             num_workers=0)
   assert temporal_only.fusion is None and not temporal_only.settings.want_frames
   results = temporal_only.predict(runs['paths'][:2], render_dir=str(tmp_path), progress=False)
   assert [set(r['predictions']) for r in results] == [{'temporal'}, {'temporal'}]
   probs = np.stack([r['predictions']['temporal']['probs'] for r in results])
   np.testing.assert_allclose(probs, runs['test']['temporal'].probs[:2], atol=1e-5)
   assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(r['render']) for r in results)
-  with pytest.raises(predict.PredictError, match='both streams'):
-    predict.Predictor(runs['workdirs']['spatial'], fusion_path=runs['fused']['fusion_files']['svm'])
+  with pytest.raises(video_prediction.PredictError, match='both streams'):
+    video_prediction.Predictor(runs['workdirs']['spatial'],
+                               fusion_path=runs['fused']['fusion_files']['svm'])
 
 
 def _predict_cli(*args, timeout=300):
@@ -188,9 +190,9 @@ def test_workdir_without_checkpoints_fails_at_start(runs, tmp_path):
   config = tiny_train_config(runs['records'], 'rgb')
   workdir_metadata.save(str(tmp_path / 'untrained'), config)
   with pytest.raises(stream_predictor.PredictorError, match='no checkpoint'):
-    predict.Predictor(str(tmp_path / 'untrained'), runs['workdirs']['temporal'])
+    video_prediction.Predictor(str(tmp_path / 'untrained'), runs['workdirs']['temporal'])
   with pytest.raises(stream_predictor.PredictorError, match='dataset_metadata.json'):
-    predict.Predictor(str(tmp_path), runs['workdirs']['temporal'])
+    video_prediction.Predictor(str(tmp_path), runs['workdirs']['temporal'])
   # Nothing was created in the untrained workdir by trying.
   assert not (tmp_path / 'untrained' / 'checkpoints').exists()
 

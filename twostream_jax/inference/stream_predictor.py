@@ -4,7 +4,8 @@
 training started), builds its network, restores the latest checkpoint and jits its eval step
 (`train.steps.make_jitted_steps`), with no records folder needed. `score(images)` takes one video's
 uint8 frames `[K, H, W, 3]` (spatial) or quantised flow stacks `[K, H, W, 2L]` (temporal) and
-hands them to the jitted eval step with the test protocol's C crop boxes and flips, which makes the
+hands them to the jitted eval step with the test protocol's C crop boxes and flips
+(`data.protocol_views`), which makes the
 K x C views on the device (`train.device_views`: crops, flips, dequantisation, mean flow subtraction,
 normalisation) exactly as evaluation does on the records' positions; fixed-size batches (one
 compilation per frame size); the views' softmax scores are averaged as `evaluate.score_split` does.

@@ -1,28 +1,18 @@
-r"""Classify new videos: decode, compute flow on the fly, run both streams, fuse.
+"""Classify video files: decode, compute flow on the fly, run both streams, fuse (`run`).
 
-    python -m twostream_jax.predict --spatial_workdir runs/spatial --temporal_workdir runs/temporal \
-        [--fusion runs/fusion1/fusion_svm.npz] [--output predictions.json] [--top_k 5] \
-        [--render DIR] VIDEO_OR_FOLDER...
+The library of `python -m twostream_jax.predict`. Per video: decode and resize it as the run's
+records were (`data.workdir_metadata`: short side, frame stride and cap, JPEG quality, flow
+algorithm and bound), compute the flow fields the test stacks need with the records' algorithm
+(OpenCV ones in worker processes; tvl1_jax, and OpenCV TV-L1 on an accelerator, batched here),
+make each run's test views (`data.test_num_frames` x `data.test_num_crops`) as evaluation makes
+them from the records, score them with each stream's jitted eval step restored from its latest
+checkpoint, and fuse the streams with the fusion `python -m twostream_jax.fuse` fitted or by
+plain averaging. One stream alone works too. By default frames and quantised flow pass through
+the records' JPEG coding first, so that a video scores as its records would.
 
-Per video (a folder stands for the videos under it): decode and resize it as the run's records were
-(`data.workdir_metadata`, written in each workdir when training started: short side, frame stride
-and cap, JPEG quality, flow algorithm and bound), compute the flow fields the test stacks need with
-the records' algorithm (OpenCV ones in `--num_workers` worker processes; tvl1_jax, and OpenCV TV-L1
-when an accelerator is present, batched on the accelerator in this process), make the paper's test
-views (`data.test_num_frames` x `data.test_num_crops` of each run's config) exactly as evaluation
-makes them from the records, run each stream's jitted eval step restored from its latest
-checkpoint, and fuse the streams' per-video scores with the fusion `python -m twostream_jax.fuse`
-fitted (`--fusion fusion_<method>.npz`) or by plain averaging. One stream alone works too.
-
-By default frames and quantised flow go through the records' JPEG encoding first
-(`--jpeg_roundtrip`), so that a video scores as its records would (tests/test_predict.py measures
-the agreement with and without it).
-
-Writes `--output` (JSON): per video the top-k classes with probabilities for each stream and for
-the fusion, the full probability vectors, and timing (decoding, flow, networks); with `--render`, a
-PNG strip per video (frames | flow | top-5 bars). A video that cannot be decoded is reported and
-skipped; the exit status is 1 if any failed. Workdirs without checkpoints or metadata, or streams
-trained on different class lists, fail at start.
+`run` writes JSON: per video the top-k classes and probabilities of each stream and the fusion,
+the probability vectors and timings; optionally a PNG strip per video. A video that cannot be
+decoded is reported and skipped; bad workdirs or fusion files fail before any video is read.
 """
 
 from __future__ import annotations
@@ -30,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
 import time
 from typing import Any, Sequence
 
@@ -40,12 +29,12 @@ import tqdm
 from twostream_jax.data import record_schema
 from twostream_jax.evaluation import fusion
 from twostream_jax.evaluation import fusion_file
-from twostream_jax.evaluation import prediction_strip
-from twostream_jax.evaluation import stream_predictor
 from twostream_jax.evaluation import stream_scores
 from twostream_jax.flow import algorithms as optical_flow
 from twostream_jax.flow import visualization
-from twostream_jax.prep import clip_reader
+from twostream_jax.inference import clip_reader
+from twostream_jax.inference import prediction_strip
+from twostream_jax.inference import stream_predictor
 from twostream_jax.prep import video_decoding
 
 RENDER_FRAMES = 4
@@ -296,52 +285,3 @@ def run(inputs: Sequence[str], *, spatial_workdir: str = '', temporal_workdir: s
       json.dump(content, f, indent=1)
     os.replace(output + '.tmp', output)
   return content
-
-
-def _define_flags() -> None:
-  from absl import flags  # Only the program needs absl's flags (as in fuse.py).
-  flags.DEFINE_string('spatial_workdir', '', 'Workdir of the trained spatial (RGB) stream.')
-  flags.DEFINE_string('temporal_workdir', '', 'Workdir of the trained temporal (flow) stream.')
-  flags.DEFINE_string('fusion', '', 'fusion_<method>.npz written by `python -m twostream_jax.fuse` '
-                      '(default: average the two streams with equal weights).')
-  flags.DEFINE_string('output', 'predictions.json', 'Where the JSON results go.')
-  flags.DEFINE_integer('top_k', 5, 'Classes listed per stream and video.')
-  flags.DEFINE_string('render', '', 'Folder for one PNG per video: frames | flow | top-5 bars.')
-  flags.DEFINE_integer('num_workers', 2, 'Decoding (and OpenCV flow) worker processes; 0: none.')
-  flags.DEFINE_string('flow_algorithm', '', 'Override the records\' flow algorithm (needed for '
-                      'records made from rawframes).')
-  flags.DEFINE_bool('jpeg_roundtrip', True, 'Pass frames and flow through the records\' JPEG '
-                    'coding, so that scores match evaluation on records.')
-  flags.DEFINE_integer('batch_size', 0, 'Views per network call (0: the run\'s eval batch size).')
-
-
-def main(argv: Sequence[str]) -> None:
-  """Runs `run` from the flags; exit status 1 if a video failed, 2 on a start-up error."""
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  f = flags.FLAGS
-  try:
-    content = run(argv[1:], spatial_workdir=f.spatial_workdir, temporal_workdir=f.temporal_workdir,
-                  fusion_path=f.fusion, output=f.output, top_k=f.top_k, render_dir=f.render,
-                  num_workers=f.num_workers, flow_algorithm=f.flow_algorithm,
-                  jpeg_roundtrip=f.jpeg_roundtrip, batch_size=f.batch_size)
-  except (ValueError, FileNotFoundError) as e:
-    # A user's mistake (workdirs, classes, fusion file, paths): one clear line, no traceback.
-    print(f'predict: error: {e}', file=sys.stderr)
-    sys.exit(2)
-  for v in content['videos']:
-    if v['ok']:
-      best = v['predictions'].get('fusion') or next(iter(v['predictions'].values()))
-      top = best['top_k'][0]
-      print(f'{v["path"]}: {top["class"]} ({top["prob"]:.3f})')
-    else:
-      print(f'{v["path"]}: FAILED: {v["error"]}')
-  print(f'Wrote {f.output}: {len(content["videos"]) - content["num_failed"]} videos predicted, '
-        f'{content["num_failed"]} failed, {content["seconds"]:.1f} s.')
-  sys.exit(1 if content['num_failed'] else 0)
-
-
-if __name__ == '__main__':
-  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-  from absl import app  # pylint: disable=g-import-not-at-top
-  _define_flags()
-  app.run(main)
