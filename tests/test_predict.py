@@ -112,12 +112,11 @@ def test_predictions_from_video_files_agree_with_evaluation_on_records(runs):
     measured[name] = (agree, diff, agree_raw, diff_raw)
     # Same decoding, flow, quantisation and JPEG coding as the records, the same views: only the
     # JPEG decoder (OpenCV here, TensorFlow for records) and the batching of views could differ.
-    # Measured here: mean |dp| = 0.0 for both streams (identical inputs, identical scores).
     assert agree >= 0.95, measured
     assert diff < 1e-5, measured
     # Without the round trip the networks see frames and flow before JPEG: the whole difference
-    # is the JPEG storage's. Measured here: mean |dp| 4.5e-5 (spatial), 1.0e-5 (temporal) for
-    # these barely trained nets (probabilities near 1/6); it must be the larger one and small.
+    # is the JPEG storage's, so it must be the larger one, and small for these barely trained
+    # nets (probabilities near 1/6).
     assert diff_raw > diff and diff_raw < 0.05, measured
   print('agreement (top-1, mean |dp|) with / without JPEG round trip:', measured)
   # The fitted SVM from `fuse`, read back from its file, fuses as it did the test scores.

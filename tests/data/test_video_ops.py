@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from twostream_jax.data import protocol_views
 from twostream_jax.data import random_draws
-from twostream_jax.data import record_schema as rf
+from twostream_jax.data import record_schema
 from twostream_jax.data import video_ops
 from twostream_jax.prep import jpeg_codec
 from tests.data import flow_reference
@@ -29,8 +29,8 @@ def test_flip_negates_x_exactly_and_keeps_y():
   np.testing.assert_array_equal(out[..., 1::2], mirrored[..., 1::2])
   # Quantised: q -> 255 - q on x is an exact negation of the dequantised value.
   q = rng.integers(0, 256, size=(6, 8, 6)).astype(np.uint8)
-  flipped = rf.dequantise_flow(reference.flip_flow_quantised(tf.constant(q)).numpy(), B)
-  expected = rf.dequantise_flow(q[:, ::-1], B)
+  flipped = record_schema.dequantise_flow(reference.flip_flow_quantised(tf.constant(q)).numpy(), B)
+  expected = record_schema.dequantise_flow(q[:, ::-1], B)
   np.testing.assert_array_equal(flipped[..., 0::2], -expected[..., 0::2])
   np.testing.assert_array_equal(flipped[..., 1::2], expected[..., 1::2])
 
@@ -44,9 +44,9 @@ def test_flow_view_crops_every_channel_alike_and_flips_x():
   q = np.stack([pattern + 3 * c for c in range(channels)], -1).astype(np.uint8)
   box = tf.constant([2, 3, 6, 6])
   out = reference.flow_view(tf.constant(q), box, tf.constant(False), 6, B, 'none').numpy()
-  np.testing.assert_allclose(out, rf.dequantise_flow(q[2:8, 3:9], B), rtol=0, atol=1e-5)
+  np.testing.assert_allclose(out, record_schema.dequantise_flow(q[2:8, 3:9], B), rtol=0, atol=1e-5)
   flipped = reference.flow_view(tf.constant(q), box, tf.constant(True), 6, B, 'none').numpy()
-  ref = rf.dequantise_flow(q[2:8, 3:9][:, ::-1], B)
+  ref = record_schema.dequantise_flow(q[2:8, 3:9][:, ::-1], B)
   ref[..., 0::2] *= -1
   np.testing.assert_allclose(flipped, ref, rtol=0, atol=1e-5)
 
@@ -62,8 +62,8 @@ def test_resize_scales_flow_by_the_factor_of_its_axis():
   q = np.stack([np.full((20, 20), 140, np.uint8), np.full((20, 20), 100, np.uint8)], -1)
   out = reference.flow_view(tf.constant(q), tf.constant([1, 2, 12, 16]), tf.constant(False), 24, B,
                             'none').numpy()
-  np.testing.assert_allclose(out[..., 0], rf.dequantise_flow(np.float32(140), B) * 1.5, rtol=1e-5)
-  np.testing.assert_allclose(out[..., 1], rf.dequantise_flow(np.float32(100), B) * 2.0, rtol=1e-5)
+  np.testing.assert_allclose(out[..., 0], record_schema.dequantise_flow(np.float32(140), B) * 1.5, rtol=1e-5)
+  np.testing.assert_allclose(out[..., 1], record_schema.dequantise_flow(np.float32(100), B) * 2.0, rtol=1e-5)
 
 
 def test_mean_subtraction_zeroes_each_field_mean():
@@ -181,7 +181,7 @@ def test_decoders_match_record_format():
   xs = [jpeg_codec.encode_jpeg(rng.integers(0, 256, (12, 16)).astype(np.uint8)) for _ in range(3)]
   ys = [jpeg_codec.encode_jpeg(rng.integers(0, 256, (12, 16)).astype(np.uint8)) for _ in range(3)]
   fields = video_ops.decode_flow_fields_quantised(tf.constant(xs), tf.constant(ys))
-  ours = rf.dequantise_flow(tf.cast(reference.fields_to_stack(fields), tf.float32), B)
+  ours = record_schema.dequantise_flow(tf.cast(reference.fields_to_stack(fields), tf.float32), B)
   theirs = flow_reference.decode_flow_stack(xs, ys, range(3), B)
   np.testing.assert_array_equal(ours.numpy(), theirs)
 

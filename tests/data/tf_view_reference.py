@@ -63,9 +63,9 @@ def color_jitter(image: tf.Tensor, u: TensorLike, strength: float) -> tf.Tensor:
 def per_channel_affine(image: tf.Tensor, scale: TensorLike, offset: TensorLike) -> tf.Tensor:
   """image * scale + offset with `[C]` scale and offset, for float `[H, W, C]`.
 
-  Why not `image * scale + offset`: TF's CPU kernels broadcast a short innermost dimension
-  element by element (about 5x slower here); seen as `[H, W * C]` with `[W * C]` rows, the
-  broadcast is over the outer dimension and vectorises.
+  Seen as `[H, W * C]` with `[W * C]` rows, as the host pipeline computed it (TF's CPU kernels
+  broadcast a short innermost dimension element by element); the values are those of
+  `image * scale + offset`.
   """
   shape = tf.shape(image)
   rows = tf.reshape(image, [shape[0], shape[1] * shape[2]])
@@ -158,8 +158,7 @@ def flow_view(stack: tf.Tensor, box: TensorLike, flip: TensorLike, size: int, bo
 def fields_to_stack(fields: tf.Tensor) -> tf.Tensor:
   """Channel-first fields `[..., 2K, H, W]` -> channel-last stack `[..., H, W, 2K]`.
 
-  As a transpose of the last two dimensions of `[..., 2K, H * W]`: TF's CPU transpose of uint8 is
-  about 40% faster on that 2-D pattern than on the equivalent 3-D permutation.
+  As a transpose of the last two dimensions of `[..., 2K, H * W]` (the pipeline's former form).
   """
   shape = tf.shape(fields)
   rank = len(fields.shape)

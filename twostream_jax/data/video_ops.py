@@ -101,11 +101,8 @@ def decode_jpeg(jpeg: TensorLike, channels: int) -> tf.Tensor:
 
 
 def decode_frame(jpeg: TensorLike) -> tf.Tensor:
-  """Decodes one RGB JPEG (scalar tf.string) to uint8 `[H, W, 3]` (`decode_jpeg`).
-
-  Decoding only the crop's window (`tf.io.decode_and_crop_jpeg`, with context pixels so that
-  chroma upsampling matches) was slower for 340x256 frames: 0.84x the speed in an A/B of one run.
-  """
+  """Decodes one RGB JPEG (scalar tf.string) to uint8 `[H, W, 3]` (`decode_jpeg`), whole: for
+  RGB, decoding only the crop's window did not pay (bench/RESULTS.md)."""
   return decode_jpeg(jpeg, 3)
 
 
