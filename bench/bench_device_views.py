@@ -27,7 +27,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
-from twostream_jax.data import test_positions  # pylint: disable=wrong-import-position
+from twostream_jax.data import protocol_views  # pylint: disable=wrong-import-position
+from twostream_jax.data import protocol_positions  # pylint: disable=wrong-import-position
 from twostream_jax.train import device_views as dv  # pylint: disable=wrong-import-position
 
 S, L = 224, 10
@@ -47,21 +48,20 @@ def _batch(kind: str, n: int, rng: np.random.Generator) -> tuple[dv.ViewSpec, di
     spec = dv.ViewSpec('rgb', S, normalization='imagenet')
   else:  # eval: n videos' 25 positions, 10 crops each (centre, corners, flipped)
     h, w = 256, 340
-    fields = test_positions.test_flow_indices(EVAL_VIDEO_FRAMES, 25, L)  # [25, L]
+    fields = protocol_positions.flow_indices(EVAL_VIDEO_FRAMES, 25, L)  # [25, L]
     used = np.unique(fields)
     place = np.searchsorted(used, fields)
     rows = np.stack([2 * place, 2 * place + 1], -1).reshape(1, 25, 2 * L).astype(np.int32)
     images = rng.integers(0, 256, (n, 2 * used.size, h, w), dtype=np.uint8)
-    y0 = [(h - S) // 2, 0, 0, h - S, h - S]
-    x0 = [(w - S) // 2, 0, w - S, 0, w - S]
-    one = np.array([[y, x] for y, x in zip(y0, x0)] * 2, np.int32)  # S x S boxes: (y0, x0)
-    boxes = np.tile(one[None], (n, 1, 1))
+    one, one_flips = protocol_views.crop_boxes(h, w, S, 10)
+    boxes = np.tile(one[None, :, :2], (n, 1, 1))  # S x S boxes: (y0, x0)
     extra = {dv.FLOW_STEP: np.full(n, 20 / 127.5, np.float32)}
     spec = dv.ViewSpec('flow', S, mean_subtraction='per_field')
     extra[dv.ROWS] = np.tile(rows, (n, 1, 1))
+    return spec, dict({dv.IMAGES: images, dv.BOXES: boxes, dv.FLIPS: np.tile(one_flips, (n, 1))},
+                      **extra)
   flips = np.zeros(boxes.shape[:2], bool)
-  flips[:, boxes.shape[1] // 2:] = boxes.shape[1] > 1
-  flips[::2, 0] |= boxes.shape[1] == 1
+  flips[::2, 0] = True  # training: every other example mirrored
   return spec, dict({dv.IMAGES: images, dv.BOXES: boxes, dv.FLIPS: flips}, **extra)
 
 

@@ -26,6 +26,7 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 from tests import record_fixtures  # pylint: disable=g-import-not-at-top
 from tests.config_fixtures import default_config  # pylint: disable=g-import-not-at-top
 from twostream_jax.evaluation import evaluate as evaluation  # pylint: disable=g-import-not-at-top
+from twostream_jax.data import data_spec  # pylint: disable=g-import-not-at-top
 from twostream_jax.train import restore
 from twostream_jax.train import sharding
 from twostream_jax.train import steps as train_steps
@@ -53,7 +54,7 @@ def main():
     c.model.name = args.model
     c.train.eval_batch_size = args.batch
     mesh = sharding.create_mesh()
-    state, _ = restore.init_state(c, mesh)
+    state, _ = restore.init_state(c, data_spec.DataSpec.from_config(c.data), mesh)
     _, eval_fn = train_steps.make_jitted_steps(c, mesh, state)
     channels = 3 if args.modality == 'rgb' else 2 * c.data.num_flow_fields
     print(f'{jax.devices()[0].platform}: {args.model}, {args.modality}, {args.size}x{args.size}x'

@@ -4,9 +4,9 @@
 
 In a temporary folder: synthetic videos at 128x96 (24 frames, the demo's set), their records with
 DIS flow, a spatial and a temporal stream (the demo's `small` net, crop 96, L = 5) trained for a few
-steps (speed does not depend on accuracy), then `predict.Predictor` over the test videos twice: with
-the records' DIS flow (OpenCV, in worker processes) and with `--flow_algorithm tvl1_jax` (TV-L1 in
-JAX, batched in this process). The demo protocol (5 positions x 10 crops per stream). Prints per
+steps (speed does not depend on accuracy), then `inference.video_prediction.Predictor` over the test
+videos twice: with the records' DIS flow (OpenCV, in worker processes) and with `--flow_algorithm
+tvl1_jax` (TV-L1 in JAX, batched in this process). The demo protocol (5 positions x 10 crops per stream). Prints per
 algorithm: videos/s over the whole run (after a warm-up video, so compilation is left out), and the
 mean seconds per video spent decoding, on flow and in the networks (views + both streams + fusion).
 With workers, decoding and DIS flow overlap the networks, so the parts add up to more than 1/rate.
@@ -26,11 +26,12 @@ import jax  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 
 from tests.config_fixtures import default_config  # pylint: disable=g-import-not-at-top
-from twostream_jax import predict  # pylint: disable=g-import-not-at-top
 from twostream_jax.data import record_schema  # pylint: disable=g-import-not-at-top
+from twostream_jax.inference import video_prediction  # pylint: disable=g-import-not-at-top
 from twostream_jax.prep import dataset_writer  # pylint: disable=g-import-not-at-top
 from twostream_jax.prep import shard_writer  # pylint: disable=g-import-not-at-top
 from twostream_jax.prep import synthetic_videos  # pylint: disable=g-import-not-at-top
+from twostream_jax.data import data_spec  # pylint: disable=g-import-not-at-top
 from twostream_jax.train import loop as train_loop  # pylint: disable=g-import-not-at-top
 
 
@@ -64,7 +65,7 @@ def build_runs(root: str, test_per_class: int, steps: int) -> tuple[list[str], d
     c.train.num_train_steps, c.train.checkpoint_every_steps = steps, steps
     c.train.log_every_steps, c.train.val_every_steps = steps, 0
     workdirs[name] = os.path.join(root, name)
-    train_loop.train(c, workdirs[name])
+    train_loop.train(c, data_spec.DataSpec.from_config(c.data), workdirs[name])
   test = sorted(os.path.join(videos['videos_dir'], line.split()[0])
                 for line in open(os.path.join(videos['splits_dir'], 'testlist01.txt')))
   return test, workdirs
@@ -83,8 +84,8 @@ def main():
     print(f'{len(paths)} videos of 128x96, 24 frames; small net, crop 96, L=5, 5x10 views per '
           f'stream; {args.workers} workers; {load_line()}')
     for algorithm in ('dis', 'tvl1_jax'):
-      predictor = predict.Predictor(workdirs['spatial'], workdirs['temporal'],
-                                    flow_algorithm=algorithm, num_workers=args.workers)
+      predictor = video_prediction.Predictor(workdirs['spatial'], workdirs['temporal'],
+                                             flow_algorithm=algorithm, num_workers=args.workers)
       predictor.predict(paths[:1], progress=False)  # compile the networks (and TV-L1) first
       start = time.perf_counter()
       results = predictor.predict(paths, progress=False)

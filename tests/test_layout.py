@@ -21,6 +21,11 @@ ALLOWED = {
     'evaluation': {'data', 'models', 'train.restore', 'train.steps', 'train.sharding',
                    'train.checkpointing', 'train.metric_writers', 'train.eval_batches', 'train.state',
                    'train.device_views', 'train.task_heads'},
+    # Decoding a video as the records were made needs prep's video decoder and JPEG codec.
+    'inference': {'data', 'models', 'flow', 'evaluation.stream_scores', 'evaluation.fusion',
+                  'evaluation.fusion_file', 'train.state', 'train.steps', 'train.sharding',
+                  'train.checkpointing', 'train.device_views', 'prep.video_decoding',
+                  'prep.jpeg_codec'},
 }
 # Modules that accelerator hosts without TensorFlow import (the JAX core).
 JAX_CORE = [
@@ -32,7 +37,8 @@ JAX_CORE = [
     'twostream_jax.train.optimizer', 'twostream_jax.train.sharding', 'twostream_jax.train.device_views',
     'twostream_jax.data.batch_keys', 'twostream_jax.train.last_layer', 'twostream_jax.evaluation.fusion',
     'twostream_jax.evaluation.score_files', 'twostream_jax.evaluation.classification_metrics',
-    'twostream_jax.evaluation.fusion_file', 'twostream_jax.evaluation.stream_predictor',
+    'twostream_jax.evaluation.fusion_file', 'twostream_jax.evaluation.stream_scores',
+    'twostream_jax.data.protocol_views', 'twostream_jax.inference.stream_predictor',
 ]
 
 

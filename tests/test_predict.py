@@ -1,4 +1,4 @@
-"""`python -m twostream_jax.predict` on raw video files against evaluation on the records.
+"""`python -m twostream_jax.predict` (`inference`) on raw video files against evaluation on records.
 
 A demo-like synthetic set (6 classes, 48x64, 10 frames, camera panning; 2 training and 2 test videos
 per class) gets records with DIS flow, a tiny spatial and a tiny temporal stream trained a few steps
@@ -19,21 +19,22 @@ import numpy as np
 import pytest
 
 from twostream_jax import fuse
-from twostream_jax import predict
 from twostream_jax.data import dataset_metadata
 from twostream_jax.data import record_schema
-from twostream_jax.data import sampling
+from twostream_jax.data import protocol_positions
 from twostream_jax.data import workdir_metadata
 from twostream_jax.evaluation import evaluate as evaluation
 from twostream_jax.evaluation import score_files
-from twostream_jax.evaluation import stream_predictor
-from twostream_jax.prep import clip_reader
+from twostream_jax.inference import clip_reader
+from twostream_jax.inference import stream_predictor
+from twostream_jax.inference import video_prediction
 from twostream_jax.prep import dataset_writer
 from twostream_jax.prep import shard_writer
 from twostream_jax.prep import synthetic_videos
 from twostream_jax.train import loop as train_loop
+from twostream_jax.train import protocol_evaluation
 from tests import record_fixtures
-from tests.config_fixtures import REPO_ROOT, tiny_train_config
+from tests.config_fixtures import REPO_ROOT, spec_of, tiny_train_config
 
 SPEC = synthetic_videos.SyntheticSpec(height=48, width=64, num_frames=10, train_per_class=2,
                                       test_per_class=2, camera_pan=True)
@@ -45,8 +46,8 @@ def _train_and_evaluate(records: str, workdir: str, modality: str):
   config.data.test_num_crops = 10
   config.train.eval_batch_size = 16
   config.eval.train_num_frames = 1
-  state = train_loop.train(config, workdir)
-  evaluation.evaluate_run(config, workdir, state)
+  state = train_loop.train(config, spec_of(config), workdir)
+  protocol_evaluation.evaluate_run(config, spec_of(config), workdir, state)
   return config
 
 
@@ -81,21 +82,11 @@ def runs(tmp_path_factory):
 def test_test_positions_repeat_the_pipeline_sampling():
   for n in range(2, 40):
     for k in (1, 2, 5, 25):
-      np.testing.assert_array_equal(clip_reader.test_view_starts(n, 1, k),
-                                    sampling.test_frame_indices(n, k))
+      np.testing.assert_array_equal(clip_reader.view_starts(n, 1, k),
+                                    protocol_positions.frame_indices(n, k))
       for length in (1, 5, 10):
-        np.testing.assert_array_equal(clip_reader.test_flow_indices(n, k, length),
-                                      sampling.test_flow_indices(n, k, length))
-
-
-def test_test_crop_boxes_repeat_the_pipeline_boxes():
-  from twostream_jax.data import video_ops  # pylint: disable=g-import-not-at-top
-  for height, width, size in ((48, 64, 24), (96, 128, 96), (30, 20, 24), (256, 340, 224)):
-    for crops in stream_predictor.TEST_NUM_CROPS:
-      boxes, flips = stream_predictor.test_crop_boxes(height, width, size, crops)
-      expected_boxes, expected_flips = video_ops.test_crop_boxes(height, width, size, crops)
-      np.testing.assert_array_equal(boxes, expected_boxes.numpy())
-      np.testing.assert_array_equal(flips, expected_flips.numpy())
+        np.testing.assert_array_equal(clip_reader.flow_indices(n, k, length),
+                                      protocol_positions.flow_indices(n, k, length))
 
 
 def _compare(predicted: list, reference: score_files.VideoScores, key: str) -> tuple[float, float]:
@@ -108,7 +99,7 @@ def _compare(predicted: list, reference: score_files.VideoScores, key: str) -> t
 def test_predictions_from_video_files_agree_with_evaluation_on_records(runs):
   w = runs['workdirs']
   svm_file = runs['fused']['fusion_files']['svm']
-  with_jpeg = predict.Predictor(w['spatial'], w['temporal'], svm_file, num_workers=0)
+  with_jpeg = video_prediction.Predictor(w['spatial'], w['temporal'], svm_file, num_workers=0)
   assert with_jpeg.flow_algorithm == 'dis'
   results = with_jpeg.predict(runs['paths'], progress=False)
   assert all(r['ok'] for r in results) and len(results) == 12
@@ -122,12 +113,11 @@ def test_predictions_from_video_files_agree_with_evaluation_on_records(runs):
     measured[name] = (agree, diff, agree_raw, diff_raw)
     # Same decoding, flow, quantisation and JPEG coding as the records, the same views: only the
     # JPEG decoder (OpenCV here, TensorFlow for records) and the batching of views could differ.
-    # Measured here: mean |dp| = 0.0 for both streams (identical inputs, identical scores).
     assert agree >= 0.95, measured
     assert diff < 1e-5, measured
     # Without the round trip the networks see frames and flow before JPEG: the whole difference
-    # is the JPEG storage's. Measured here: mean |dp| 4.5e-5 (spatial), 1.0e-5 (temporal) for
-    # these barely trained nets (probabilities near 1/6); it must be the larger one and small.
+    # is the JPEG storage's, so it must be the larger one, and small for these barely trained
+    # nets (probabilities near 1/6).
     assert diff_raw > diff and diff_raw < 0.05, measured
   print('agreement (top-1, mean |dp|) with / without JPEG round trip:', measured)
   # The fitted SVM from `fuse`, read back from its file, fuses as it did the test scores.
@@ -140,15 +130,17 @@ def test_predictions_from_video_files_agree_with_evaluation_on_records(runs):
 
 
 def test_one_stream_alone_with_pictures(runs, tmp_path):
-  temporal_only = predict.Predictor(temporal_workdir=runs['workdirs']['temporal'], num_workers=0)
+  temporal_only = video_prediction.Predictor(temporal_workdir=runs['workdirs']['temporal'],
+                                             num_workers=0)
   assert temporal_only.fusion is None and not temporal_only.settings.want_frames
   results = temporal_only.predict(runs['paths'][:2], render_dir=str(tmp_path), progress=False)
   assert [set(r['predictions']) for r in results] == [{'temporal'}, {'temporal'}]
   probs = np.stack([r['predictions']['temporal']['probs'] for r in results])
   np.testing.assert_allclose(probs, runs['test']['temporal'].probs[:2], atol=1e-5)
   assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(r['render']) for r in results)
-  with pytest.raises(predict.PredictError, match='both streams'):
-    predict.Predictor(runs['workdirs']['spatial'], fusion_path=runs['fused']['fusion_files']['svm'])
+  with pytest.raises(video_prediction.PredictError, match='both streams'):
+    video_prediction.Predictor(runs['workdirs']['spatial'],
+                               fusion_path=runs['fused']['fusion_files']['svm'])
 
 
 def _predict_cli(*args, timeout=300):
@@ -187,7 +179,10 @@ def test_streams_of_different_class_lists_fail_at_start(runs, tmp_path):
   other = str(tmp_path / 'other_records')
   record_fixtures.write_tiny_dataset(other)  # 3 classes of other names
   # What training on those records writes first (train.loop); the check needs nothing more.
-  workdir_metadata.save(str(tmp_path / 'other_temporal'), tiny_train_config(other, 'flow'))
+  other_config = tiny_train_config(other, 'flow')
+  other_spec = spec_of(other_config)
+  workdir_metadata.save(str(tmp_path / 'other_temporal'), other_config, other_spec.data_dirs,
+                        other_spec.metadatas)
   out = _predict_cli(f'--spatial_workdir={runs["workdirs"]["spatial"]}',
                      f'--temporal_workdir={tmp_path / "other_temporal"}', runs['paths'][0])
   assert out.returncode == 2
@@ -196,11 +191,12 @@ def test_streams_of_different_class_lists_fail_at_start(runs, tmp_path):
 
 def test_workdir_without_checkpoints_fails_at_start(runs, tmp_path):
   config = tiny_train_config(runs['records'], 'rgb')
-  workdir_metadata.save(str(tmp_path / 'untrained'), config)
+  spec = spec_of(config)
+  workdir_metadata.save(str(tmp_path / 'untrained'), config, spec.data_dirs, spec.metadatas)
   with pytest.raises(stream_predictor.PredictorError, match='no checkpoint'):
-    predict.Predictor(str(tmp_path / 'untrained'), runs['workdirs']['temporal'])
+    video_prediction.Predictor(str(tmp_path / 'untrained'), runs['workdirs']['temporal'])
   with pytest.raises(stream_predictor.PredictorError, match='dataset_metadata.json'):
-    predict.Predictor(str(tmp_path), runs['workdirs']['temporal'])
+    video_prediction.Predictor(str(tmp_path), runs['workdirs']['temporal'])
   # Nothing was created in the untrained workdir by trying.
   assert not (tmp_path / 'untrained' / 'checkpoints').exists()
 

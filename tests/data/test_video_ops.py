@@ -1,14 +1,17 @@
-"""Tests of video_ops: flow rules (flip, crop alignment, resize scaling, mean subtraction), boxes, jitter."""
+"""Tests of video_ops (boxes, decoders) and of the TF reference view transform (flow rules: flip,
+crop alignment, resize scaling, mean subtraction; jitter, normalisation)."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from twostream_jax.data import protocol_views
 from twostream_jax.data import random_draws
-from twostream_jax.data import record_schema as rf
+from twostream_jax.data import record_schema
 from twostream_jax.data import video_ops
 from twostream_jax.prep import jpeg_codec
 from tests.data import flow_reference
+from tests.data import tf_view_reference as reference
 
 B = 20.0  # flow bound of the quantised tests
 
@@ -26,8 +29,8 @@ def test_flip_negates_x_exactly_and_keeps_y():
   np.testing.assert_array_equal(out[..., 1::2], mirrored[..., 1::2])
   # Quantised: q -> 255 - q on x is an exact negation of the dequantised value.
   q = rng.integers(0, 256, size=(6, 8, 6)).astype(np.uint8)
-  flipped = rf.dequantise_flow(video_ops.flip_flow_quantised(tf.constant(q)).numpy(), B)
-  expected = rf.dequantise_flow(q[:, ::-1], B)
+  flipped = record_schema.dequantise_flow(reference.flip_flow_quantised(tf.constant(q)).numpy(), B)
+  expected = record_schema.dequantise_flow(q[:, ::-1], B)
   np.testing.assert_array_equal(flipped[..., 0::2], -expected[..., 0::2])
   np.testing.assert_array_equal(flipped[..., 1::2], expected[..., 1::2])
 
@@ -40,10 +43,10 @@ def test_flow_view_crops_every_channel_alike_and_flips_x():
   pattern = (yy * w + xx) % 97
   q = np.stack([pattern + 3 * c for c in range(channels)], -1).astype(np.uint8)
   box = tf.constant([2, 3, 6, 6])
-  out = video_ops.flow_view(tf.constant(q), box, tf.constant(False), 6, B, 'none').numpy()
-  np.testing.assert_allclose(out, rf.dequantise_flow(q[2:8, 3:9], B), rtol=0, atol=1e-5)
-  flipped = video_ops.flow_view(tf.constant(q), box, tf.constant(True), 6, B, 'none').numpy()
-  ref = rf.dequantise_flow(q[2:8, 3:9][:, ::-1], B)
+  out = reference.flow_view(tf.constant(q), box, tf.constant(False), 6, B, 'none').numpy()
+  np.testing.assert_allclose(out, record_schema.dequantise_flow(q[2:8, 3:9], B), rtol=0, atol=1e-5)
+  flipped = reference.flow_view(tf.constant(q), box, tf.constant(True), 6, B, 'none').numpy()
+  ref = record_schema.dequantise_flow(q[2:8, 3:9][:, ::-1], B)
   ref[..., 0::2] *= -1
   np.testing.assert_allclose(flipped, ref, rtol=0, atol=1e-5)
 
@@ -57,10 +60,10 @@ def test_resize_scales_flow_by_the_factor_of_its_axis():
   np.testing.assert_allclose(out[..., 1::2], -2.0 * 12 / 8, rtol=1e-6)
   # flow_view: a 12 (h) x 16 (w) box resized to 24 x 24 scales x by 1.5 and y by 2.
   q = np.stack([np.full((20, 20), 140, np.uint8), np.full((20, 20), 100, np.uint8)], -1)
-  out = video_ops.flow_view(tf.constant(q), tf.constant([1, 2, 12, 16]), tf.constant(False), 24, B,
+  out = reference.flow_view(tf.constant(q), tf.constant([1, 2, 12, 16]), tf.constant(False), 24, B,
                             'none').numpy()
-  np.testing.assert_allclose(out[..., 0], rf.dequantise_flow(np.float32(140), B) * 1.5, rtol=1e-5)
-  np.testing.assert_allclose(out[..., 1], rf.dequantise_flow(np.float32(100), B) * 2.0, rtol=1e-5)
+  np.testing.assert_allclose(out[..., 0], record_schema.dequantise_flow(np.float32(140), B) * 1.5, rtol=1e-5)
+  np.testing.assert_allclose(out[..., 1], record_schema.dequantise_flow(np.float32(100), B) * 2.0, rtol=1e-5)
 
 
 def test_mean_subtraction_zeroes_each_field_mean():
@@ -70,26 +73,9 @@ def test_mean_subtraction_zeroes_each_field_mean():
   np.testing.assert_allclose(out.mean(axis=(0, 1)), 0.0, atol=1e-5)
   np.testing.assert_allclose(out - flow, np.broadcast_to(-flow.mean((0, 1)), flow.shape), atol=1e-5)
   q = rng.integers(0, 256, size=(16, 16, 10)).astype(np.uint8)
-  view = video_ops.flow_view(tf.constant(q), tf.constant([0, 0, 12, 12]), tf.constant(True), 12, B,
+  view = reference.flow_view(tf.constant(q), tf.constant([0, 0, 12, 12]), tf.constant(True), 12, B,
                              'per_field').numpy()
   np.testing.assert_allclose(view.mean(axis=(0, 1)), 0.0, atol=1e-4)
-
-
-def test_test_crop_boxes_are_centre_corners_and_flips():
-  boxes, flips = video_ops.test_crop_boxes(32, 40, 24, 10)
-  # (y0, x0, h, w): centre, top-left, top-right, bottom-left, bottom-right, then the same flipped.
-  five = [[4, 8, 24, 24], [0, 0, 24, 24], [0, 16, 24, 24], [8, 0, 24, 24], [8, 16, 24, 24]]
-  np.testing.assert_array_equal(boxes.numpy(), five + five)
-  np.testing.assert_array_equal(flips.numpy(), [False] * 5 + [True] * 5)
-  boxes, flips = video_ops.test_crop_boxes(32, 40, 24, 1)
-  np.testing.assert_array_equal(boxes.numpy(), [[4, 8, 24, 24]])
-  boxes, flips = video_ops.test_crop_boxes(32, 40, 24, 2)
-  np.testing.assert_array_equal(flips.numpy(), [False, True])
-  # A frame smaller than the crop gives boxes of its short side (resized up later).
-  boxes, _ = video_ops.test_crop_boxes(20, 30, 24, 5)
-  np.testing.assert_array_equal(boxes.numpy()[0], [0, 5, 20, 20])
-  with pytest.raises(ValueError, match='num_crops'):
-    video_ops.test_crop_boxes(32, 40, 24, 3)
 
 
 def test_multiscale_boxes_follow_tsn_scales_and_positions():
@@ -140,21 +126,21 @@ def test_boxes_of_a_group_equal_one_box_per_example():
 def test_color_jitter_on_gray_is_brightness_only():
   # On a uniform gray image contrast and saturation change nothing: out = 0.5 * b, b in [0.8, 1.2].
   gray = tf.fill([4, 4, 3], 0.5)
-  values = [video_ops.color_jitter(gray, _uniforms(i, 3), 0.2).numpy() for i in range(50)]
+  values = [reference.color_jitter(gray, _uniforms(i, 3), 0.2).numpy() for i in range(50)]
   for v in values:
     assert np.ptp(v) < 1e-6 and 0.4 - 1e-6 <= v[0, 0, 0] <= 0.6 + 1e-6
   assert np.ptp([v[0, 0, 0] for v in values]) > 0.05
 
 
 def test_normalization():
-  mean_colour = tf.constant(np.array(video_ops.IMAGENET_MEAN, np.float32))[None, None]
+  mean_colour = tf.constant(np.array(protocol_views.IMAGENET_MEAN, np.float32))[None, None]
   np.testing.assert_allclose(flow_reference.normalize_rgb(mean_colour.numpy(), 'imagenet'), 0.0, atol=1e-6)
   np.testing.assert_allclose(flow_reference.normalize_rgb(mean_colour.numpy(), 'unit'), mean_colour.numpy())
   frame = np.full((8, 8, 3), 255, np.uint8)
-  out = video_ops.rgb_view(tf.constant(frame), tf.constant([0, 0, 8, 8]), tf.constant(False), 8,
+  out = reference.rgb_view(tf.constant(frame), tf.constant([0, 0, 8, 8]), tf.constant(False), 8,
                            'imagenet').numpy()
-  np.testing.assert_allclose(out[0, 0], (1 - np.array(video_ops.IMAGENET_MEAN)) /
-                             np.array(video_ops.IMAGENET_STD), rtol=1e-5)
+  np.testing.assert_allclose(out[0, 0], (1 - np.array(protocol_views.IMAGENET_MEAN)) /
+                             np.array(protocol_views.IMAGENET_STD), rtol=1e-5)
 
 
 def test_ops_agree_eagerly_and_inside_tf_data():
@@ -166,8 +152,8 @@ def test_ops_agree_eagerly_and_inside_tf_data():
     u = random_draws.uniforms(tf.stack([tf.constant(7, tf.int64), tf.cast(i, tf.int64)]), 6)
     box = video_ops.multiscale_crop_box(u[:2], 30, 36)
     flip = u[2] < 0.5
-    return (video_ops.rgb_view(frame, box, flip, 16, 'imagenet', u[3:], 0.3),
-            video_ops.flow_view(stack, box, flip, 16, B, 'per_field'))
+    return (reference.rgb_view(frame, box, flip, 16, 'imagenet', u[3:], 0.3),
+            reference.flow_view(stack, box, flip, 16, B, 'per_field'))
 
   in_data = list(tf.data.Dataset.range(3).map(views).as_numpy_iterator())
   for i, (rgb, flow) in enumerate(in_data):
@@ -181,11 +167,11 @@ def test_decoders_match_record_format():
   jpeg = jpeg_codec.encode_jpeg(rng.integers(0, 256, (12, 16, 3)).astype(np.uint8))
   np.testing.assert_array_equal(video_ops.decode_frame(tf.constant(jpeg)).numpy(),
                                 jpeg_codec.decode_jpeg(jpeg))
-  # Quantised flow fields: dequantised, they equal record_format's float flow stack.
+  # Quantised flow fields: dequantised, they equal record_schema's float flow stack.
   xs = [jpeg_codec.encode_jpeg(rng.integers(0, 256, (12, 16)).astype(np.uint8)) for _ in range(3)]
   ys = [jpeg_codec.encode_jpeg(rng.integers(0, 256, (12, 16)).astype(np.uint8)) for _ in range(3)]
   fields = video_ops.decode_flow_fields_quantised(tf.constant(xs), tf.constant(ys))
-  ours = rf.dequantise_flow(tf.cast(video_ops.fields_to_stack(fields), tf.float32), B)
+  ours = record_schema.dequantise_flow(tf.cast(reference.fields_to_stack(fields), tf.float32), B)
   theirs = flow_reference.decode_flow_stack(xs, ys, range(3), B)
   np.testing.assert_array_equal(ours.numpy(), theirs)
 

@@ -1,4 +1,4 @@
-"""The device view transform (train.device_views) against the TF host path (data.video_ops)."""
+"""The device view transform (train.device_views) against its TF reference (tests.data.tf_view_reference)."""
 
 import jax
 import jax.numpy as jnp
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from twostream_jax.data import video_ops
 from twostream_jax.train import device_views as dv
+from tests.data import tf_view_reference as reference
 
 S = 16
 
@@ -44,7 +44,7 @@ def test_rgb_views_equal_the_host_path(normalization, jitter):
   extra = {dv.JITTER: 1.0 - jitter + 2.0 * jitter * u} if jitter else {}
   got = _device(spec, image, boxes, flips, **extra)
   for v, (box, flip) in enumerate(zip(boxes, flips)):
-    want = video_ops.rgb_view(tf.constant(image), box, tf.constant(flip), S, normalization,
+    want = reference.rgb_view(tf.constant(image), box, tf.constant(flip), S, normalization,
                               tf.constant(u), jitter).numpy()
     np.testing.assert_allclose(got[v], want, rtol=1e-5, atol=2e-5, err_msg=f'box {box} flip {flip}')
 
@@ -62,7 +62,7 @@ def test_flow_views_equal_the_host_path(mean_subtraction):
   planes = np.moveaxis(canvas, -1, 0)  # as the pipeline yields flow
   got = _device(spec, planes, boxes, flips, **{dv.FLOW_STEP: np.float32(bound / 127.5)})
   for v, (box, flip) in enumerate(zip(boxes, flips)):
-    want = video_ops.flow_view(tf.constant(stack), box, tf.constant(flip), S, bound,
+    want = reference.flow_view(tf.constant(stack), box, tf.constant(flip), S, bound,
                                mean_subtraction).numpy()
     np.testing.assert_allclose(got[v], want, rtol=1e-5, atol=1e-4, err_msg=f'box {box} flip {flip}')
 

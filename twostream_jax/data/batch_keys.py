@@ -1,18 +1,21 @@
-"""The keys of the batches the input pipeline yields, shared with the device view transform.
+"""The keys of the uint8 batches the input pipeline hands to the device view transform.
 
-`train.device_views` documents each key's dtype and shape. Plain strings (no TensorFlow, no JAX),
-so that both sides, and hosts without TensorFlow, agree on them.
+Plain strings (no TensorFlow, no JAX), so that the pipeline, `train.device_views` and hosts without
+TensorFlow (`inference`) agree on them. n examples or test positions, V views of each; evaluation
+batches hold v videos of K test positions. The other keys of a batch (label, dataset_index,
+video_index, mask) are the pipeline's (`data.input_pipeline`).
 """
 
-IMAGES = 'images'  # uint8 [n, Hc, Wc, c]: RGB frames or quantised flow stacks on a canvas
-# int32 [v, K] or [v, K, 2L]: evaluation, which frames / planes of a video's bank (its `images`)
-# each of its K test positions uses.
+# uint8 [n, Hc, Wc, 3] RGB, or [n, 2L, Hc, Wc] quantised flow planes (plane 2k = x, 2k + 1 = y of
+# field k) as decoded, on a zero-padded canvas; evaluation: [v, F, Hc, Wc(, 3)], a video's bank of
+# distinct frames or planes, each once.
+IMAGES = 'images'
+# Evaluation only: int32 [v, K] (RGB) or [v, K, 2L] (flow), the bank frame or planes of each of
+# the K test positions.
 ROWS = 'rows'
-BOXES = 'boxes'  # int32 [n, V, 4]: (y0, x0, h, w) of each view in the canvas
-FLIPS = 'flips'  # bool [n, V]
-FLOW_STEP = 'flow_step'  # float32 [n]: B / 127.5 (flow only)
-JITTER = 'jitter'  # float32 [n, 3]: colour-jitter factors (RGB with data.color_jitter > 0 only)
-LABEL = 'label'  # int32 [n]
-DATASET_INDEX = 'dataset_index'  # int32 [n]
-VIDEO_INDEX = 'video_index'  # int32 [n]: evaluation, -1 for padding
-MASK = 'mask'  # float32 [n]: evaluation, 1 real, 0 padding
+# int32 [n, V, 4] (y0, x0, h, w) of each view's box in the canvas, or [n, V, 2] (y0, x0) when every
+# box is S x S (the views are then slices, no resize).
+BOXES = 'boxes'
+FLIPS = 'flips'  # bool [n, V]: mirror the view left-right (negates flow x)
+FLOW_STEP = 'flow_step'  # float32 [n]: flow only, pixels per quantisation level, B / 127.5
+JITTER = 'jitter'  # float32 [n, 3]: RGB with data.color_jitter > 0 only, the colour-jitter factors

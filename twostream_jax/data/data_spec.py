@@ -11,13 +11,12 @@ import dataclasses
 from typing import Any
 
 from twostream_jax.data import dataset_metadata
+from twostream_jax.data import protocol_views
 from twostream_jax.data import record_schema
 
 MODALITIES = ('rgb', 'flow')
 FLOW_DIRECTIONS = ('forward', 'bidirectional')
 STACKINGS = ('optical_flow', 'trajectory')
-NORMALIZATIONS = ('imagenet', 'unit')
-MEAN_SUBTRACTIONS = ('per_field', 'none')
 
 
 class InputConfigError(ValueError):
@@ -79,13 +78,13 @@ class DataSettings:
         (s.stacking in STACKINGS, f'data.stacking must be one of {STACKINGS}, got {s.stacking!r}'),
         (s.modality in MODALITIES, f'data.modality must be one of {MODALITIES}, got {s.modality!r}'),
         (s.num_fields >= 1, f'data.num_flow_fields must be >= 1, got {s.num_fields}'),
-        (s.mean_subtraction in MEAN_SUBTRACTIONS,
-         f'data.flow_mean_subtraction must be one of {MEAN_SUBTRACTIONS}, got '
+        (s.mean_subtraction in protocol_views.MEAN_SUBTRACTIONS,
+         f'data.flow_mean_subtraction must be one of {protocol_views.MEAN_SUBTRACTIONS}, got '
          f'{s.mean_subtraction!r}'),
         (s.crop_size >= 1, f'data.crop_size must be >= 1, got {s.crop_size}'),
         (0.0 <= s.color_jitter < 1.0, f'data.color_jitter must be in [0, 1), got {s.color_jitter}'),
-        (s.normalization in NORMALIZATIONS,
-         f'data.normalization must be one of {NORMALIZATIONS}, got {s.normalization!r}'),
+        (s.normalization in protocol_views.NORMALIZATIONS,
+         f'data.normalization must be one of {protocol_views.NORMALIZATIONS}, got {s.normalization!r}'),
         (s.frames_per_video >= 1, f'data.frames_per_video must be >= 1, got {s.frames_per_video}'),
         (s.decode_parallelism >= 0,
          f'data.decode_parallelism must be >= 0 (0: AUTOTUNE), got {s.decode_parallelism}'),

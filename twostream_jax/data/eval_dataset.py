@@ -22,6 +22,7 @@ from twostream_jax.data import pipeline_ops
 from twostream_jax.data import record_index
 from twostream_jax.data import record_reader
 from twostream_jax.data import protocol_positions
+from twostream_jax.data import protocol_views
 from twostream_jax.data import sampling
 from twostream_jax.data import trajectory_stacking
 from twostream_jax.data import video_ops
@@ -161,10 +162,10 @@ def _eval_videos_table(s: data_spec.DataSettings, index: record_index.RecordInde
   if not no_resize:
     table['boxes'][:] = [0, 0, 1, 1]  # padding videos: any valid box
   for size in {(int(index.heights[r]), int(index.widths[r])) for r in records}:
-    boxes = video_ops.test_crop_boxes(*size, s.crop_size, num_crops)[0].numpy()
+    boxes = protocol_views.crop_boxes(*size, s.crop_size, num_crops)[0]
     mine = (index.heights[records] == size[0]) & (index.widths[records] == size[1])
     table['boxes'][:n][mine] = boxes[:, :table['boxes'].shape[2]]
-  flips = video_ops.test_crop_boxes(1, 1, s.crop_size, num_crops)[1].numpy()  # any size: the same
+  flips = protocol_views.crop_boxes(1, 1, s.crop_size, num_crops)[1]  # any size: the same
   table['flips'] = np.tile(flips[None], [total, 1])
   table['flips'][n:] = False
   return table
@@ -225,9 +226,9 @@ def create_eval_dataset(spec: data_spec.DataSpec, *, split: str, num_frames: int
     crop order on the device.
   """
   s = spec.settings
-  if num_crops not in video_ops.TEST_NUM_CROPS or num_frames < 1:
+  if num_crops not in protocol_views.TEST_NUM_CROPS or num_frames < 1:
     raise data_spec.InputConfigError(f'the test protocol needs num_frames >= 1 and num_crops in '
-                           f'{video_ops.TEST_NUM_CROPS}, got {num_frames} and {num_crops}')
+                           f'{protocol_views.TEST_NUM_CROPS}, got {num_frames} and {num_crops}')
   batch = pipeline_ops.local_batch_size(global_batch_size, process_index, process_count)
   if not 0 <= dataset_index < len(spec.data_dirs):
     raise data_spec.InputConfigError(

@@ -18,7 +18,7 @@ import tqdm
 
 from twostream_jax.evaluation import classification_metrics
 from twostream_jax.evaluation import score_files
-from twostream_jax.evaluation import stream_predictor
+from twostream_jax.evaluation import stream_scores
 from twostream_jax.evaluation import view_batches
 
 EVAL_SUBDIR = 'eval'
@@ -52,7 +52,7 @@ def score_split(predict: Callable, batches: Iterable[Any], *, video_ids: Sequenc
                   disable=not show_progress)
   for index, label, logits in view_batches.real_views(predict, batches):
     np.add.at(logit_sums, index, logits)
-    np.add.at(prob_sums, index, stream_predictor.softmax(logits))
+    np.add.at(prob_sums, index, stream_scores.softmax(logits))
     np.add.at(counts, index, 1)
     labels[index] = label
     bar.update(1)

@@ -1,50 +1,17 @@
 """Network inputs made on the accelerator from uint8 pixels: the view transform of the jitted steps.
 
-The input pipeline (`data.input_pipeline`) hands the device uint8 images and a few numbers per
-example; everything that turns them into float network inputs runs here, inside the jitted train
-and eval steps, as one pure JAX function (`make_views`). Train and eval use the same function, and
-`data.video_ops.rgb_view` / `flow_view` (the TF host path it replaced) is its reference in the tests
-(equal to float32 rounding). JAX only: no TensorFlow, no OpenCV.
+The input pipeline hands the device uint8 images and a few numbers per example (`data.batch_keys`
+documents each key); `make_views`, one pure JAX function inside the jitted train and eval steps,
+turns them into float network inputs. Evaluation batches of videos carry each video's bank of
+frames or planes once and the rows of its K positions (`video_positions` gathers them here), so
+that the K x C views of a video are adjacent, position-major.
 
-Batch keys (n examples or test positions, V views of each; `input_pipeline` documents which it yields):
-  images         uint8   [n, Hc, Wc, 3]  RGB: a canvas holding the frame (or crop) at its top-left,
-                                         zero padded
-                 uint8   [n, 2L, Hc, Wc] flow: the quantised planes as decoded (plane 2k = x,
-                                         2k + 1 = y of field k, in time order), on such a canvas;
-                                         planes, not channel-last: the host never transposes
-  boxes          int32   [n, V, 4]       (y0, x0, h, w) of each view's box in the canvas, h, w >= 1
-                 int32   [n, V, 2]       or (y0, x0) only: every box is S x S (no resize), which
-                                         the pipeline says when it knows (the common case); the
-                                         views are then plain slices (much cheaper than the
-                                         bilinear gathers on a CPU)
-  flips          bool    [n, V]          mirror the view left-right (negates flow x)
-  flow_step      float32 [n]             flow only: pixels per quantisation level, B / 127.5
-  jitter         float32 [n, 3]          RGB only, and only with data.color_jitter > 0: the
-                                         brightness, contrast and saturation factors
-  label          int32   [n]
-  dataset_index  int32   [n]
-  video_index    int32   [n]             evaluation: -1 for padding
-  mask           float32 [n]             evaluation: 1 real, 0 padding
-Training has V = 1 and a canvas of S x S holding the crop the host cut (box (0, 0), unless a
-resize is needed: multi-scale crops, frames smaller than S).
-
-Evaluation batches are per video (n = v videos) and add one key:
-  images         uint8   [v, F, Hc, Wc, 3] RGB: the video's bank, each test frame once
-                 uint8   [v, F, Hc, Wc]  flow: the bank of planes its stacks use, each once
-  rows           int32   [v, K]          RGB: the bank frame of each of the K test positions
-                 int32   [v, K, 2L]      flow: the bank planes of each position's stack
-and boxes, flips (V = C crops), flow_step, label, ... per video. `video_positions` gathers the K
-positions of each video here (`[v * K, ...]`, boxes and flips repeated), so the host decodes each
-JPEG once and sends each frame or plane once (overlapping flow stacks share theirs); the K x C
-views of a video are then adjacent, position-major.
-
-A view: the box is resized to S x S with TF's bilinear rule (`tf.image.resize`, half-pixel
-centres, no antialiasing; a box of S x S is copied exactly), mirrored if flipped, then
-  * RGB: x / 255 -> colour jitter (if any) -> ('imagenet') (x - mean) / std, or ('unit') as is;
-  * flow: v = (q - centre) * step * r * sign per channel, centre = 127.5 ('none') or the channel's
-    spatial mean of the resized q ('per_field': each field's mean vector, the paper's camera-motion
-    compensation), r = S / w for x and S / h for y (flow scales with the resize), sign = -1 on the
-    x channels of a flipped view (docs/ARCHITECTURE.md, "Flow rules").
+A view: the box is resized to S x S with TF's bilinear rule (half-pixel centres, no antialiasing;
+an S x S box is copied exactly) and mirrored if flipped; RGB is scaled to [0, 1], colour-jittered
+if asked and normalised (`data.protocol_views`); flow is dequantised, scaled with the resize, its
+x negated when flipped, and each field's mean subtracted if asked (docs/ARCHITECTURE.md, "Flow
+rules"). The TF host path it replaced is its reference in the tests
+(`tests/data/tf_view_reference.py`). JAX only: no TensorFlow, no OpenCV.
 """
 
 from __future__ import annotations
@@ -55,10 +22,9 @@ from typing import Any, Mapping
 import jax
 import jax.numpy as jnp
 
+from twostream_jax.data import protocol_views
 from twostream_jax.data.batch_keys import BOXES, FLIPS, FLOW_STEP, IMAGES, JITTER, ROWS
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 _GRAY_WEIGHTS = (0.299, 0.587, 0.114)
 
 
@@ -85,11 +51,12 @@ class ViewSpec:
                mean_subtraction=data_config.flow_mean_subtraction)
     if spec.modality not in ('rgb', 'flow'):
       raise ValueError(f"data.modality must be 'rgb' or 'flow', got {spec.modality!r}")
-    if spec.normalization not in ('imagenet', 'unit'):
-      raise ValueError(f"data.normalization must be 'imagenet' or 'unit', got {spec.normalization!r}")
-    if spec.mean_subtraction not in ('per_field', 'none'):
-      raise ValueError("data.flow_mean_subtraction must be 'per_field' or 'none', got "
-                       f'{spec.mean_subtraction!r}')
+    if spec.normalization not in protocol_views.NORMALIZATIONS:
+      raise ValueError(f'data.normalization must be one of {protocol_views.NORMALIZATIONS}, got '
+                       f'{spec.normalization!r}')
+    if spec.mean_subtraction not in protocol_views.MEAN_SUBTRACTIONS:
+      raise ValueError(f'data.flow_mean_subtraction must be one of '
+                       f'{protocol_views.MEAN_SUBTRACTIONS}, got {spec.mean_subtraction!r}')
     return spec
 
 
@@ -146,7 +113,7 @@ def crop_resize(image: jax.Array, box: jax.Array, flip: jax.Array, size: int,
 def color_jitter(image: jax.Array, factors: jax.Array) -> jax.Array:
   """Brightness, contrast, saturation of float RGB `[H, W, 3]` in [0, 1] by `factors` `[3]`.
 
-  As `video_ops.color_jitter` (torchvision's ColorJitter in fixed order), clipped after each.
+  As torchvision's ColorJitter with the three factors in fixed order, clipped after each.
   """
   gray = lambda x: x @ jnp.asarray(_GRAY_WEIGHTS, jnp.float32)
   image = jnp.clip(image * factors[0], 0.0, 1.0)
@@ -158,11 +125,15 @@ def color_jitter(image: jax.Array, factors: jax.Array) -> jax.Array:
 
 def rgb_view(spec: ViewSpec, image: jax.Array, box: jax.Array, flip: jax.Array,
              jitter: jax.Array | None = None) -> jax.Array:
-  """One RGB network input: uint8 canvas `[Hc, Wc, 3]` -> float32 `[S, S, 3]` (module docstring)."""
+  """One RGB network input: uint8 canvas `[Hc, Wc, 3]` -> float32 `[S, S, 3]`.
+
+  x / 255 -> colour jitter (when `jitter`, float32 `[3]`, is given) -> ('imagenet') (x - mean) / std
+  or ('unit') as is.
+  """
   x = crop_resize(image, box, flip, spec.crop_size)
   if spec.normalization == 'imagenet':
-    scale = 1.0 / jnp.asarray(IMAGENET_STD, jnp.float32)
-    offset = -jnp.asarray(IMAGENET_MEAN, jnp.float32) * scale
+    scale = 1.0 / jnp.asarray(protocol_views.IMAGENET_STD, jnp.float32)
+    offset = -jnp.asarray(protocol_views.IMAGENET_MEAN, jnp.float32) * scale
   else:
     scale, offset = jnp.ones(3, jnp.float32), jnp.zeros(3, jnp.float32)
   if jitter is not None:
@@ -175,6 +146,11 @@ def rgb_view(spec: ViewSpec, image: jax.Array, box: jax.Array, flip: jax.Array,
 def flow_view(spec: ViewSpec, stack: jax.Array, box: jax.Array, flip: jax.Array,
               step: jax.Array) -> jax.Array:
   """One flow network input: uint8 planes `[2L, Hc, Wc]` -> float32 `[S, S, 2L]` in pixels of the input.
+
+  v = (q - centre) * step * r * sign per channel: centre 127.5 ('none') or the channel's spatial
+  mean of the resized q ('per_field': each field's mean vector, the paper's camera-motion
+  compensation), r = S / w for x and S / h for y (flow scales with the resize), sign = -1 on the x
+  channels of a flipped view.
 
   Args:
     spec: the view settings.

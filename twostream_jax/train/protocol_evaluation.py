@@ -17,7 +17,7 @@ from twostream_jax.data import data_spec
 from twostream_jax.data import eval_dataset
 from twostream_jax.data import pipeline_ops
 from twostream_jax.evaluation import evaluate
-from twostream_jax.evaluation import stream_predictor
+from twostream_jax.evaluation import stream_scores
 from twostream_jax.train import checkpointing
 from twostream_jax.train import metric_writers
 from twostream_jax.train import restore
@@ -55,7 +55,7 @@ def evaluate_run(config: ml_collections.ConfigDict, spec: data_spec.DataSpec, wo
   if config.eval.score_train_split:
     jobs.append((spec.train_split, config.eval.train_num_frames, config.eval.train_num_crops))
   predict = view_outputs.view_predictor(state, eval_fn, mesh, head=dataset_index)
-  stream = stream_predictor.stream_name(config)
+  stream = stream_scores.stream_name(config.data.modality, config.eval.stream_name)
   max_videos = config.eval.max_videos
   results = {}
   for split, frames, crops in jobs:

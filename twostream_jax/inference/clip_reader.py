@@ -1,19 +1,15 @@
 """One new video -> the uint8 frames and quantised flow its test views need, as the records hold them.
 
-What `python -m twostream_jax.predict` runs per video, in worker processes: decode with the records'
-settings (`video_decoding`: short side, frame stride, frame cap), keep the frames of the test
-protocol's K views, compute the flow fields its K stacks of L fields use (the records' per-pair
-OpenCV algorithm here; a batched algorithm such as tvl1_jax is left to the caller, which gets the
-grayscale pairs instead), quantise flow with the records' bound, and (by default) pass frames and
-flow fields through the records' JPEG encoder and a JPEG decoder, so that the networks see what
-evaluation on the records feeds them (`shard_writer` does the same steps in the same order: flow on
-the un-encoded grayscale frames, JPEG afterwards).
+Per video, in worker processes: decode with the records' settings (`prep.video_decoding`: short
+side, frame stride, frame cap), keep the frames of the K test positions (`data.protocol_positions`),
+compute the flow fields their K stacks of L fields use (a per-pair OpenCV algorithm here; for a
+batched one such as tvl1_jax the caller gets the grayscale pairs), quantise flow with the records'
+bound and, by default, pass frames and fields through the records' JPEG coding, in `shard_writer`'s
+order (flow on the un-encoded grayscale frames, JPEG afterwards), so that the networks see what
+evaluation on the records feeds them.
 
-Memory: a video's resized RGB frames are held while it is read (its length decides which frames the
-test positions use), about 0.26 MB a frame at 340x256: fine for clips (UCF101 averages 7 s); cap
-long recordings with the records' `max_frames` or cut them first.
-
-The test positions come from `data.test_positions`, as in the input pipeline (numpy only).
+A video's resized RGB frames are held while it is read (its length decides which frames the test
+positions use): cap long recordings with the records' `max_frames` or cut them first.
 
 numpy + cv2 only: no TensorFlow, no JAX.
 """
@@ -29,7 +25,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from twostream_jax.data import record_schema
-from twostream_jax.data.test_positions import test_flow_indices, test_view_starts
+from twostream_jax.data.protocol_positions import flow_indices, view_starts
 from twostream_jax.flow import algorithms as optical_flow
 from twostream_jax.prep import jpeg_codec
 from twostream_jax.prep import video_decoding
@@ -149,14 +145,14 @@ def read_clip(path: str, settings: ClipSettings,
   n, (h, w) = len(rgb), rgb[0].shape[:2]
   frames = None
   if settings.want_frames:
-    chosen = test_view_starts(n, 1, settings.num_views)
+    chosen = view_starts(n, 1, settings.num_views)
     frames = np.stack([_jpeg_roundtrip(rgb[i], settings.jpeg_quality, 3) if settings.jpeg_roundtrip
                        else rgb[i] for i in chosen])
   field_indices = np.zeros([0], np.int64)
   stack_rows = np.zeros([settings.num_views, 0], np.int64)
   render_rows = np.zeros([0], np.int64)
   if settings.num_flow_fields:
-    per_stack = test_flow_indices(n, settings.num_views, settings.num_flow_fields)
+    per_stack = flow_indices(n, settings.num_views, settings.num_flow_fields)
     field_indices, inverse = np.unique(per_stack, return_inverse=True)
     stack_rows = inverse.reshape(per_stack.shape)
     if settings.render_frames:
@@ -224,7 +220,7 @@ def iter_clips(paths: Sequence[str], settings: ClipSettings,
   method = 'forkserver' if 'forkserver' in multiprocessing.get_all_start_methods() else 'spawn'
   ctx = multiprocessing.get_context(method)
   if method == 'forkserver':
-    ctx.set_forkserver_preload(['twostream_jax.prep.clip_reader'])
+    ctx.set_forkserver_preload(['twostream_jax.inference.clip_reader'])
   with concurrent.futures.ProcessPoolExecutor(max_workers=num_workers, mp_context=ctx,
                                               initializer=_init_worker,
                                               initargs=(settings,)) as executor:

@@ -4,7 +4,8 @@
 training started), builds its network, restores the latest checkpoint and jits its eval step
 (`train.steps.make_jitted_steps`), with no records folder needed. `score(images)` takes one video's
 uint8 frames `[K, H, W, 3]` (spatial) or quantised flow stacks `[K, H, W, 2L]` (temporal) and
-hands them to the jitted eval step with the test protocol's C crop boxes and flips, which makes the
+hands them to the jitted eval step with the test protocol's C crop boxes and flips
+(`data.protocol_views`), which makes the
 K x C views on the device (`train.device_views`: crops, flips, dequantisation, mean flow subtraction,
 normalisation) exactly as evaluation does on the records' positions; fixed-size batches (one
 compilation per frame size); the views' softmax scores are averaged as `evaluate.score_split` does.
@@ -17,13 +18,14 @@ import os
 from typing import Any
 
 import jax
-import ml_collections
 import numpy as np
 
 from twostream_jax.data import batch_keys
 from twostream_jax.data import dataset_metadata as dm
+from twostream_jax.data import protocol_views
 from twostream_jax.data import record_schema
 from twostream_jax.data import workdir_metadata
+from twostream_jax.evaluation import stream_scores
 from twostream_jax.train import checkpointing
 from twostream_jax.train import sharding
 from twostream_jax.train import state as state_lib
@@ -32,45 +34,6 @@ from twostream_jax.train import steps as train_steps
 
 class PredictorError(ValueError):
   """A workdir (or a pair of them) that cannot be used for prediction; the message says why."""
-
-
-def stream_name(config: ml_collections.ConfigDict) -> str:
-  """'spatial' for RGB, 'temporal' for flow, unless `eval.stream_name` says otherwise."""
-  if config.eval.stream_name:
-    return config.eval.stream_name
-  return 'spatial' if config.data.modality == 'rgb' else 'temporal'
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-  """Softmax over the last axis of float `[..., K]` (numpy, stable)."""
-  z = logits - logits.max(axis=-1, keepdims=True)
-  e = np.exp(z)
-  return e / e.sum(axis=-1, keepdims=True)
-
-
-TEST_NUM_CROPS = (1, 2, 5, 10)
-
-
-def test_crop_boxes(height: int, width: int, size: int,
-                    num_crops: int) -> tuple[np.ndarray, np.ndarray]:
-  """`data.video_ops.test_crop_boxes` in numpy (that one is TensorFlow; predict needs none).
-
-  Square boxes of side min(size, H, W): centre, top-left, top-right, bottom-left, bottom-right
-  (5 or 10 crops) or the centre only (1 or 2), then the same flipped for 2 and 10.
-
-  Returns:
-    (boxes int32 `[num_crops, 4]` of (y0, x0, h, w), flips bool `[num_crops]`).
-  """
-  if num_crops not in TEST_NUM_CROPS:
-    raise ValueError(f'test num_crops must be one of {TEST_NUM_CROPS}, got {num_crops}')
-  side = min(size, height, width)
-  y0 = [0, 0, height - side, height - side, (height - side) // 2]
-  x0 = [0, width - side, 0, width - side, (width - side) // 2]
-  order = [4, 0, 1, 2, 3] if num_crops >= 5 else [4]
-  boxes = np.array([[y0[i], x0[i], side, side] for i in order], np.int32)
-  flipped = num_crops in (2, 10)
-  flips = np.array([False] * len(order) + [True] * (len(order) if flipped else 0))
-  return (np.concatenate([boxes, boxes]) if flipped else boxes), flips
 
 
 class StreamPredictor:
@@ -112,7 +75,8 @@ class StreamPredictor:
       raise PredictorError(f'{workdir!r} holds no finished checkpoint under {directory}')
     self.mesh = mesh if mesh is not None else sharding.create_mesh()
     d = self.config.data
-    self.name, self.modality = stream_name(self.config), d.modality
+    self.name = stream_scores.stream_name(d.modality, self.config.eval.stream_name)
+    self.modality = d.modality
     self.num_views, self.num_crops = int(d.test_num_frames), int(d.test_num_crops)
     self.num_flow_fields = int(d.num_flow_fields) if self.modality == 'flow' else 0
     channels = 3 if self.modality == 'rgb' else 2 * self.num_flow_fields
@@ -149,7 +113,7 @@ class StreamPredictor:
     """
     num, height, width, channels = images.shape
     size = int(self.config.data.crop_size)
-    boxes, flips = test_crop_boxes(height, width, size, self.num_crops)
+    boxes, flips = protocol_views.crop_boxes(height, width, size, self.num_crops)
     if min(height, width) >= size:
       boxes = boxes[:, :2]  # every crop is S x S: its corner is enough (a slice), as evaluation
     if self.modality == 'flow':
@@ -177,7 +141,7 @@ class StreamPredictor:
       out = self._eval_fn(self.state, sharding.global_batch(batch, self.mesh))
       logits.append(np.asarray(jax.device_get(out), np.float64)[:len(chunk) * self.num_crops])
     logits = np.concatenate(logits)
-    return (softmax(logits).mean(axis=0).astype(np.float32),
+    return (stream_scores.softmax(logits).mean(axis=0).astype(np.float32),
             logits.mean(axis=0).astype(np.float32))
 
 
