@@ -55,7 +55,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from twostream_jax.data import dataset_metadata as dm  # pylint: disable=g-import-not-at-top
 from twostream_jax.data import input_pipeline as ip
 from twostream_jax.data import record_index as ri
-from twostream_jax.data import record_schema as rf
+from twostream_jax.data import record_schema
 from twostream_jax.data import sampling
 from twostream_jax.data import video_ops
 from twostream_jax.prep import jpeg_codec
@@ -105,21 +105,23 @@ def write_records(out_dir: str) -> dm.DatasetMetadata:
         fx, fy = [], []
         for c in coarse:
           field = cv2.resize(c, (WIDTH, HEIGHT), interpolation=cv2.INTER_CUBIC)
-          fx.append(jpeg_codec.encode_jpeg(rf.quantise_flow(field[..., 0])))
-          fy.append(jpeg_codec.encode_jpeg(rf.quantise_flow(field[..., 1])))
+          fx.append(jpeg_codec.encode_jpeg(record_schema.quantise_flow(field[..., 0])))
+          fy.append(jpeg_codec.encode_jpeg(record_schema.quantise_flow(field[..., 1])))
         video_id = f'C{label}/v_C{label}_{part}_{k:02d}'
-        records.append(rf.VideoRecord(video_id, label, f'C{label}', HEIGHT, WIDTH, frames, fx, fy))
+        records.append(record_schema.VideoRecord(video_id, label, f'C{label}', HEIGHT, WIDTH,
+                                                 frames, fx, fy))
         partitions[part].append(video_id)
     for shard, chunk in enumerate(np.array_split(np.arange(len(records)), SHARDS)):
       path = os.path.join(out_dir, dm.shard_filename('bench', part, shard, SHARDS))
       with tf.io.TFRecordWriter(path) as writer:
         for i in chunk:
-          writer.write(rf.serialize_video_record(records[i]))
+          writer.write(record_schema.serialize_video_record(records[i]))
   metadata = dm.DatasetMetadata(
       name='bench', class_names=[f'C{c}' for c in range(NUM_CLASSES)], partitions=partitions,
       num_shards={p: SHARDS for p in partitions}, splits={p: [p] for p in partitions},
-      flow_algorithm='synthetic', flow_bound_px=rf.DEFAULT_FLOW_BOUND_PX, short_side=HEIGHT,
-      jpeg_quality=rf.DEFAULT_JPEG_QUALITY, command_line='bench/bench_input_pipeline.py')
+      flow_algorithm='synthetic', flow_bound_px=record_schema.DEFAULT_FLOW_BOUND_PX,
+      short_side=HEIGHT, jpeg_quality=record_schema.DEFAULT_JPEG_QUALITY,
+      command_line='bench/bench_input_pipeline.py')
   dm.save_metadata(metadata, out_dir)
   return metadata
 
@@ -169,9 +171,9 @@ def _decode_only(jpeg_sets: list[list[bytes]], channels: int, batch: int) -> tf.
   return ds.batch(batch).prefetch(2)
 
 
-def _records(data_dir: str, split: str) -> list[rf.VideoRecord]:
+def _records(data_dir: str, split: str) -> list[record_schema.VideoRecord]:
   metadata = dm.load_metadata(data_dir)
-  return [rf.parse_video_record_numpy(r.numpy())
+  return [record_schema.parse_video_record_numpy(r.numpy())
           for r in tf.data.TFRecordDataset(metadata.shard_files(data_dir, split))]
 
 

@@ -57,7 +57,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from twostream_jax.data import file_system  # pylint: disable=g-import-not-at-top
-from twostream_jax.data import record_schema as record_format
+from twostream_jax.data import record_schema
 from twostream_jax.flow import algorithms as optical_flow
 from twostream_jax.prep import dataset_plan
 from twostream_jax.prep import dataset_writer
@@ -85,7 +85,7 @@ _FLOW_ALGORITHM = flags.DEFINE_enum(
     'DualTVL1, defaults), farneback (OpenCV, tutorial parameters), dis (OpenCV DIS, medium '
     'preset), tvl1_jax (batched JAX TV-L1 on the accelerator, fed by decoding workers).')
 _FLOW_BOUND = flags.DEFINE_float(
-    'flow_bound', record_format.DEFAULT_FLOW_BOUND_PX, 'Flow bound B in pixels: values are clipped '
+    'flow_bound', record_schema.DEFAULT_FLOW_BOUND_PX, 'Flow bound B in pixels: values are clipped '
     'to [-B, B] and quantised to 0..255 (step B/127.5).')
 _RAWFRAMES_FLOW_BOUND = flags.DEFINE_float(
     'rawframes_flow_bound', None, 'Bound the rawframes flow images were quantised with (default: '
@@ -109,7 +109,7 @@ _VIDEOS_PER_SHARD = flags.DEFINE_integer(
     'videos_per_shard', 100, 'The most videos per shard file; small data sets get more, smaller '
     'shards so that every worker has one.')
 _JPEG_QUALITY = flags.DEFINE_integer(
-    'jpeg_quality', record_format.DEFAULT_JPEG_QUALITY, 'JPEG quality of frames and flow, 1..100.')
+    'jpeg_quality', record_schema.DEFAULT_JPEG_QUALITY, 'JPEG quality of frames and flow, 1..100.')
 _NUM_WORKERS = flags.DEFINE_integer(
     'num_workers', len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
     else (os.cpu_count() or 1), 'Worker processes (decoding + flow; decoding only for tvl1_jax).')

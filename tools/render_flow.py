@@ -39,7 +39,7 @@ def frames_and_flows_from_records(records_dir: str, video_id: str):
   """Decoded frames `[N, H, W, 3]` and flows `[N-1, H, W, 2]` (px) of one stored video."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from twostream_jax.data import dataset_metadata  # pylint: disable=g-import-not-at-top
-  from twostream_jax.data import record_schema as record_format
+  from twostream_jax.data import record_schema
   from twostream_jax.prep import jpeg_codec
   metadata = dataset_metadata.load_metadata(records_dir)
   split = metadata.split_names()[0]
@@ -49,12 +49,12 @@ def frames_and_flows_from_records(records_dir: str, video_id: str):
       continue
     for path in metadata.shard_files(records_dir, split):
       for serialized in tf.data.TFRecordDataset(path):
-        record = record_format.parse_video_record_numpy(serialized.numpy())
+        record = record_schema.parse_video_record_numpy(serialized.numpy())
         if record.video_id == video_id:
           frames = np.stack([jpeg_codec.decode_jpeg(f) for f in record.frames])
           fx = np.stack([jpeg_codec.decode_jpeg(f, 1) for f in record.flow_x])
           fy = np.stack([jpeg_codec.decode_jpeg(f, 1) for f in record.flow_y])
-          flows = record_format.dequantise_flow(np.stack([fx, fy], -1), metadata.flow_bound_px)
+          flows = record_schema.dequantise_flow(np.stack([fx, fy], -1), metadata.flow_bound_px)
           return video_id, frames, flows
   raise ValueError(f'video {video_id!r} is not in {records_dir}')
 

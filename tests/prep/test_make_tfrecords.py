@@ -13,7 +13,7 @@ import pytest
 
 from tests import make_tfrecords_fixtures as fx
 from twostream_jax.data import dataset_metadata
-from twostream_jax.data import record_schema as record_format
+from twostream_jax.data import record_schema
 from twostream_jax.flow import algorithms as optical_flow
 from twostream_jax.prep import dataset_plan
 from twostream_jax.prep import dataset_writer
@@ -59,7 +59,7 @@ def test_records_parse_in_tf_data_and_every_split_loads(two_split):
   import tensorflow_datasets as tfds
 
   out = two_split['out']
-  ds = tf.data.TFRecordDataset(_shards(out)).map(record_format.parse_video_record)
+  ds = tf.data.TFRecordDataset(_shards(out)).map(record_schema.parse_video_record)
   parsed = list(ds.as_numpy_iterator())
   assert len(parsed) == 6
   for p in parsed:
@@ -100,7 +100,7 @@ def test_flow_matches_opencv_on_the_resized_frames(two_split):
     figures.append(fx.check_flow_accuracy(stored, reference, 20.0))
     # Stronger: OpenCV's flow is deterministic (also across thread counts), so the tool's JPEGs
     # are byte for byte those of the reference quantised and encoded the same way.
-    q = record_format.quantise_flow(reference, 20.0)
+    q = record_schema.quantise_flow(reference, 20.0)
     assert record.flow_x == [jpeg_codec.encode_jpeg(f[..., 0]) for f in q]
     assert record.flow_y == [jpeg_codec.encode_jpeg(f[..., 1]) for f in q]
     # Frames are the resized frames, up to JPEG error. Compared in luma: the encoder halves the

@@ -44,7 +44,7 @@ from typing import Any, Callable, Optional
 
 from twostream_jax.data import dataset_metadata
 from twostream_jax.data import file_system
-from twostream_jax.data import record_schema as record_format
+from twostream_jax.data import record_schema
 from twostream_jax.flow import algorithms as optical_flow
 from twostream_jax.prep import dataset_plan
 from twostream_jax.prep import shard_writer
@@ -347,7 +347,7 @@ def _write_tfds_metadata(plan: dataset_plan.Plan, options: WriterOptions,
     for name in stand_ins:
       open(os.path.join(folder, name), 'wb').close()
     tfds.folder_dataset.write_metadata(
-        data_dir=folder, features=record_format.tfds_features(
+        data_dir=folder, features=record_schema.tfds_features(
             plan.class_names, backward_flow=plan.encode_settings.backward_flow),
         split_infos=split_infos, check_data=False,
         description=(f'Two-stream records ({plan.encode_settings.flow_algorithm} flow) written by '
@@ -380,7 +380,7 @@ def _write_metadata(plan: dataset_plan.Plan, options: WriterOptions,
              'videos_per_split': summary.per_split, 'num_failed': len(summary.failures),
              'empty_splits': summary.empty_splits,
              'rawframes_layouts': summary.rawframes_layouts,
-             record_format.BACKWARD_FLOW_METADATA_KEY: settings.backward_flow,
+             record_schema.BACKWARD_FLOW_METADATA_KEY: settings.backward_flow,
              **({'source_flow_bound_px': settings.source_flow_bound_px}
                 if plan.source_kind == 'rawframes' else {}),
              **options.extra_metadata})
