@@ -51,7 +51,6 @@ import cv2  # pylint: disable=g-import-not-at-top
 import numpy as np
 import tensorflow as tf
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from twostream_jax.data import dataset_metadata as dm  # pylint: disable=g-import-not-at-top
 from twostream_jax.data import input_pipeline as ip
 from twostream_jax.data import record_index as ri
