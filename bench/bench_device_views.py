@@ -19,17 +19,14 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import jax
+import numpy as np
 
-import jax  # pylint: disable=wrong-import-position
-import numpy as np  # pylint: disable=wrong-import-position
-
-from twostream_jax.data import protocol_views  # pylint: disable=wrong-import-position
-from twostream_jax.data import protocol_positions  # pylint: disable=wrong-import-position
-from twostream_jax.train import device_views as dv  # pylint: disable=wrong-import-position
+from twostream_jax.data import protocol_positions
+from twostream_jax.data import protocol_views
+from twostream_jax.train import device_views as dv
 
 S, L = 224, 10
 EVAL_VIDEO_FRAMES = 186  # UCF101's mean video length

@@ -2,8 +2,8 @@
 
     python bench/bench_evaluation.py [--model small --modality flow --num_videos 4 --size 112]
 
-Writes a few records (tests/record_fixtures: 340x256 frames by default, 30 frames per video) to a
-temporary folder, then measures:
+Writes the records of bench_input_pipeline.py (340x256 frames, 40 per video) to a temporary folder,
+then measures on the first `--num_videos` test videos:
   * forward: the jitted eval step on device-resident random inputs of the eval batch shape
     (views/s: the model alone);
   * protocol: `evaluation.score_split` over the split with 25 frames x 10 crops per video (views/s
@@ -14,22 +14,38 @@ per measurement.
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import jax
+import numpy as np
 
-import jax  # pylint: disable=g-import-not-at-top
-import numpy as np  # pylint: disable=g-import-not-at-top
-
-from tests import record_fixtures  # pylint: disable=g-import-not-at-top
-from tests.config_fixtures import default_config  # pylint: disable=g-import-not-at-top
-from twostream_jax.evaluation import evaluate as evaluation  # pylint: disable=g-import-not-at-top
-from twostream_jax.data import data_spec  # pylint: disable=g-import-not-at-top
+from twostream_jax import config_loading
+from twostream_jax.data import data_spec
+from twostream_jax.data import eval_dataset
+from twostream_jax.data import pipeline_ops
+from twostream_jax.evaluation import evaluate
 from twostream_jax.train import restore
 from twostream_jax.train import sharding
 from twostream_jax.train import steps as train_steps
+from twostream_jax.train import view_outputs
+
+import bench_input_pipeline  # pylint: disable=wrong-import-order  (bench/: the script's folder)
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _score(spec, predict, mesh, *, num_videos: int, frames: int, crops: int, batch_views: int):
+  """`evaluate.score_split` over the first `num_videos` test videos, as the protocol runs it."""
+  views = frames * crops
+  dataset = eval_dataset.create_eval_dataset(
+      spec, split='test1', num_frames=frames, num_crops=crops, max_videos=num_videos,
+      global_batch_size=view_outputs.videos_per_batch(batch_views, views, mesh))
+  batches = view_outputs.device_batches(pipeline_ops.numpy_batches(dataset), mesh)
+  metadata = spec.metadatas[0]
+  return evaluate.score_split(predict, batches, video_ids=metadata.video_ids('test1')[:num_videos],
+                              class_names=metadata.class_names, split='test1', views=views,
+                              stream='bench', show_progress=False)
 
 
 def main():
@@ -44,17 +60,16 @@ def main():
   args = parser.parse_args()
 
   with tempfile.TemporaryDirectory() as tmp:
-    record_fixtures.write_tiny_dataset(tmp, num_classes=2, train_per_class=1,
-                                       test_per_class=(args.num_videos + 1) // 2, num_frames=30,
-                                       height=256, width=340)
-    c = default_config()
+    bench_input_pipeline.write_records(tmp)
+    c = config_loading.load_config_file(os.path.join(REPO_ROOT, 'configs', 'default.py'))
     c.data.data_dirs = tmp
     c.data.modality = args.modality
     c.data.crop_size = args.size
     c.model.name = args.model
     c.train.eval_batch_size = args.batch
     mesh = sharding.create_mesh()
-    state, _ = restore.init_state(c, data_spec.DataSpec.from_config(c.data), mesh)
+    spec = data_spec.DataSpec.from_config(c.data)
+    state, _ = restore.init_state(c, spec, mesh)
     _, eval_fn = train_steps.make_jitted_steps(c, mesh, state)
     channels = 3 if args.modality == 'rgb' else 2 * c.data.num_flow_fields
     print(f'{jax.devices()[0].platform}: {args.model}, {args.modality}, {args.size}x{args.size}x'
@@ -71,10 +86,11 @@ def main():
     forward = repeats * args.batch / (time.perf_counter() - start)
     print(f'forward: {forward:.1f} views/s')
 
-    kwargs = dict(split='test1', num_frames=args.frames, num_crops=args.crops)
-    evaluation.score_split(c, state, eval_fn, mesh, max_videos=1, **kwargs)  # warm-up
+    predict = view_outputs.view_predictor(state, eval_fn, mesh)
+    kwargs = dict(frames=args.frames, crops=args.crops, batch_views=args.batch)
+    _score(spec, predict, mesh, num_videos=1, **kwargs)  # warm-up
     start = time.perf_counter()
-    scores = evaluation.score_split(c, state, eval_fn, mesh, **kwargs)
+    scores = _score(spec, predict, mesh, num_videos=args.num_videos, **kwargs)
     seconds = time.perf_counter() - start
     views = scores.num_videos * args.frames * args.crops
     print(f'protocol: {scores.num_videos} videos, {views} views in {seconds:.1f} s: '

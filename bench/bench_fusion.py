@@ -11,18 +11,14 @@ average, and ends with bench/load_check.py's verdict (a loud banner when the mac
 
 import argparse
 import os
-import sys
 import tempfile
 import time
-
-# Lets `python bench/bench_fusion.py` run from a checkout that is not pip-installed.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bench import load_check  # pylint: disable=wrong-import-position
+import load_check  # pylint: disable=wrong-import-order  (the script's folder)
 from twostream_jax import fuse
 from twostream_jax.evaluation import fusion
 from twostream_jax.evaluation import score_files

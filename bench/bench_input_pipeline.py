@@ -51,12 +51,13 @@ import cv2  # pylint: disable=g-import-not-at-top
 import numpy as np
 import tensorflow as tf
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from twostream_jax.data import dataset_metadata as dm  # pylint: disable=g-import-not-at-top
-from twostream_jax.data import input_pipeline as ip
-from twostream_jax.data import record_index as ri
+from twostream_jax.data import data_spec
+from twostream_jax.data import eval_dataset
+from twostream_jax.data import read_statistics
 from twostream_jax.data import record_schema
 from twostream_jax.data import protocol_positions
+from twostream_jax.data import train_dataset
 from twostream_jax.data import video_ops
 from twostream_jax.prep import jpeg_codec
 
@@ -108,7 +109,8 @@ def write_records(out_dir: str) -> dm.DatasetMetadata:
           fx.append(jpeg_codec.encode_jpeg(record_schema.quantise_flow(field[..., 0])))
           fy.append(jpeg_codec.encode_jpeg(record_schema.quantise_flow(field[..., 1])))
         video_id = f'C{label}/v_C{label}_{part}_{k:02d}'
-        records.append(record_schema.VideoRecord(video_id, label, f'C{label}', HEIGHT, WIDTH, frames, fx, fy))
+        records.append(record_schema.VideoRecord(video_id, label, f'C{label}', HEIGHT, WIDTH,
+                                                 frames, fx, fy))
         partitions[part].append(video_id)
     for shard, chunk in enumerate(np.array_split(np.arange(len(records)), SHARDS)):
       path = os.path.join(out_dir, dm.shard_filename('bench', part, shard, SHARDS))
@@ -118,8 +120,9 @@ def write_records(out_dir: str) -> dm.DatasetMetadata:
   metadata = dm.DatasetMetadata(
       name='bench', class_names=[f'C{c}' for c in range(NUM_CLASSES)], partitions=partitions,
       num_shards={p: SHARDS for p in partitions}, splits={p: [p] for p in partitions},
-      flow_algorithm='synthetic', flow_bound_px=record_schema.DEFAULT_FLOW_BOUND_PX, short_side=HEIGHT,
-      jpeg_quality=record_schema.DEFAULT_JPEG_QUALITY, command_line='bench/bench_input_pipeline.py')
+      flow_algorithm='synthetic', flow_bound_px=record_schema.DEFAULT_FLOW_BOUND_PX,
+      short_side=HEIGHT, jpeg_quality=record_schema.DEFAULT_JPEG_QUALITY,
+      command_line='bench/bench_input_pipeline.py')
   dm.save_metadata(metadata, out_dir)
   return metadata
 
@@ -199,7 +202,8 @@ def _meters(workload: str, data_dir: str, batch: int) -> tuple[dict[str, Meter],
   config.modality = 'rgb' if workload == 'spatial train' else 'flow'
   if workload == 'spatial train':  # decode-only: one random frame per example
     sets = [[r.frames[rng.integers(r.num_frames)]] for r in _records(data_dir, 'train1')]
-    pipeline = ip.create_train_dataset(config, global_batch_size=batch, seed=0)
+    pipeline = train_dataset.create_train_dataset(data_spec.DataSpec.from_config(config),
+                                                  global_batch_size=batch, seed=0)
     return {'decode-only': Meter(_decode_only(sets, 3, batch), batch),
             'pipeline': Meter(pipeline, batch)}, {}
   if workload == 'temporal train':  # decode-only: L consecutive fields (x and y) per example
@@ -207,7 +211,8 @@ def _meters(workload: str, data_dir: str, batch: int) -> tuple[dict[str, Meter],
     for r in _records(data_dir, 'train1'):
       t = int(rng.integers(r.num_frames - L))
       sets.append(r.flow_x[t:t + L] + r.flow_y[t:t + L])
-    pipeline = ip.create_train_dataset(config, global_batch_size=batch, seed=0)
+    pipeline = train_dataset.create_train_dataset(data_spec.DataSpec.from_config(config),
+                                                  global_batch_size=batch, seed=0)
     example = next(iter(pipeline))
     moved = sum(int(v.numpy().nbytes) for v in example.values()) / batch
     return {'decode-only': Meter(_decode_only(sets, 1, batch), batch),
@@ -217,8 +222,9 @@ def _meters(workload: str, data_dir: str, batch: int) -> tuple[dict[str, Meter],
   for r in _records(data_dir, 'test1'):
     fields = np.unique(protocol_positions.flow_indices(r.num_frames, 25, L))
     sets.append([r.flow_x[i] for i in fields] + [r.flow_y[i] for i in fields])
-  pipeline = ip.create_eval_dataset(config, split='test1', num_frames=25, num_crops=10,
-                                    global_batch_size=EVAL_VIDEOS)
+  pipeline = eval_dataset.create_eval_dataset(data_spec.DataSpec.from_config(config), split='test1',
+                                              num_frames=25, num_crops=10,
+                                              global_batch_size=EVAL_VIDEOS)
   example = next(iter(pipeline))
   moved = sum(int(v.numpy().nbytes) for v in example.values()) / EVAL_VIDEOS
   return {'decode-only': Meter(_decode_only(sets, 1, 1), 1),
@@ -239,10 +245,10 @@ def main() -> None:
   # change falls between its two meters: many short rounds, and the median of their ratios.
   rounds, seconds = (20, 1.0) if args.quick else (36, 1.5)
   if args.workload:
-    before = ri.read_totals()
+    before = read_statistics.totals()
     meters, facts = _meters(args.workload, args.data_dir, args.batch)
     medians, ratios = _alternate(meters, rounds, seconds)
-    read, jpeg = (a - b for a, b in zip(ri.read_totals(), before))
+    read, jpeg = (a - b for a, b in zip(read_statistics.totals(), before))
     print(json.dumps({'medians': medians, 'ratio': statistics.median(ratios),
                       'quartiles': statistics.quantiles(ratios, n=4)[::2], 'bytes_read': read,
                       'jpeg_bytes': jpeg, **facts}))

@@ -22,19 +22,16 @@ import argparse
 import functools
 import os
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import jax
+import numpy as np
 
-import jax  # pylint: disable=wrong-import-position
-import numpy as np  # pylint: disable=wrong-import-position
-
-from twostream_jax import config_loading  # pylint: disable=wrong-import-position
-from twostream_jax.train import last_layer  # pylint: disable=wrong-import-position
-from twostream_jax.train import optimizer as optimizer_lib  # pylint: disable=wrong-import-position
-from twostream_jax.train import state as state_lib  # pylint: disable=wrong-import-position
-from twostream_jax.train import steps  # pylint: disable=wrong-import-position
+from twostream_jax import config_loading
+from twostream_jax.train import last_layer
+from twostream_jax.train import optimizer as optimizer_lib
+from twostream_jax.train import state as state_lib
+from twostream_jax.train import steps
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

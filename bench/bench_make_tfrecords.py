@@ -29,19 +29,12 @@ import importlib.util
 import io
 import os
 import shutil
-import sys
 import tempfile
 import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
-try:
-  import twostream_jax  # pylint: disable=unused-import
-except ImportError:
-  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # this folder: load_check
-import load_check  # pylint: disable=g-import-not-at-top,wrong-import-position
+import load_check  # pylint: disable=g-import-not-at-top,wrong-import-position  (the script's folder)
 from twostream_jax.prep import dataset_writer  # pylint: disable=g-import-not-at-top
 from twostream_jax.prep import shard_writer
 from twostream_jax.prep import synthetic_videos

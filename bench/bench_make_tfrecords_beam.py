@@ -41,13 +41,11 @@ import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
 TOOL = os.path.join(REPO, 'tools', 'make_tfrecords.py')
 BEAM_OPTIONS = ('--runner=DirectRunner --direct_num_workers=2 '
                 '--direct_running_mode=multi_processing')
 
-sys.path.insert(0, os.path.join(REPO, 'bench'))
-import load_check  # pylint: disable=g-import-not-at-top
+import load_check  # pylint: disable=g-import-not-at-top  (the script's folder)
 from twostream_jax.flow import algorithms as optical_flow  # pylint: disable=g-import-not-at-top
 from twostream_jax.prep import video_decoding
 
@@ -164,7 +162,7 @@ def _tvl1_per_core(pairs: int, tmp: str, jax_too: bool) -> None:
     return
   path = os.path.join(tmp, 'gray.npy')
   np.save(path, np.stack(gray))
-  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=REPO)
+  env = dict(os.environ, JAX_PLATFORMS='cpu')  # the caller's PYTHONPATH: the package this bench runs
   env.pop('XLA_FLAGS', None)
   done = subprocess.run([sys.executable, '-c', _JAX_CHILD, path], capture_output=True, text=True,
                         env=env)

@@ -22,20 +22,16 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 from typing import Any, Callable
 
-# Lets `python bench/bench_models.py` run from a checkout that is not pip-installed.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
 
-import jax  # pylint: disable=wrong-import-position
-import jax.numpy as jnp  # pylint: disable=wrong-import-position
-import numpy as np  # pylint: disable=wrong-import-position
-import optax  # pylint: disable=wrong-import-position
-
-from bench import load_check  # pylint: disable=wrong-import-position
-from twostream_jax import models  # pylint: disable=wrong-import-position
+import load_check  # pylint: disable=wrong-import-order  (the script's folder)
+from twostream_jax import models
 
 NUM_CLASSES = 101
 DROPOUT = 0.5

@@ -15,17 +15,15 @@ The 1-minute load average is printed beside the figures: above 0.5 they are not 
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import jax  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 
-from tests.config_fixtures import default_config  # pylint: disable=g-import-not-at-top
+from twostream_jax import config_loading  # pylint: disable=g-import-not-at-top
 from twostream_jax.data import record_schema  # pylint: disable=g-import-not-at-top
 from twostream_jax.inference import video_prediction  # pylint: disable=g-import-not-at-top
 from twostream_jax.prep import dataset_writer  # pylint: disable=g-import-not-at-top
@@ -33,6 +31,8 @@ from twostream_jax.prep import shard_writer  # pylint: disable=g-import-not-at-t
 from twostream_jax.prep import synthetic_videos  # pylint: disable=g-import-not-at-top
 from twostream_jax.data import data_spec  # pylint: disable=g-import-not-at-top
 from twostream_jax.train import loop as train_loop  # pylint: disable=g-import-not-at-top
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def load_line() -> str:
@@ -57,7 +57,7 @@ def build_runs(root: str, test_per_class: int, steps: int) -> tuple[list[str], d
   dataset_writer.run(options, dataset_writer.prepare(options))
   workdirs = {}
   for name, modality in (('spatial', 'rgb'), ('temporal', 'flow')):
-    c = default_config()
+    c = config_loading.load_config_file(os.path.join(REPO_ROOT, 'configs', 'default.py'))
     c.data.data_dirs, c.data.modality, c.data.num_flow_fields = records, modality, 5
     c.data.crop_size, c.data.normalization, c.data.val_split = 96, 'unit', ''
     c.data.test_num_frames, c.data.test_num_crops = 5, 10

@@ -32,12 +32,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
-
-from bench import load_check  # noqa: E402
-from twostream_jax.flow import tvl1_jax  # noqa: E402  (path set above)
+import load_check  # the script's folder
+from twostream_jax.flow import tvl1_jax
 from twostream_jax.flow import tvl1_ops
-from twostream_jax.flow.tvl1_jax import TVL1Params  # noqa: E402
+from twostream_jax.flow.tvl1_jax import TVL1Params
 
 
 def load_gray_frames(clip: str, count: int, width: int, height: int) -> np.ndarray:

@@ -19,19 +19,13 @@ Needs torch and torchvision (pip install "twostream_jax[convert]"); training doe
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 from absl import app
 from absl import flags
 from absl import logging
 
-# Lets `python tools/convert_torchvision.py` run from a checkout that is not pip-installed.
-_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if _REPO_ROOT not in sys.path:
-  sys.path.insert(0, _REPO_ROOT)
-
-from twostream_jax.models import torchvision_conversion  # pylint: disable=wrong-import-position
+from twostream_jax.models import torchvision_conversion
 
 _ARCH = flags.DEFINE_enum(
     'arch', None, list(torchvision_conversion.SUPPORTED_ARCHS),

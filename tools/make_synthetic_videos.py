@@ -10,17 +10,13 @@ Running it again with the same flags returns at once; another spec into the same
 --overwrite.
 """
 
-import os
 import sys
 import time
 
 from absl import app
 from absl import flags
 
-# Lets the tool run from a checkout that was not `pip install -e`'d.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from twostream_jax.prep import synthetic_videos  # pylint: disable=g-import-not-at-top
+from twostream_jax.prep import synthetic_videos
 
 _DEFAULT = synthetic_videos.SyntheticSpec()
 

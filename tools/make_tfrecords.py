@@ -51,12 +51,7 @@ import sys
 from absl import app
 from absl import flags
 
-try:
-  import twostream_jax  # pylint: disable=unused-import
-except ImportError:  # run from a checkout without `pip install -e .`
-  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from twostream_jax.data import file_system  # pylint: disable=g-import-not-at-top
+from twostream_jax.data import file_system
 from twostream_jax.data import record_schema
 from twostream_jax.flow import algorithms as optical_flow
 from twostream_jax.prep import dataset_plan

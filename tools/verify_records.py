@@ -19,12 +19,7 @@ import sys
 from absl import app
 from absl import flags
 
-try:
-  import twostream_jax  # pylint: disable=unused-import
-except ImportError:  # run from a checkout without `pip install -e .`
-  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from twostream_jax.data import dataset_metadata  # pylint: disable=g-import-not-at-top
+from twostream_jax.data import dataset_metadata
 from twostream_jax.data import record_verification
 
 _NUM_THREADS = flags.DEFINE_integer('num_threads', 0, 'Records checked at once (0: one per CPU).')

@@ -1,5 +1,7 @@
-"""The writer's worker processes: none outlives a make_tfrecords killed with kill -9."""
+"""The writer's worker processes: how they start (TF loaded and quiet), that the fork server ends
+with the pool, and that none outlives a make_tfrecords killed with kill -9."""
 
+import json
 import os
 import signal
 import subprocess
@@ -7,6 +9,46 @@ import sys
 import time
 
 from tests import make_tfrecords_fixtures as fx
+from twostream_jax.prep import worker_processes
+
+# Run as a script (so that the workers can import `probe` from it) in a process whose environment
+# has no TF_CPP_MIN_LOG_LEVEL: two pools one after the other, as two writer runs in one process.
+_POOL_PROBE = """
+import json, os, sys
+from twostream_jax.prep import dataset_writer
+
+
+def probe():
+  # In a worker: its log level, whether TF came loaded (nothing here imports it), its parent.
+  return os.environ.get('TF_CPP_MIN_LOG_LEVEL'), 'tensorflow' in sys.modules, os.getppid()
+
+
+def fork_servers():
+  # This process's live children that are multiprocessing fork servers.
+  found = []
+  for name in os.listdir('/proc'):
+    try:
+      with open(f'/proc/{name}/stat') as f:
+        state, parent = f.read().rsplit(')', 1)[1].split()[:2]
+      with open(f'/proc/{name}/cmdline', 'rb') as f:
+        server = b'multiprocessing.forkserver' in f.read()
+    except (OSError, ValueError):
+      continue  # not a process, or ended meanwhile
+    if int(parent) == os.getpid() and state != 'Z' and server:
+      found.append(int(name))
+  return found
+
+
+if __name__ == '__main__':
+  rounds = []
+  for _ in range(2):
+    with dataset_writer._worker_pool(2) as (pool, _):
+      level, tf_loaded, parent = pool.submit(probe).result()
+      during = fork_servers()
+    rounds.append({'level': level, 'tf_loaded': tf_loaded, 'parent': parent, 'during': during,
+                   'after': fork_servers()})
+  print(json.dumps({'rounds': rounds, 'caller_level': os.environ.get('TF_CPP_MIN_LOG_LEVEL')}))
+"""
 
 
 def _parents() -> dict[int, int]:
@@ -33,6 +75,36 @@ def _descendants(pid: int) -> dict[int, int]:
     frontier = {p for p, pp in parents.items() if pp in frontier and p not in found}
     found.update((p, depth) for p in frontier)
   return found
+
+
+def test_quiet_tensorflow_logs_keeps_a_level_the_user_set(monkeypatch):
+  monkeypatch.delenv('TF_CPP_MIN_LOG_LEVEL', raising=False)
+  worker_processes.quiet_tensorflow_logs()
+  assert os.environ['TF_CPP_MIN_LOG_LEVEL'] == '2'
+  monkeypatch.setenv('TF_CPP_MIN_LOG_LEVEL', '0')
+  worker_processes.quiet_tensorflow_logs()
+  assert os.environ['TF_CPP_MIN_LOG_LEVEL'] == '0'
+
+
+def test_workers_start_quiet_with_tensorflow_from_a_fork_server_that_ends_with_the_pool(tmp_path):
+  # The writer's real pool (its context, fork server preload and worker initializer), started by a
+  # caller that left TensorFlow's log level unset: whatever the CPU, the level is set in every
+  # worker (inherited from the fork server, which set it before importing TF for them).
+  script = tmp_path / 'pool_probe.py'
+  script.write_text(_POOL_PROBE)
+  env = {k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'}
+  result = subprocess.run([sys.executable, str(script)], cwd=fx.REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  report = json.loads(result.stdout.strip().splitlines()[-1])
+  first, second = report['rounds']
+  for r in (first, second):
+    # '2', not the '1' that TensorFlow's import leaves where it found none (after its banners).
+    assert r['level'] == '2' and r['tf_loaded'], r
+    assert r['during'] == [r['parent']], r  # the worker was forked by this process's fork server
+    assert r['after'] == [], r  # stopped with the pool
+  assert second['parent'] != first['parent']  # the second pool got a fresh fork server
+  assert report['caller_level'] is None  # the caller's own environment is left alone
 
 
 def test_kill_9_of_the_tool_leaves_no_worker(tmp_path):

@@ -6,7 +6,8 @@ finished yet:
   * per-pair flow (OpenCV): each shard is one unit (`shard_writer.write_shard`), run in
     `num_workers` processes forked from a fork server that has TensorFlow loaded (in this process
     when one worker or one unit is left); workers report every finished video through a queue,
-    which drives the progress bar, and exit when this process dies (`worker_processes`);
+    which drives the progress bar, and exit when this process dies (`worker_processes`); the fork
+    server is stopped once the pool is done;
   * batched flow (tvl1_jax): `batched_flow_writer` decodes in the workers and computes flow in this
     process, in batches across videos;
   * with `runner='beam'`, the units run as an Apache Beam pipeline instead (`beam_runner`); all the
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import importlib
 import json
@@ -160,7 +162,9 @@ _worker_queue = None
 def _init_worker(progress_queue, main_pid: int) -> None:
   global _worker_queue
   worker_processes.exit_with(main_pid)  # no orphans when this process is killed
-  worker_processes.quiet_tensorflow_logs()  # spawned workers import TF themselves
+  # Before any TF import here: where the fork server has no TF (spawn, or a fork server another
+  # pool of this process started without the preload), the worker imports it itself.
+  worker_processes.quiet_tensorflow_logs()
   _worker_queue = progress_queue
   import cv2  # pylint: disable=g-import-not-at-top
   cv2.setNumThreads(1)  # the workers are the parallelism; OpenCV threads would oversubscribe
@@ -190,16 +194,68 @@ def _worker_context() -> multiprocessing.context.BaseContext:
   return ctx
 
 
+def _start_fork_server(ctx: multiprocessing.context.BaseContext) -> bool:
+  """Starts this process's fork server unless one runs; returns whether this call started it.
+
+  Reads `ForkServer._forkserver_pid` (private, read guarded): where it is missing, this answers
+  False and the server is never stopped, as before.
+  """
+  if ctx.get_start_method() != 'forkserver':
+    return False
+  from multiprocessing import forkserver  # pylint: disable=g-import-not-at-top
+  server = getattr(forkserver, '_forkserver', None)
+  before = getattr(server, '_forkserver_pid', None)
+  forkserver.ensure_running()  # what the first worker's start would do; returns at once
+  return getattr(server, '_forkserver_pid', None) not in (None, before)
+
+
+def _stop_fork_server() -> None:
+  """Stops this process's fork server, which holds TensorFlow's memory until the process ends.
+
+  Python (3.11) has no public way to stop it; `ForkServer._stop` is what CPython's own tests use:
+  it closes the server's "alive" pipe and waits for it to exit, which it does as soon as no worker
+  forked from it is left (and at once: `forkserver_preload` skips TF's unloading). Where a Python
+  lacks it the server stays, as before. The next pool of this process starts a fresh one, with
+  the preload that pool asks for.
+  """
+  from multiprocessing import forkserver  # pylint: disable=g-import-not-at-top
+  stop = getattr(getattr(forkserver, '_forkserver', None), '_stop', None)
+  if stop is not None:
+    stop()
+
+
+@contextlib.contextmanager
+def _worker_pool(num_workers: int):
+  """The writer's worker processes: a `ProcessPoolExecutor` and the queue of finished videos.
+
+  On leaving, the workers are shut down and, when this pool started the fork server, so is it:
+  the run is over, and the process may go on to train (the demo does) without the server's
+  TensorFlow. A fork server that ran before stays: another pool of this process may be using it.
+
+  Yields:
+    (executor, progress_queue): workers run `_init_worker` first; tasks put one bool per video.
+  """
+  ctx = _worker_context()
+  started_server = _start_fork_server(ctx)
+  try:
+    progress_queue = ctx.Queue()
+    executor = concurrent.futures.ProcessPoolExecutor(
+        max_workers=num_workers, mp_context=ctx, initializer=_init_worker,
+        initargs=(progress_queue, os.getpid()))
+    try:
+      yield executor, progress_queue
+    finally:
+      executor.shutdown(wait=True, cancel_futures=True)
+  finally:
+    if started_server:
+      _stop_fork_server()
+
+
 def _run_in_pool(specs: list[shard_writer.ShardSpec], num_workers: int,
                  on_video_done: Callable[[bool], Any],
                  on_ready: Callable[[], Any]) -> list[shard_writer.ShardResult]:
-  ctx = _worker_context()
-  progress_queue = ctx.Queue()
   results = []
-  executor = concurrent.futures.ProcessPoolExecutor(
-      max_workers=num_workers, mp_context=ctx, initializer=_init_worker,
-      initargs=(progress_queue, os.getpid()))
-  try:
+  with _worker_pool(num_workers) as (executor, progress_queue):
     # The metadata needs TF here too: import it while the fork server imports its copy (the first
     # submit blocks until the fork server has done its imports, so the import runs in a thread).
     importer = threading.Thread(target=importlib.import_module, args=('tensorflow',), daemon=True)
@@ -225,8 +281,6 @@ def _run_in_pool(specs: list[shard_writer.ShardSpec], num_workers: int,
         on_video_done(progress_queue.get(timeout=0.05))
       except queue_lib.Empty:
         break
-  finally:
-    executor.shutdown(wait=True, cancel_futures=True)
   return results
 
 

@@ -2,27 +2,24 @@
 
 Dying with the run: a `ProcessPoolExecutor` worker waits on a queue whose write end it holds
 itself, so it never sees the end of its input when the main process is killed (`kill -9`, the OOM
-killer): it would idle forever, holding its memory (TensorFlow alone is a few hundred MB per
-worker). `exit_with(pid)`, called first in each worker, ties the worker to the main process twice:
-  * Linux: `prctl(PR_SET_PDEATHSIG, SIGKILL)` kills the worker as soon as its parent dies. The
-    parent of a fork-server worker is the fork server, which exits by itself when the main process
-    dies;
-  * everywhere: a daemon thread waits for the main process itself to end (on a pidfd where the OS
-    has them, else polling once a second) and then ends the worker with `os._exit`; this also covers
-    a worker whose parent is not the main process.
-The fork server runs the same watcher (`forkserver_preload`): Python's fork server does exit when
-the main process dies, but only after unloading TensorFlow, which took 5-6 s on a loaded machine;
-`os._exit` takes none.
+killer): it would idle forever, holding its memory.
+`exit_with(pid)`, called first in each worker, ends it with the main process: on Linux
+`prctl(PR_SET_PDEATHSIG, SIGKILL)` (the parent of a fork-server worker is the fork server), and
+everywhere a daemon thread that waits for the main process to end (on a pidfd, else polling) and
+then calls `os._exit`. The fork server runs the same watcher (`forkserver_preload`): a regular
+exit would first unload TensorFlow, which takes seconds, and `os._exit` takes none; its regular
+exit (the writer stops it after its pool) skips the unloading too (`exit_at_once_on_exit`).
 
-Keeping TF quiet: TensorFlow logs start-up banners (CPU features, oneDNN custom operations) at INFO
-in every process that imports it; `quiet_tensorflow_logs` raises the C++ log threshold to warnings
-unless the user set it, and must run before TensorFlow is imported (the fork server imports it for
-all workers, see `forkserver_preload`). oneDNN itself stays on (`TF_ENABLE_ONEDNN_OPTS` is left
-alone): only its banner goes.
+Keeping TF quiet: TensorFlow logs start-up banners (which ones depends on the CPU) at INFO in every
+process that imports it; `quiet_tensorflow_logs` raises the C++ log threshold to warnings unless the
+user set it. It must run before TensorFlow is imported: first thing in the fork server, which
+imports it for the workers forked from it, and in each worker, for workers that import it
+themselves. oneDNN itself stays on (`TF_ENABLE_ONEDNN_OPTS` is left alone).
 """
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import ctypes.util
 import os
@@ -37,8 +34,30 @@ _POLL_S = 1.0
 
 
 def quiet_tensorflow_logs() -> None:
-  """Hides TensorFlow's INFO banners in this process and its children (call before importing TF)."""
+  """Hides TensorFlow's INFO banners in this process and its children (call before importing TF).
+
+  A level the user set is kept.
+  """
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+
+def _exit_now() -> None:
+  for stream in (sys.stdout, sys.stderr):
+    try:
+      stream.flush()
+    except (AttributeError, OSError, ValueError):
+      pass  # closed or absent: nothing to keep
+  os._exit(0)  # pylint: disable=protected-access
+
+
+def exit_at_once_on_exit() -> None:
+  """Makes this process's regular exit end it at once, skipping the unloading of its modules.
+
+  For a process that holds no state worth tearing down (the fork server): its exit handlers
+  registered before this call, TensorFlow's among them, and the unloading do not run. Processes
+  forked from it end with `os._exit` (multiprocessing's own way), so they are not affected.
+  """
+  atexit.register(_exit_now)
 
 
 def _set_parent_death_signal() -> bool:
