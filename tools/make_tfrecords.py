@@ -56,6 +56,7 @@ from twostream_jax.data import record_schema
 from twostream_jax.flow import algorithms as optical_flow
 from twostream_jax.prep import dataset_plan
 from twostream_jax.prep import dataset_writer
+from twostream_jax.prep import run_summary
 from twostream_jax.prep import shard_writer
 from twostream_jax.prep import split_files
 
@@ -227,7 +228,7 @@ def main(argv: list[str]) -> None:
     _fail(str(e), 1)
   except KeyboardInterrupt:
     _fail('interrupted; finished shards are kept: run the same command again to continue', 130)
-  print(dataset_writer.format_summary(summary))
+  print(run_summary.format_summary(summary))
   if not summary.complete:
     sys.exit(1)
 

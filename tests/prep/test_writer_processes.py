@@ -42,7 +42,7 @@ def fork_servers():
 if __name__ == '__main__':
   rounds = []
   for _ in range(2):
-    with dataset_writer._worker_pool(2) as (pool, _):
+    with writer_pool.worker_pool(2) as (pool, _):
       level, tf_loaded, parent = pool.submit(probe).result()
       during = fork_servers()
     rounds.append({'level': level, 'tf_loaded': tf_loaded, 'parent': parent, 'during': during,

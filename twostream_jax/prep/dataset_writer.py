@@ -1,46 +1,24 @@
 """Runs a dataset-writing plan: workers, progress, resume, failures report, summary, metadata.
 
 `prepare` finds the videos, reads the split files and stores (or checks) the plan; every error a user
-can cause surfaces there, before any video is decoded. `run` then writes the shards that are not
-finished yet:
-  * per-pair flow (OpenCV): each shard is one unit (`shard_writer.write_shard`), run in
-    `num_workers` processes forked from a fork server that has TensorFlow loaded (in this process
-    when one worker or one unit is left); workers report every finished video through a queue,
-    which drives the progress bar, and exit when this process dies (`worker_processes`); the fork
-    server is stopped once the pool is done;
-  * batched flow (tvl1_jax): `batched_flow_writer` decodes in the workers and computes flow in this
-    process, in batches across videos;
-  * with `runner='beam'`, the units run as an Apache Beam pipeline instead (`beam_runner`); all the
-    rest (plan, skipping finished shards, failures.json, metadata) is the same.
-A shard whose result lists failed videos is redone by a rerun, so replaced files are picked up.
-
-At the end (`write_final_metadata`, which other runners call too) it writes `failures.json`
-(always: failed videos with reasons, and warnings), then, when no more videos failed than
-`max_failures`, the metadata of what was written: the TFDS metadata (`dataset_info.json`,
-`features.json`: `tfds.builder_from_directory(output_dir)` reads the partitions as TFDS splits) and
-last `twostream_metadata.json`, which marks the folder as complete. A split whose videos all failed
-does not stop it: it is written empty and reported loudly; `max_failures` alone decides.
-
-The output folder may be a URL of any `tf.io.gfile` file system (`data.file_system`: gs://, ...):
-the shards, the results, the plan, `failures.json` and the metadata are written there the same way
-(temporary name, then rename). The videos are read from local paths (OpenCV decodes files).
+can cause surfaces there, before any video is decoded. `run` writes the shards not finished yet
+(per-pair OpenCV flow in `writer_pool`'s workers; batched TV-L1 through `batched_flow_writer`; or
+an Apache Beam pipeline, `beam_runner`), then `write_final_metadata` writes `failures.json` and,
+when no more than `max_failures` videos failed, the TFDS metadata and last
+`twostream_metadata.json`, which marks the folder complete. The output folder may be any
+`tf.io.gfile` URL (`data.file_system`); docs/data.md explains resuming and failures.
 """
 
 from __future__ import annotations
 
 import collections
 import concurrent.futures
-import contextlib
 import dataclasses
-import importlib
 import json
-import multiprocessing
 import os
 import re
-import queue as queue_lib
 import sys
 import tempfile
-import threading
 import time
 from typing import Any, Callable, Optional
 
@@ -49,11 +27,11 @@ from twostream_jax.data import file_system
 from twostream_jax.data import record_schema
 from twostream_jax.flow import algorithms as optical_flow
 from twostream_jax.prep import dataset_plan
+from twostream_jax.prep.run_summary import FAILURES_FILENAME, RunSummary
 from twostream_jax.prep import shard_writer
 from twostream_jax.prep import split_files
-from twostream_jax.prep import worker_processes
+from twostream_jax.prep import writer_pool
 
-FAILURES_FILENAME = 'failures.json'
 
 
 class RunError(RuntimeError):
@@ -101,32 +79,6 @@ class WriterOptions:
   beam_options: str = ''
 
 
-@dataclasses.dataclass
-class RunSummary:
-  """What a run did and what the folder holds (see `format_summary`)."""
-  output_dir: str
-  complete: bool
-  videos_total: int
-  videos_done_before: int
-  videos_written: int
-  shards_total: int
-  shards_written_now: int
-  per_split: dict[str, int]
-  per_partition: dict[str, int]
-  failures: list[dict[str, str]]
-  warnings: list[dict[str, str]]
-  bytes_on_disk: int
-  frames: int
-  frame_bytes: int
-  flow_fields: int
-  flow_bytes: int
-  flow_float32_bytes: int
-  rawframes_layouts: dict[str, int]
-  seconds: float
-  max_failures: int
-  empty_splits: list[str] = dataclasses.field(default_factory=list)
-
-
 def default_dataset_name(output_dir: str) -> str:
   """The output folder's name made a valid TFDS name ([a-z][a-z0-9_]*)."""
   name = re.sub(r'[^a-z0-9_]+', '_', os.path.basename(os.path.normpath(output_dir)).lower())
@@ -156,134 +108,6 @@ def prepare(options: WriterOptions) -> dataset_plan.Plan:
   return dataset_plan.check_or_store(plan, options.output_dir)
 
 
-_worker_queue = None
-
-
-def _init_worker(progress_queue, main_pid: int) -> None:
-  global _worker_queue
-  worker_processes.exit_with(main_pid)  # no orphans when this process is killed
-  # Before any TF import here: where the fork server has no TF (spawn, or a fork server another
-  # pool of this process started without the preload), the worker imports it itself.
-  worker_processes.quiet_tensorflow_logs()
-  _worker_queue = progress_queue
-  import cv2  # pylint: disable=g-import-not-at-top
-  cv2.setNumThreads(1)  # the workers are the parallelism; OpenCV threads would oversubscribe
-
-
-def _ready() -> None:
-  """A no-op task: its completion means the fork server (and TF in it) is up."""
-
-
-def _run_unit(spec: shard_writer.ShardSpec) -> shard_writer.ShardResult:
-  return shard_writer.write_shard(spec, lambda o: _worker_queue.put(o.ok))
-
-
-def _worker_context() -> multiprocessing.context.BaseContext:
-  """'forkserver' with TensorFlow preloaded, so that workers inherit it instead of importing it.
-
-  The fork server is a fresh process that only imports modules, so forking workers from it is safe
-  whatever this process did before (forking this process itself deadlocks a child when OpenCV's
-  thread pool has run here, e.g. after a one-worker run in the same process). Spawn where there is
-  no fork server (Windows).
-  """
-  if 'forkserver' not in multiprocessing.get_all_start_methods():
-    return multiprocessing.get_context('spawn')
-  ctx = multiprocessing.get_context('forkserver')
-  # Ignored when the fork server of this process is already running (it then has them or not).
-  ctx.set_forkserver_preload(['twostream_jax.prep.forkserver_preload'])
-  return ctx
-
-
-def _start_fork_server(ctx: multiprocessing.context.BaseContext) -> bool:
-  """Starts this process's fork server unless one runs; returns whether this call started it.
-
-  Reads `ForkServer._forkserver_pid` (private, read guarded): where it is missing, this answers
-  False and the server is never stopped, as before.
-  """
-  if ctx.get_start_method() != 'forkserver':
-    return False
-  from multiprocessing import forkserver  # pylint: disable=g-import-not-at-top
-  server = getattr(forkserver, '_forkserver', None)
-  before = getattr(server, '_forkserver_pid', None)
-  forkserver.ensure_running()  # what the first worker's start would do; returns at once
-  return getattr(server, '_forkserver_pid', None) not in (None, before)
-
-
-def _stop_fork_server() -> None:
-  """Stops this process's fork server, which holds TensorFlow's memory until the process ends.
-
-  Python (3.11) has no public way to stop it; `ForkServer._stop` is what CPython's own tests use:
-  it closes the server's "alive" pipe and waits for it to exit, which it does as soon as no worker
-  forked from it is left (and at once: `forkserver_preload` skips TF's unloading). Where a Python
-  lacks it the server stays, as before. The next pool of this process starts a fresh one, with
-  the preload that pool asks for.
-  """
-  from multiprocessing import forkserver  # pylint: disable=g-import-not-at-top
-  stop = getattr(getattr(forkserver, '_forkserver', None), '_stop', None)
-  if stop is not None:
-    stop()
-
-
-@contextlib.contextmanager
-def _worker_pool(num_workers: int):
-  """The writer's worker processes: a `ProcessPoolExecutor` and the queue of finished videos.
-
-  On leaving, the workers are shut down and, when this pool started the fork server, so is it:
-  the run is over, and the process may go on to train (the demo does) without the server's
-  TensorFlow. A fork server that ran before stays: another pool of this process may be using it.
-
-  Yields:
-    (executor, progress_queue): workers run `_init_worker` first; tasks put one bool per video.
-  """
-  ctx = _worker_context()
-  started_server = _start_fork_server(ctx)
-  try:
-    progress_queue = ctx.Queue()
-    executor = concurrent.futures.ProcessPoolExecutor(
-        max_workers=num_workers, mp_context=ctx, initializer=_init_worker,
-        initargs=(progress_queue, os.getpid()))
-    try:
-      yield executor, progress_queue
-    finally:
-      executor.shutdown(wait=True, cancel_futures=True)
-  finally:
-    if started_server:
-      _stop_fork_server()
-
-
-def _run_in_pool(specs: list[shard_writer.ShardSpec], num_workers: int,
-                 on_video_done: Callable[[bool], Any],
-                 on_ready: Callable[[], Any]) -> list[shard_writer.ShardResult]:
-  results = []
-  with _worker_pool(num_workers) as (executor, progress_queue):
-    # The metadata needs TF here too: import it while the fork server imports its copy (the first
-    # submit blocks until the fork server has done its imports, so the import runs in a thread).
-    importer = threading.Thread(target=importlib.import_module, args=('tensorflow',), daemon=True)
-    importer.start()
-    warm_up = executor.submit(_ready)
-    importer.join()
-    import tensorflow  # pylint: disable=g-import-not-at-top,unused-import  (done: raises its error)
-    warm_up.result()
-    on_ready()  # the start-up seconds stay out of the progress bar's rate
-    pending = {executor.submit(_run_unit, spec) for spec in specs}
-    while pending:
-      try:
-        while True:
-          on_video_done(progress_queue.get(timeout=0.1))
-      except queue_lib.Empty:
-        pass
-      done, pending = concurrent.futures.wait(pending, timeout=0,
-                                              return_when=concurrent.futures.FIRST_COMPLETED)
-      for future in done:
-        results.append(future.result())
-    while True:
-      try:
-        on_video_done(progress_queue.get(timeout=0.05))
-      except queue_lib.Empty:
-        break
-  return results
-
-
 def _execute(plan: dataset_plan.Plan, specs: list[shard_writer.ShardSpec], options: WriterOptions,
              on_video_done: Callable[[bool], Any],
              on_ready: Callable[[], Any]) -> list[shard_writer.ShardResult]:
@@ -298,7 +122,8 @@ def _execute(plan: dataset_plan.Plan, specs: list[shard_writer.ShardSpec], optio
       flow = optical_flow.make_flow_algorithm(settings.flow_algorithm, options.flow_batch_size)
       return batched_flow_writer.run_units(specs, flow, options.num_workers, on_video_done)
     if options.num_workers > 1 and len(specs) > 1:
-      return _run_in_pool(specs, min(options.num_workers, len(specs)), on_video_done, on_ready)
+      return writer_pool.run_in_pool(specs, min(options.num_workers, len(specs)), on_video_done,
+                                     on_ready)
     import tensorflow  # pylint: disable=g-import-not-at-top,unused-import
     on_ready()
     return [shard_writer.write_shard(spec, lambda o: on_video_done(o.ok)) for spec in specs]
@@ -512,45 +337,3 @@ def run(options: WriterOptions, plan: dataset_plan.Plan) -> RunSummary:
   finally:
     bar.close()
   return write_final_metadata(options, plan, results, done_before, len(todo), time.time() - start)
-
-
-def _mib(n: int) -> str:
-  return f'{n / 2**20:.2f} MiB'
-
-
-def format_summary(s: RunSummary) -> str:
-  """A few lines for the console."""
-  lines = [f'Wrote {s.output_dir}: {s.videos_written}/{s.videos_total} videos in '
-           f'{s.shards_total} shards ({s.shards_written_now} written now, '
-           f'{s.videos_done_before} videos were done before) in {s.seconds:.1f} s.']
-  lines.append('  videos per split: ' + ', '.join(f'{k} {v}' for k, v in sorted(s.per_split.items())))
-  lines.append(f'  bytes on disk: {_mib(s.bytes_on_disk)}; frames {s.frames} '
-               f'({_mib(s.frame_bytes)} JPEG)')
-  if s.flow_fields:
-    ratio = s.flow_float32_bytes / max(1, s.flow_bytes)
-    lines.append(f'  flow: {s.flow_fields} fields, {_mib(s.flow_bytes)} as JPEG vs '
-                 f'{_mib(s.flow_float32_bytes)} as float32 ({ratio:.1f}x smaller, '
-                 f'{s.flow_bytes / s.flow_fields:.0f} bytes per field)')
-  if s.rawframes_layouts:
-    lines.append('  rawframes layouts: ' + ', '.join(f'{k} {v}' for k, v in
-                                                     s.rawframes_layouts.items()))
-  if s.warnings:
-    lines.append(f'  {len(s.warnings)} warnings (see {FAILURES_FILENAME}), e.g. '
-                 f'{s.warnings[0]["video_id"]}: {s.warnings[0]["warning"]}')
-  if s.failures:
-    lines.append(f'  {len(s.failures)} videos failed (listed in {FAILURES_FILENAME}):')
-    lines += [f'    {f["video_id"]}: {f["reason"]}' for f in s.failures[:20]]
-    if len(s.failures) > 20:
-      lines.append(f'    ... and {len(s.failures) - 20} more')
-  if s.empty_splits:
-    lines.append(f'  WARNING: split{"s" if len(s.empty_splits) > 1 else ""} '
-                 f'{", ".join(s.empty_splits)} {"have" if len(s.empty_splits) > 1 else "has"} NO '
-                 'videos: every one of them failed. Training or evaluating on '
-                 f'{"them" if len(s.empty_splits) > 1 else "it"} fails; replace the failed files and '
-                 'run the same command again to add them.')
-  if not s.complete:
-    lines.append(f'  More videos failed than --max_failures={s.max_failures}: metadata NOT written. '
-                 'Replace those files and run the same command again (shards with failures are '
-                 'redone), or run it again with a higher --max_failures to accept the data set '
-                 'without them.')
-  return '\n'.join(lines)

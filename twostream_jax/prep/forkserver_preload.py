@@ -1,5 +1,5 @@
 """Imported once by the dataset writer's fork server, so that every worker forked from it starts
-with TensorFlow and the shard writer loaded (see `dataset_writer._worker_pool`).
+with TensorFlow and the shard writer loaded (see `writer_pool.worker_pool`).
 
 Importing it is meant for the fork server only. First it sets TensorFlow's C++ log level
 (`worker_processes.quiet_tensorflow_logs`) before importing TensorFlow: this import is the one that
