@@ -15,7 +15,7 @@ from twostream_jax.prep import worker_processes
 # has no TF_CPP_MIN_LOG_LEVEL: two pools one after the other, as two writer runs in one process.
 _POOL_PROBE = """
 import json, os, sys
-from twostream_jax.prep import dataset_writer
+from twostream_jax.prep import writer_pool
 
 
 def probe():
