@@ -8,18 +8,12 @@ names no data set); run e.g.:
 
 Override any key on the command line with `--config.<section>.<key>=value`; an unknown key fails.
 
-Resuming (the same command again, same workdir) compares the config with the one stored in the
-checkpoint. Only keys that do not change the data stream or the model may differ, and are logged:
-  mode; train.num_train_steps, log_every_steps, checkpoint_every_steps, keep_checkpoints,
-  val_every_steps, eval_batch_size, cpu_convolutions; data.eval_split, test_num_frames, test_num_crops,
-  val_num_frames, val_num_crops, val_max_videos, decode_parallelism, skip_corrupt_records;
-  data.val_split unless it is or was 'heldout'; model.init_from, init_from_partial (read only at
-  step 0); every eval.*, demo.* and ablations.* key.
-Every other key changes the data stream or the model (seed, data.data_dirs, train_split,
-heldout_fraction, modality, num_flow_fields, crops, augmentation, normalisation, sampling,
-train.global_batch_size, model.name, dropout_rate, dtype, every optim.* key, ...): a rerun that
-changes one refuses to resume, naming each key with its old and new value
-(twostream_jax/train/restore.py's RESUMABLE_KEYS is this list).
+Resuming (the same command again, same workdir) refuses a config that differs from the
+checkpoint's in a key that changes the data stream or the model, naming each; the keys that may
+differ (and are logged) are twostream_jax/train/restore.py's RESUMABLE_KEYS, the one list of them.
+
+Experiments (configs/demo.py, configs/ablations.py) take these keys without `mode` and add a
+top-level `experiment` key and their own section; the runs they train get plain training configs.
 """
 
 import ml_collections
@@ -28,7 +22,7 @@ import ml_collections
 def get_config() -> ml_collections.ConfigDict:
   """Returns the locked default config."""
   c = ml_collections.ConfigDict()
-  # 'train' | 'eval' | 'train_eval' (train, then evaluate the final state) | 'demo' | 'ablations'.
+  # 'train' | 'eval' | 'train_eval' (train, then evaluate the final state).
   c.mode = 'train'
   c.seed = 0  # The one seed: parameters, dropout, data order and augmentation derive from it.
 
@@ -110,9 +104,9 @@ def get_config() -> ml_collections.ConfigDict:
   # least one per device), whose views are made on the device (the paper's protocol: 250 a video).
   t.eval_batch_size = 256
   # Convolutions on a CPU backend (python -m twostream_jax.main only; set before JAX starts):
-  # 'eigen' (XLA's own; the train step ran ~1.6x faster than 'ynnpack' for resnet18 in
-  # bench/bench_models.py --variants) | 'ynnpack' (this jaxlib's default). No effect on GPU/TPU;
-  # an XLA_FLAGS that sets xla_cpu_experimental_ynn_fusion_type itself wins.
+  # 'eigen' (XLA's own; the faster train step for resnet18 in bench/bench_models.py --variants) |
+  # 'ynnpack' (this jaxlib's default). No effect on GPU/TPU; an XLA_FLAGS that sets
+  # xla_cpu_experimental_ynn_fusion_type itself wins.
   t.cpu_convolutions = 'eigen'
 
   # ---- Evaluation (mode=eval / train_eval; the paper's protocol uses data.test_num_*) ----
@@ -127,35 +121,6 @@ def get_config() -> ml_collections.ConfigDict:
   # e.g. 'hmdb51') or index in data.data_dirs; '' = the first. Results of a run with several data
   # sets go to eval/<name>/<split> and name the data set.
   e.dataset = ''
-
-  # ---- Demo (mode=demo: synthetic videos -> records -> both streams -> fusion; configs/demo.py) ----
-  dm = c.demo = ml_collections.ConfigDict()
-  dm.data_root = 'data/synthetic'  # Videos go to <data_root>/videos, records to <data_root>/records.
-  dm.camera_pan = True  # Global camera motion, so that mean flow subtraction matters.
-  dm.video_height = 96
-  dm.video_width = 128
-  dm.video_frames = 24
-  dm.train_per_class = 60
-  dm.test_per_class = 10
-  dm.flow_algorithm = 'dis'  # tvl1 | farneback | dis (DIS: ~25 videos/s here; TV-L1: ~1 pair/s).
-  dm.num_workers = 2  # make_tfrecords worker processes.
-  dm.spatial_steps = 800
-  dm.temporal_steps = 300
-  dm.spatial_learning_rate = 0.05
-  dm.temporal_learning_rate = 0.05
-  dm.compare_mean_subtraction = True  # Also train a temporal stream without mean flow subtraction.
-  dm.records_only = False  # Stop after the videos and their records (the data preparation stage).
-
-  # ---- Ablations (mode=ablations: the paper's Table 1 on the synthetic set; configs/ablations.py) ----
-  ab = c.ablations = ml_collections.ConfigDict()
-  ab.rows = ''  # Comma-separated subset of the rows (experiments/ablations.py names them); '' = all.
-  ab.spatial_dropout = 0.5  # Dropout of the spatial rows (the paper's Table 1 has 0.5 and 0.9).
-  # The second synthetic set the 'pretrained' spatial nets start from (another seed: other colours).
-  ab.pretrain_data_root = 'data/synthetic_pretrain'
-  ab.pretrain_seed_offset = 1000  # Its seed = seed + this.
-  ab.quick = False  # Every row with quick_steps steps on a tiny set: checks the chain in minutes.
-  ab.quick_steps = 4
-  ab.quick_data_root = 'data/synthetic_ablations_quick'
 
   c.lock()
   return c

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+from twostream_jax.train import checkpointing
 from tests.config_fixtures import REPO_ROOT
 
 
@@ -35,6 +36,10 @@ def test_demo_chain_writes_results(tmp_path):
     assert (workdir / stream / 'eval' / 'test1' / 'confusion_matrix.png').exists()
     metrics = json.loads((workdir / stream / 'eval' / 'test1' / 'metrics.json').read_text())
     assert metrics['num_videos'] == 6  # 6 classes x 1 test video, each evaluated once.
+    # Each stream is a plain training run: its checkpoints store no experiment key.
+    meta = checkpointing.Checkpointer(str(workdir / stream), keep=1, every_steps=1).read_meta()
+    stored = json.loads(meta['config'])
+    assert stored['mode'] == 'train_eval' and not {'experiment', 'demo', 'ablations'} & set(stored)
   assert any('svm' in n for n in names) and any('average' in n for n in names)
   assert results['ceilings']['both'] == 1.0
   assert (workdir / 'results.md').exists()

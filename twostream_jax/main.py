@@ -3,7 +3,8 @@ r"""Entry point: train or evaluate a stream, or run the synthetic demo, from an 
   python -m twostream_jax.main --config configs/temporal.py --workdir runs/temporal \
       [--config.data.data_dirs=DIR] [--config.<section>.<key>=value ...]
 
-Modes (`--config.mode`): train | eval | train_eval | demo | ablations (experiments/ablations.py).
+Modes (`--config.mode`): train | eval | train_eval. A config with a top-level `experiment` key
+instead (configs/demo.py, configs/ablations.py) runs `twostream_jax.experiments.<experiment>.run`.
 Several processes (hosts) train together when started with `--jax_distributed` (auto-detected
 clusters: Cloud TPU, SLURM, ...) or with `--coordinator_address=host:port --num_processes=N
 --process_id=i`. This is the only module of the
@@ -12,6 +13,7 @@ package that defines flags.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
@@ -118,21 +120,26 @@ def data_spec_of(config):
   return spec
 
 
-def run(config, workdir: str) -> int:
-  """Runs the config's mode; returns the process exit status."""
-  mode = config.mode
-  spec = data_spec_of(config) if mode not in ('demo', 'ablations') else None
+def run_experiment(config, workdir: str) -> int:
+  """Hands a config with an `experiment` key to `twostream_jax.experiments.<experiment>.run`."""
+  from twostream_jax import experiments  # pylint: disable=g-import-not-at-top
+  name = config.experiment
+  if name not in experiments.NAMES:
+    raise ValueError(f'config.experiment must be one of {experiments.NAMES}, got {name!r}')
   os.makedirs(workdir, exist_ok=True)
-  if mode == 'demo':
-    from twostream_jax import demo  # pylint: disable=g-import-not-at-top
-    demo.run_demo(config, workdir)
-    return 0
-  if mode == 'ablations':
-    from twostream_jax.experiments import ablations  # pylint: disable=g-import-not-at-top
-    ablations.run_ablations(config, workdir)
-    return 0
+  importlib.import_module(f'twostream_jax.experiments.{name}').run(config, workdir)
+  return 0
+
+
+def run(config, workdir: str) -> int:
+  """Runs the config's mode, or its experiment; returns the process exit status."""
+  if 'experiment' in config:
+    return run_experiment(config, workdir)
+  mode = config.mode
+  spec = data_spec_of(config)
+  os.makedirs(workdir, exist_ok=True)
   if mode not in ('train', 'eval', 'train_eval'):
-    raise ValueError(f'config.mode must be train, eval, train_eval, demo or ablations, got {mode!r}')
+    raise ValueError(f'config.mode must be train, eval or train_eval, got {mode!r}')
   # Imported here so that `--help` and config errors come back before TensorFlow and JAX load.
   from twostream_jax.train import loop as train_loop  # pylint: disable=g-import-not-at-top
   from twostream_jax.train import protocol_evaluation  # pylint: disable=g-import-not-at-top

@@ -3,18 +3,18 @@
 import numpy as np
 import pytest
 
-from twostream_jax import fuse
 from twostream_jax.evaluation import fusion
 from twostream_jax.evaluation import fusion_file
+from twostream_jax.evaluation import fusion_run
 from twostream_jax.evaluation import score_files
-from tests.test_fuse import CLASSES, _write_streams
+from tests.evaluation.test_fusion_run import CLASSES, _write_streams
 
 
 @pytest.mark.parametrize('method', fusion.METHODS)
 def test_saved_fusion_reproduces_the_fused_test_scores(method, tmp_path):
   train = _write_streams(str(tmp_path), 'train1', 60, seed=0)
   test = _write_streams(str(tmp_path), 'test1', 30, seed=1)
-  result = fuse.run_fusion(train, test, str(tmp_path / 'out'), [method], svm_steps=50)
+  result = fusion_run.run_fusion(train, test, str(tmp_path / 'out'), [method], svm_steps=50)
   loaded = fusion_file.load_fitted_fusion(result['fusion_files'][method])
   assert loaded.method == method and loaded.streams == ['spatial', 'temporal']
   assert loaded.class_names == CLASSES

@@ -1,11 +1,14 @@
 """The ablation job's rows and configs (the job itself: `--config.ablations.quick=True`)."""
 
 import os
+import subprocess
+import sys
 
 import pytest
 
 from twostream_jax import config_loading
 from twostream_jax.experiments import ablations
+from twostream_jax.experiments import synthetic_streams
 from tests.config_fixtures import REPO_ROOT
 
 
@@ -29,6 +32,7 @@ def test_every_row_has_the_papers_number_and_a_config_that_differs_only_where_it
   for name, c in made.items():
     assert c.data.modality == ('rgb' if name.startswith('spatial') else 'flow')
     assert c.mode == 'train_eval' and c.data.data_dirs == '/records'
+    assert not set(synthetic_streams.EXPERIMENT_KEYS) & set(c.keys())  # A plain training config.
     # The demo's budget and test protocol.
     steps = config.demo.spatial_steps if name.startswith('spatial') else config.demo.temporal_steps
     assert c.train.num_train_steps == steps
@@ -48,3 +52,12 @@ def test_markdown_puts_the_paper_beside_each_row():
   text = ablations.markdown([{'name': 'temporal_L10', 'setting': 'L=10', 'top1': 0.25,
                               'paper_top1': 81.0, 'steps': 300}])
   assert '| temporal_L10 | L=10 | 25.0 | 81.0 | 300 |' in text
+
+
+def test_main_hands_the_config_to_the_ablations():
+  # An unknown row fails in the experiment's first step, before any video or training.
+  out = subprocess.run([sys.executable, '-m', 'twostream_jax.main', '--config=configs/ablations.py',
+                        '--config.ablations.rows=temporal_L2'], cwd=REPO_ROOT, capture_output=True,
+                       text=True, timeout=300)
+  assert out.returncode == 1, out.stderr[-3000:]
+  assert 'ablations.rows names unknown rows' in out.stderr

@@ -1,4 +1,11 @@
-"""Experiments that run many trainings of the package: the paper's ablations on the synthetic set
-(`ablations`, `--config configs/ablations.py`). Entry-point level: may import every subpackage and
-the demo. This `__init__` imports no submodule.
+"""Experiments: jobs that train many runs of the package, run by `python -m twostream_jax.main` for a
+config with a top-level `experiment` key (instead of `mode`): `demo` (configs/demo.py: synthetic
+videos -> records -> both streams -> fusion -> prediction) and `ablations` (configs/ablations.py:
+the paper's Table 1 on the synthetic set); `synthetic_streams` holds what both use.
+
+Each experiment module has `run(config, workdir)`. They may import every subpackage, but no entry
+point (`main`, `fuse`, `predict`), nor one another. This `__init__` imports no submodule.
 """
+
+# The values of a config's `experiment` key: twostream_jax.experiments.<name>.run runs it.
+NAMES = ('demo', 'ablations')

@@ -1,25 +1,17 @@
-"""The paper's ablations (its Table 1) on the synthetic action videos: `mode=ablations`.
+"""The paper's ablations (its Table 1) on the synthetic action videos: `experiment='ablations'`.
 
   python -m twostream_jax.main --config configs/ablations.py [--workdir runs/ablations]
 
-Reuses the demo's videos and records (`demo.data_root`, built as `configs/demo.py` builds them when
-absent) and trains and evaluates, each with the demo's budget (`demo.temporal_steps` /
-`demo.spatial_steps`) and its test protocol:
-
-  temporal (flow) stream: L = 1 / 5 / 10 flow fields with mean flow subtraction; L = 10 without it;
-    trajectory stacking at L = 10; bi-directional flow at L = 10 (on records of the same videos
-    with backward flow, `<demo.data_root>/records_backward_flow`, built when absent, unless the
-    demo's records already hold backward flow);
-  spatial (RGB) stream: from scratch; pretrained (initialised from a spatial net trained on a second
-    synthetic set, `ablations.pretrain_data_root`, whose videos have other random colours and
-    positions: another seed) and fine-tuned; pretrained with the last layer only trained
-    (`optim.train_last_layer_only`, `train.last_layer`).
-
-Writes `<workdir>/ablations.json` (a row per ablation: top-1 on the test split, the paper's number
-on UCF101 split 1 where it has one, steps, seconds; and the run's wall time) and `ablations.md`.
-`--config.ablations.quick=True` runs every row with `ablations.quick_steps` steps on a small set of
-its own (`ablations.quick_data_root`) and a 2 x 1 test protocol: a check of the chain in minutes,
-not a result. Finished trainings are not repeated (each row's checkpoint is resumed).
+Trains and evaluates each row with the demo's budget (`demo.temporal_steps` / `demo.spatial_steps`)
+and test protocol, on the demo's videos and records (`demo.data_root`, built when absent). Temporal
+rows: L = 1 / 5 / 10 with mean flow subtraction, L = 10 without it, with trajectory stacking, and
+bi-directional (on records with backward flow, `<demo.data_root>/records_backward_flow`). Spatial
+rows: from scratch; initialised from a net trained on a second synthetic set (another seed,
+`ablations.pretrain_data_root`) and fine-tuned, or with only its last layer trained. Writes
+`ablations.json` (per row: test top-1, the paper's UCF101 split 1 number, steps, seconds) and
+`ablations.md` in the workdir. `ablations.quick=True` runs every row with `ablations.quick_steps`
+steps on a small set of its own and a 2 x 1 protocol: a check of the chain in minutes, not a
+result. Finished trainings are not repeated (each row's checkpoint is resumed).
 """
 
 from __future__ import annotations
@@ -33,13 +25,11 @@ from typing import Any
 import jax
 import ml_collections
 
-from twostream_jax import demo
 from twostream_jax.data import dataset_metadata
-from twostream_jax.data import input_pipeline
-from twostream_jax.evaluation import evaluate as evaluation
+from twostream_jax.data import record_schema
+from twostream_jax.experiments import synthetic_streams
 from twostream_jax.models import pretrained
 from twostream_jax.prep import synthetic_videos
-from twostream_jax.train import loop as train_loop
 from twostream_jax.train import metric_writers
 
 ABLATIONS_JSON = 'ablations.json'
@@ -109,7 +99,7 @@ def _run_config(config: ml_collections.ConfigDict, records: str, settings: dict[
                 name: str) -> ml_collections.ConfigDict:
   """The train_eval config of one row (the demo's stream settings, then the row's)."""
   modality = settings['modality']
-  streams = demo.stream_configs(config, records)
+  streams = synthetic_streams.stream_configs(config, records)
   c = copy.deepcopy(streams['spatial' if modality == 'rgb' else 'temporal'])
   c.eval.stream_name = name
   c.eval.score_train_split = False  # Only the test split's top-1 enters the table.
@@ -138,13 +128,14 @@ def pretrain_spatial(config: ml_collections.ConfigDict, workdir: str) -> str:
   second.unlock()
   second.seed = config.seed + config.ablations.pretrain_seed_offset
   second.lock()
-  spec = demo.synthetic_spec(second)
+  spec = synthetic_streams.synthetic_spec(second)
   videos = synthetic_videos.write_dataset(spec, os.path.join(second.demo.data_root, 'videos'))
-  records = demo.build_records(second, videos)
+  records = synthetic_streams.build_records(second, videos)
   c = _run_config(second, records, dict(modality='rgb', last_layer_only=False), 'pretrain_spatial')
   c.model.dropout_rate = config.ablations.spatial_dropout
   metric_writers.log(f'--- pretraining the spatial net on {records} ({c.train.num_train_steps} steps) ---')
-  state = train_loop.train(c, os.path.join(workdir, 'pretrain_spatial'))
+  state, _ = synthetic_streams.train_and_evaluate(c, os.path.join(workdir, 'pretrain_spatial'),
+                                                  evaluate=False)
   variables = jax.device_get({'params': state.params, 'batch_stats': state.batch_stats})
   if jax.process_index() == 0:
     pretrained.save_pretrained(variables, out, info={
@@ -154,7 +145,8 @@ def pretrain_spatial(config: ml_collections.ConfigDict, workdir: str) -> str:
 
 
 def _has_backward_flow(records: str) -> bool:
-  return bool(dataset_metadata.load_metadata(records).extra.get(input_pipeline.BACKWARD_FLOW_KEY))
+  metadata = dataset_metadata.load_metadata(records)
+  return bool(metadata.extra.get(record_schema.BACKWARD_FLOW_METADATA_KEY))
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
@@ -169,14 +161,14 @@ def markdown(rows: list[dict[str, Any]]) -> str:
   return '\n'.join(lines) + '\n'
 
 
-def run_ablations(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Runs every row (module docstring); returns what ablations.json holds."""
   start = time.perf_counter()
   config = _budget(config)
   rows_wanted = row_settings(config)
-  spec = demo.synthetic_spec(config)
+  spec = synthetic_streams.synthetic_spec(config)
   videos = synthetic_videos.write_dataset(spec, os.path.join(config.demo.data_root, 'videos'))
-  records = demo.build_records(config, videos)
+  records = synthetic_streams.build_records(config, videos)
   backward_records = None
   pretrained_dir = None
   rows = []
@@ -189,8 +181,8 @@ def run_ablations(config: ml_collections.ConfigDict, workdir: str) -> dict[str, 
       if _has_backward_flow(records):
         backward_records = records
       elif backward_records is None:
-        backward_records = demo.build_records(config, videos, subdir=BACKWARD_RECORDS,
-                                              backward_flow=True)
+        backward_records = synthetic_streams.build_records(
+            config, videos, subdir=BACKWARD_RECORDS, backward_flow=True)
       row_records = backward_records
     if settings['modality'] == 'rgb' and settings['init'] == 'pretrained' and pretrained_dir is None:
       pretrained_dir = pretrain_spatial(config, workdir)
@@ -200,8 +192,8 @@ def run_ablations(config: ml_collections.ConfigDict, workdir: str) -> dict[str, 
     run_dir = os.path.join(workdir, name)
     metric_writers.log(f'--- {name}: {setting}, {c.train.num_train_steps} steps ---')
     row_start = time.perf_counter()
-    state = train_loop.train(c, run_dir)
-    metrics = evaluation.evaluate_run(c, run_dir, state)[c.data.eval_split]
+    _, metrics = synthetic_streams.train_and_evaluate(c, run_dir)
+    metrics = metrics[c.data.eval_split]
     row.update(top1=metrics['top1'], top5=metrics['top5'], num_videos=metrics['num_videos'],
                steps=c.train.num_train_steps, seconds=round(time.perf_counter() - row_start, 1))
     rows.append(row)

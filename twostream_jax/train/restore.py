@@ -47,8 +47,8 @@ def init_state(config: ml_collections.ConfigDict, spec: data_spec.DataSpec, mesh
 
 
 # Keys that do not change the data stream or the model: a resumed run may change them (glob
-# patterns over dotted key names). configs/default.py's docstring lists them too. Every
-# other key (including any key added later) refuses a resume when it differs.
+# patterns over dotted key names). The one list of them: configs/default.py and the README point
+# here. Every other key (including any key added later) refuses a resume when it differs.
 RESUMABLE_KEYS = (
     'mode',
     'train.num_train_steps', 'train.log_every_steps', 'train.checkpoint_every_steps',
@@ -60,7 +60,7 @@ RESUMABLE_KEYS = (
     'data.decode_parallelism', 'data.skip_corrupt_records',
     # Read only at step 0; a checkpoint replaces the values.
     'model.init_from', 'model.init_from_partial',
-    'eval.*', 'demo.*', 'ablations.*',
+    'eval.*',
 )
 # data.val_split changes the training stream only through the held-out videos it excludes.
 _HELDOUT = 'heldout'
