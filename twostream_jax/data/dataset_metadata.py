@@ -1,22 +1,15 @@
 """Dataset metadata written next to the shards: classes, splits, flow settings, format version.
 
-Every video is extracted and stored once. Videos are grouped into *partitions* by their role in every
-official split (e.g. UCF101's `train1_test2_train3` holds the videos that are training videos of splits
-1 and 3 and test videos of split 2); each partition is a TFDS split with its own shards. An official
-split such as `test2` is then the union of the partitions that hold its videos, a read-time choice:
+Every video is stored once, in the *partition* of its roles across all official splits (e.g.
+UCF101's `train1_test2_train3`); each partition is a TFDS split with its own shards, and an
+official split is the union of its partitions, chosen at read time:
 `tfds.builder_from_directory(d).as_dataset(split=metadata.tfds_split('test2'))`.
-
 Split names are `train<K>` and `test<K>` (K = 1, 2, 3 for UCF101/HMDB51; 1 for a deterministic split).
+`with_heldout` adds a `heldout` split: whole groups of training videos kept out of the training
+stream (`excluded_from_training`) for validation during training.
 
-One more split exists at read time, `heldout` (`with_heldout`): a deterministic few percent of the
-training split's videos, for validation during training. Those videos are excluded from the
-training stream (`excluded_from_training`), so validating on them measures generalisation without
-touching a test split. They are chosen by whole groups: UCF101 clips `v_<Class>_g08_c01`,
-`..._c02`, ... of one group share actors and scene, so a group is held out whole
-(an id without a `_c<N>` suffix is its own group).
-
-This module is plain JSON: no JAX, and no TensorFlow unless the folder is a URL (gs://, ...: any
-`tf.io.gfile` file system, through `data.file_system`).
+Plain JSON: no JAX, and no TensorFlow unless the folder is a URL (gs://, ...: any `tf.io.gfile`
+file system, through `data.file_system`). Design: docs/design_notes.md.
 """
 
 from __future__ import annotations
@@ -145,7 +138,7 @@ class DatasetMetadata:
     return heldout[1] if heldout is not None and heldout[0] == split else frozenset()
 
   def with_heldout(self, train_split: str, fraction: float) -> 'DatasetMetadata':
-    """A copy with split 'heldout': `heldout_video_ids` of `train_split` (module docstring).
+    """A copy with split 'heldout': `heldout_video_ids` of `train_split` (docs/design_notes.md).
 
     Raises:
       DatasetError: fraction not in [0, 0.5], or too few videos to hold any out.
@@ -178,7 +171,7 @@ class DatasetMetadata:
 
 
 def heldout_video_ids(video_ids: Sequence[str], fraction: float) -> list[str]:
-  """A deterministic `fraction` of the videos, by whole groups (module docstring).
+  """A deterministic `fraction` of the videos, by whole groups (docs/design_notes.md).
 
   Groups are ordered by a hash of their name (the same on every machine and in every process) and
   taken until at least round(fraction * N) videos are held out; at least one video whenever

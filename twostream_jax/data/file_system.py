@@ -1,19 +1,13 @@
 """Files on a local disk or on any `tf.io.gfile` file system (gs://, ram://, ...).
 
-The dataset writer (`prep`) and the data set metadata write and read their files through these few
-operations, so that `--output_dir` (and a training run's `data.data_dirs`) can be a URL. A path
-with '://' is a URL and goes through `tf.io.gfile`; any other path is local and goes through `os`
-and `open`, exactly as before URLs were accepted (and local files are `fsync`ed where the writer
-asks for it: gfile has no fsync; flushing and closing is what remote file systems offer).
+The few file operations through which the dataset writer (`prep`) and the dataset metadata read and
+write, so that `--output_dir` (and a training run's `data.data_dirs`) can be a URL. A path with
+'://' goes through `tf.io.gfile`; any other path through `os` and `open` (local files are `fsync`ed
+where the writer asks for it). `scheme_problem` says when the installed TensorFlow does not register
+a URL's scheme; `replace` renames over an existing file, so a reader sees the old file or the new.
 
-A URL works when the installed TensorFlow registers its scheme
-(`tf.io.gfile.get_registered_schemes()`; TensorFlow 2.21 has gs:// and ram://, not hdfs:// or s3://,
-which came from tensorflow-io); `scheme_problem` says so otherwise. `replace` is `tf.io.gfile.rename(..., overwrite=True)` for a
-URL: on an object store (gs://) a copy then a delete, and an object appears whole or not at all,
-so a reader sees the old file or the new one, never part of one.
-
-TensorFlow is imported only for URLs, so modules of the JAX core that import this one (through
-`data.dataset_metadata`) stay free of TensorFlow.
+TensorFlow is imported only for URLs, so JAX-core modules that import this one (through
+`data.dataset_metadata`) stay free of TensorFlow. Design: docs/design_notes.md.
 """
 
 from __future__ import annotations
@@ -127,7 +121,7 @@ def remove(path: str) -> None:
 
 
 def replace(source: str, target: str) -> None:
-  """Renames `source` to `target`, replacing a `target` that exists (see the module docstring)."""
+  """Renames `source` to `target`, replacing a `target` that exists (docs/design_notes.md)."""
   if is_url(source):
     _gfile(source).rename(source, target, overwrite=True)
   else:
@@ -154,7 +148,7 @@ def sync(path: str) -> None:
 def write_atomic(path: str, data: str | bytes, temporary: Optional[str] = None) -> None:
   """Writes `data` to `temporary` (default: `path + '.tmp'`), then renames it to `path`.
 
-  A reader never sees a partly written `path` (`replace`; the module docstring).
+  A reader never sees a partly written `path` (`replace`; docs/design_notes.md).
   """
   temporary = temporary or path + '.tmp'
   with open_file(temporary, 'wb' if isinstance(data, bytes) else 'w') as f:

@@ -1,28 +1,16 @@
 """The on-disk record schema: one `tf.train.Example` per video, readable by TFDS and by tf.data.
 
-Shared by the writer (`twostream_jax.prep`) and the input pipeline, so that both sides agree on
-keys and flow quantisation (the writer's JPEG encoder is `twostream_jax.prep.jpeg_codec`). The layout is the flat serialisation TFDS gives the
-`FeaturesDict` of `tfds_features()`, which is what lets `tfds.builder_from_directory` read the shards.
+Shared by the writer (`twostream_jax.prep`) and the input pipeline. Per video of N frames:
+  video_id, label_name        bytes        e.g. b'ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01', class
+  label                       int64        class index
+  num_frames, height, width   int64        N and the stored frame size
+  frames                      N x bytes    RGB frames as JPEG
+  flow_x, flow_y              N-1 x bytes  flow(i -> i+1), single-channel JPEG quantised with bound
+                                           B: q = round(clip(v, -B, B) / B * 127.5 + 127.5)
+  flow_x_backward, flow_y_backward         N-1 x bytes, flow(i+1 -> i), only with --backward_flow
 
-Per video (N decoded frames):
-  video_id    bytes       e.g. b'ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01'
-  label       int64       class index (classInd.txt order for UCF101, sorted class names otherwise)
-  label_name  bytes       class name
-  num_frames  int64       N
-  height      int64       frame height in pixels (after resizing to the stored short side)
-  width       int64       frame width
-  frames      N  x bytes  RGB frames as JPEG
-  flow_x      N-1 x bytes flow(i -> i+1), x component, single-channel JPEG, quantised (below)
-  flow_y      N-1 x bytes flow(i -> i+1), y component
-  flow_x_backward  N-1 x bytes  only in records built with --backward_flow (the metadata's
-  flow_y_backward  N-1 x bytes  extra['backward_flow']): flow(i+1 -> i), x and y, same quantisation
-
-Flow quantisation with bound B pixels (docs/ARCHITECTURE.md, "Data format"):
-  q = round(clip(v, -B, B) / B * 127.5 + 127.5)        v = (q - 127.5) / 127.5 * B
-so that q -> 255 - q negates the decoded value exactly (a horizontal flip of x is exact).
-
-TensorFlow is imported only inside the functions that need it, and OpenCV not at all: the numpy
-half of this module (keys, quantisation) is usable on hosts that have JAX and no TensorFlow.
+TensorFlow is imported only inside the functions that need it, and OpenCV not at all: keys and
+quantisation are usable on hosts without TensorFlow. Layout and quantisation: docs/design_notes.md.
 """
 
 from __future__ import annotations

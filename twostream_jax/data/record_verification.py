@@ -1,21 +1,14 @@
 """Reads every byte of a records folder and names each damaged video (`tools/verify_records.py`).
 
-Meant for after copying or downloading a data set, before hours of training find a damaged record
-(the input pipeline reads a record only when an example first needs it). For each shard:
-  * framing: every TFRecord header (length + its masked CRC-32C) is walked; a header whose checksum
-    fails or a record running past the end of the file stops that file (the rest cannot be located);
-  * data: every record is read through TensorFlow's CRC-checked reader (the same reader training
-    uses); a checksum mismatch means the bytes changed after they were written. The record is then
-    still parsed from its raw bytes, to name the video and find the frame when possible;
-  * content: the `tf.train.Example` is parsed (`record_schema.parse_video_record_numpy`), and every
-    JPEG is decoded with `tf.io.decode_jpeg` (as the input pipeline does) and checked against the
-    record's height and width.
-With `twostream_metadata.json` present, the folder is also checked against it: every shard it names
-exists, each partition holds exactly its listed videos, labels match the class names.
+Meant for after copying or downloading a data set, before training meets a damaged record. For
+each shard it checks the TFRecord framing (headers and their CRCs), the data (TensorFlow's
+CRC-checked reader, as training uses) and the content (the `tf.train.Example` parses, and every
+JPEG decodes to the record's height and width). With `twostream_metadata.json` present, the folder
+is also checked against it: every named shard exists, each partition holds exactly its listed
+videos, labels match the class names. Records are checked by threads, with a progress bar in
+bytes; a problem is reported with file, record number, byte offset, video and frame.
 
-Records are checked in parallel by threads (TensorFlow's record reader and JPEG decoder run outside
-the GIL; the Python around them is small), with a progress bar in bytes. A problem is reported with
-file, record number, byte offset, video and frame.
+Each check in detail: docs/design_notes.md.
 """
 
 from __future__ import annotations

@@ -1,31 +1,16 @@
 """Which video, which frames: the sampling rules of training and of the test protocol.
 
-Training positions. Each training stream (one per data set and process) numbers its examples
-0, 1, 2, ...; example p is a pure function of (seed, p), so a stream restarted at position p yields
-what the uninterrupted stream yields from p on, without reading anything before p:
-  * uniform over videos: epochs of n * F examples (n videos of this process, F = frames_per_video);
-    epoch e = p // (n F) is the stateless permutation `index_shuffle` seeded by (key, e) of the
-    n F slots, slot s showing video s mod n (so each video F times per epoch, each time with its
-    own random frame).
-  * class-balanced (the paper): each example draws a class uniformly among the classes this process
-    holds, then a video of that class uniformly (with replacement; no epochs).
-The random numbers of example p (frames, crop, flip, jitter; and the class-balanced draw) come from
-stateless draws seeded by (key, p), keys derived from the run seed (`stream_key`).
+Training: example p of a stream is a pure function of (seed, p), so a stream restarted at p yields
+what the uninterrupted stream yields from p on. Videos are drawn uniformly (epochs of n * F
+examples, a stateless permutation per epoch) or class-balanced (the paper); frames and augmentation
+come from stateless draws seeded by (key, p) (`stream_key`). One frame t ~ U{0..N-1} for RGB; a
+stack of L flow fields starting at t ~ U{0..max(M - L, 0)} of the M = N - 1 fields, indices
+clamped to M - 1 for short videos.
 
-Training frames: one frame t ~ U{0..N-1} (RGB); a flow stack of L fields starting at
-t ~ U{0..max(M - L, 0)} over the M = N - 1 fields of the video (flow(i -> i+1) is field i).
+Test protocol (paper: "25 frames with equal temporal spacing"): K views of s items (s = 1 for RGB,
+L for flow) over T items start at round-half-up of linspace(0, T - s, K), computed in integers.
 
-Short videos (M < L): the field indices are clamped, min(t + j, M - 1) for j = 0..L-1, so the last
-field repeats (a documented rule, never an error); the same clamp serves the test protocol.
-
-Test protocol (paper: "25 frames with equal temporal spacing"): for T items (T = N frames for RGB,
-T = M fields for flow) and a view spanning s items (s = 1 for RGB, L for flow), the K views start at
-    start_k = floor(k * D / (K - 1) + 1/2),   D = max(T - s, 0),   k = 0..K-1   (K > 1)
-    start_0 = floor(D / 2)                                                       (K = 1)
-i.e. round-half-up of linspace(0, T - s, K): the first view starts at 0 and the last ends at the
-last item. Computed in integers: (2 k D + K - 1) // (2 (K - 1)).
-
-Processes: see `process_records` and `process_videos`.
+Processes: see `process_records` and `process_videos`. Rules and formulas: docs/design_notes.md.
 """
 
 from __future__ import annotations

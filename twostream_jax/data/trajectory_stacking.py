@@ -1,22 +1,13 @@
 """Trajectory stacking (the paper, section 3.1): flow sampled along the motion trajectories.
 
-Optical flow stacking samples every field of a stack at the same pixel. Trajectory stacking follows
-the motion instead: for a stack of L fields starting at field tau and a point p_1 = (u, v),
+Optical flow stacking samples every field of a stack at the same pixel; trajectory stacking follows
+the motion: from p_1 = (u, v), p_k = p_{k-1} + d_{tau+k-2}(p_{k-1}), and channels 2(k-1), 2(k-1)+1
+hold d_{tau+k-1}(p_k), for a stack of L fields starting at field tau. Flow is sampled bilinearly
+between pixels and positions are clipped to the frame. It runs on the full stored field, before
+cropping and flipping. `trajectory_stack_quantised` works on the records' uint8 quantised values
+and returns the same quantisation.
 
-    p_k = p_{k-1} + d_{tau+k-2}(p_{k-1}),      k = 2..L
-
-and channels 2k-1, 2k (1-based; 2(k-1), 2(k-1)+1 here) hold d_{tau+k-1}(p_k), the flow of field
-tau+k-1 at p_k. Flow between pixels is sampled bilinearly; positions are clipped to the frame
-([0, W-1] x [0, H-1]) so that a trajectory that leaves the frame stays on its border.
-
-It is computed on the full stored field, before cropping and flipping: a trajectory may leave the
-crop, and the crop and flip rules (docs/ARCHITECTURE.md, "Flow rules") then apply to the resampled
-stack exactly as to a plain one. `trajectory_stack_quantised` works on the records' quantised
-values: the displacements are dequantised to follow the trajectory, and the resampled flow is
-rounded back to the same quantisation levels (an error of at most half a level, B / 255 pixels),
-so that the rest of the pipeline sees an ordinary uint8 stack.
-
-TensorFlow only (no JAX).
+TensorFlow only (no JAX). Design: docs/design_notes.md.
 """
 
 from __future__ import annotations

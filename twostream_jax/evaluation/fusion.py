@@ -1,30 +1,17 @@
 """Late fusion of per-video stream scores: weighted averaging and the paper's linear SVM.
 
 Both combine the per-video softmax scores of two or more streams (spatial, temporal, ...):
+- weighted averaging, `sum_s w_s p_s / sum_s w_s`, with given weights (equal weights: the paper's
+  fusion by averaging) or weights chosen on the training split's scores by `search_weights`;
+- a one-vs-rest, L2-regularised, squared-hinge linear SVM (`c` as in liblinear / sklearn's
+  LinearSVC) on each stream's probs L2-normalised per video and concatenated ([V, S*C]), fitted
+  by full-batch L-BFGS.
 
-- Weighted averaging: `sum_s w_s p_s / sum_s w_s`, with given weights (equal weights are the paper's
-  "fusion by averaging", 86.2 on UCF101 split 1) or weights chosen on the TRAINING split's scores by
-  `search_weights`: a grid over the simplex (step 0.05 by default), keeping the weights with the most
-  correct top-1 training videos. Ties, common because a trained stream fits its own training videos
-  almost perfectly, go to the weights closest to equal weights (Euclidean distance), then to the first
-  in the grid's lexicographic order: when training scores cannot tell weights apart, plain averaging
-  is the safest guess.
-- Linear SVM (the paper's best, 87.0): features are each stream's probs L2-normalised per video, then
-  concatenated ([V, S*C]). The classifier is the one-vs-rest, L2-regularised, squared-hinge linear SVM
-  (liblinear's default L2-loss SVC, as in sklearn's LinearSVC), so that `c` means what it means there:
-      min_{W, b}  0.5 ||W||^2 + c * sum_i sum_k max(0, 1 - y_ik (x_i . W_k + b_k))^2,  y_ik = +-1.
-  The bias is not regularised (liblinear regularises it as an extra constant feature). We minimise the
-  objective divided by c * V (same minimiser, values of order 1 whatever the number of videos) with
-  full-batch L-BFGS (optax.lbfgs, zoom line search) for a fixed number of steps under `lax.scan`. The
-  squared hinge is differentiable with a Lipschitz gradient and the problem is strictly convex in W,
-  which L-BFGS solves to float32 precision in a few hundred steps, with no learning rate to tune; a
-  Crammer-Singer hinge would need a subgradient method and many more steps.
+`fuse(train, test, method)` is the API the command line uses: it fits on `train`, applies to
+`test`, and refuses to run when the two share a split name or any video id, so weights and SVMs
+are never fitted on test scores by mistake.
 
-`fuse(train, test, method)` is the API the command line uses: it fits on `train` and applies to
-`test`, and refuses to run when `train` and `test` share a split name or any video id, so fusion
-weights and SVMs can never be fitted on test scores by mistake.
-
-JAX and optax only; no TensorFlow.
+JAX and optax only; no TensorFlow. Objective, solver and tie rules: docs/design_notes.md.
 """
 
 from __future__ import annotations
@@ -130,7 +117,7 @@ def search_weights(stream_probs: np.ndarray, labels: np.ndarray,
 
   Returns:
     (float32 [S] weights summing to 1, number of correct videos with them). Ties: the weights
-    closest to equal weights, then the first in grid order (module docstring).
+    closest to equal weights, then the first in grid order (docs/design_notes.md).
   """
   stream_probs = jnp.asarray(stream_probs, dtype=jnp.float32)
   grid = simplex_grid(stream_probs.shape[0], step)
@@ -181,7 +168,7 @@ def svm_scores(params: SvmParams, features: jax.Array) -> jax.Array:
 
 def svm_objective(params: SvmParams, features: jax.Array, labels: jax.Array,
                   c: float | jax.Array) -> jax.Array:
-  """The one-vs-rest squared-hinge SVM primal divided by c * V (module docstring).
+  """The one-vs-rest squared-hinge SVM primal divided by c * V (docs/design_notes.md).
 
   Args:
     params: the SVM.
@@ -227,7 +214,7 @@ def _fit_svm(features: jax.Array, labels: jax.Array, c: jax.Array, init: SvmPara
 def fit_linear_svm(features: np.ndarray | jax.Array, labels: np.ndarray | jax.Array,
                    num_classes: int, *, c: float = DEFAULT_SVM_C, steps: int = DEFAULT_SVM_STEPS,
                    seed: int = 0) -> SvmParams:
-  """Fits the one-vs-rest squared-hinge linear SVM by full-batch L-BFGS (module docstring).
+  """Fits the one-vs-rest squared-hinge linear SVM by full-batch L-BFGS (docs/design_notes.md).
 
   Args:
     features: [V, D], e.g. `svm_features` of the TRAINING split's scores.

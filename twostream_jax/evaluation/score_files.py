@@ -1,20 +1,18 @@
 """Per-video score files: what one stream predicted for every video of one split.
 
 The evaluation loop writes one file per (stream, split); fusion and the results table read them back.
-A file is a plain `.npz` (no pickled objects, so `np.load(path)` opens it anywhere) holding:
+A file is a plain `.npz` (no pickled objects: `np.load(path)` opens it anywhere) holding:
 
   video_ids     str   [V]     e.g. 'ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01', unique
   labels        int32 [V]     true class index
   logits        f32   [V, C]  per-video logits (the evaluation loop's per-view logits averaged)
   probs         f32   [V, C]  per-video averaged softmax (mean over views of softmax(view logits))
   class_names   str   [C]     class names in label order
-  split         str   []      e.g. 'test1' or 'train1'
-  stream        str   []      e.g. 'spatial', 'temporal', or a fusion such as 'svm(spatial+temporal)'
-  num_views     int64 []      views averaged per video (25 frames x 10 crops = 250 for the paper's
-                              protocol; 0 when unknown or mixed, e.g. for a fusion of different protocols)
+  split, stream str   []      e.g. 'test1'; 'spatial', 'temporal', or e.g. 'svm(spatial+temporal)'
+  num_views     int64 []      views averaged per video (25 frames x 10 crops in the paper; 0: unknown)
   format_version int64 []     `FORMAT_VERSION` of the writer
 
-Numpy only: no JAX, no TensorFlow.
+Numpy only: no JAX, no TensorFlow. Design: docs/design_notes.md.
 """
 
 from __future__ import annotations

@@ -1,25 +1,15 @@
 """Optical flow algorithms behind one interface, for the dataset writer.
 
-Two kinds:
-  * per-pair algorithms (`PairFlow`: OpenCV's TV-L1, Farneback and DIS) run inside the CPU worker
+  * per-pair algorithms (`PairFlow`: OpenCV's TV-L1, Farneback and DIS) run in the CPU worker
     processes, one frame pair at a time, while the video streams through;
-  * batched algorithms (`BatchedFlow`: the JAX TV-L1 of `twostream_jax.flow.tvl1_jax`) take `[B, H, W]`
-    batches of frame pairs gathered across videos and run in the main process on the accelerator,
-    fed by decoding workers (see `twostream_jax.prep.batched_flow_writer`).
+  * batched algorithms (`BatchedFlow`: the JAX TV-L1 of `flow.tvl1_jax`) take `[B, H, W]` batches
+    of frame pairs gathered across videos and run on the accelerator (`prep.batched_flow_writer`).
 Both return flow in pixels, `flow[..., 0]` = x (rightwards), `flow[..., 1]` = y (downwards), with
-`frame1(p + flow(p)) ~ frame0(p)`: flow(i -> i+1) is computed with frame i first.
+`frame1(p + flow(p)) ~ frame0(p)`: flow(i -> i+1) is computed with frame i first. Each algorithm's
+parameters go into the dataset metadata via `parameters()` (listed in docs/design_notes.md).
 
-Parameters (recorded in the dataset metadata via `parameters()`):
-  * tvl1: `cv2.optflow.DualTVL1OpticalFlow_create()` with OpenCV's defaults (tau 0.25, lambda 0.15,
-    theta 0.3, 5 scales, 5 warps, epsilon 0.01, 30 inner / 10 outer iterations, scale step 0.8).
-  * farneback: `cv2.calcOpticalFlowFarneback` with the values of OpenCV's own tutorial: pyr_scale
-    0.5, levels 3, winsize 15, iterations 3, poly_n 5, poly_sigma 1.2, flags 0.
-  * dis: `cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)`.
-  * tvl1_jax: `tvl1_jax.TVL1Params()` (OpenCV's defaults, same numerics as tvl1).
-
-OpenCV objects are not picklable, so workers build their algorithm from its name with
-`make_flow_algorithm`; a unit of work carries only the name. No TensorFlow here; JAX is imported
-only when 'tvl1_jax' is asked for.
+Workers build their algorithm from its name with `make_flow_algorithm` (OpenCV objects are not
+picklable). No TensorFlow here; JAX is imported only when 'tvl1_jax' is asked for.
 """
 
 from __future__ import annotations

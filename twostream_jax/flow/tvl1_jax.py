@@ -1,23 +1,14 @@
 """TV-L1 optical flow in JAX, batched and jitted, matching OpenCV's ``DualTVL1OpticalFlow``.
 
-This follows OpenCV's ``tvl1flow.cpp`` (Zach-Pock-Bischof duality with Wedel et al.'s median
-filtering, after Sanchez-Perez, Meinhardt-Llopis and Facciolo's IPOL code) rather than the IPOL
-text where the two differ, because the flow fields we store must match what OpenCV computes:
+It follows OpenCV's ``tvl1flow.cpp`` (Zach-Pock-Bischof duality with Wedel et al.'s median
+filtering) wherever that differs from the IPOL text, because the stored flow fields must match what
+OpenCV computes; the points where they differ (pyramid, warping, dual restarts, median filter,
+early stopping) are listed in docs/design_notes.md. In a batch every pair stops early on its own;
+the batch's loop runs until its slowest pair stops (finished pairs are frozen).
 
-- pyramid levels are plain ``INTER_LINEAR`` resizes by ``scale_step`` of the previous level (no
-  Gaussian), down to a 16-pixel side; the flow is upscaled by ``INTER_LINEAR`` to the finer size
-  and multiplied by ``1 / scale_step``; the coarsest level starts from zero flow;
-- the second frame and its centred gradient are warped bicubically, zeros outside the image;
-- the dual variables restart at zero on each level and carry over between warps;
-- the 5x5 median filter is applied to the flow at the start of every outer iteration;
-- early stopping: after each inner iteration the squared flow update summed over the image is
-  compared with ``epsilon**2 * H * W``; once below it, that warp's outer and inner loops stop.
-  OpenCV typically runs ~10% of the 30 x 10 iterations this way; in a batch every pair stops on
-  its own, but the batch's loop runs until its slowest pair stops (finished pairs are frozen).
-
-Several devices: `compute_flow_batch` splits each call's pairs over every local device
-(`jax.local_devices()`, see `tvl1_flow_on_devices`), so a dataset-writing host with N GPUs, or each
-Beam worker, uses all of them; results are those of one device.
+`compute_flow_batch` splits each call's pairs over every local device (`tvl1_flow_on_devices`), so
+a dataset-writing host with several GPUs, or each Beam worker, uses all of them; results are those
+of one device.
 
 JAX only: no TensorFlow or cv2 import (the dataset tool and tests import cv2 for the reference).
 """

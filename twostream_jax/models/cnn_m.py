@@ -1,19 +1,16 @@
 """CNN-M-2048, the ConvNet of both streams in Simonyan & Zisserman (2014), Fig. 1.
 
-The net is CNN-M of Chatfield et al. (2014) with a 2048-wide full7:
+CNN-M of Chatfield et al. (2014) with a 2048-wide full7:
 
     conv1 7x7/2 96, ReLU, LRN, maxpool 3x3/2
     conv2 5x5/2 256 pad 1, ReLU, LRN (spatial stream only), maxpool 3x3/2
     conv3, conv4, conv5 3x3/1 512 pad 1, ReLU; maxpool 3x3/2
     full6 4096, ReLU, dropout; full7 2048, ReLU, dropout; head (softmax in the loss)
 
-The temporal stream drops the second LRN (the paper does so to save memory). Pooling uses Caffe's
-ceil rounding, as the original model, so a 224x224 input gives conv1 109x109, pool1 54x54, conv2
-26x26, pool2 13x13, conv3-5 13x13, pool5 6x6 (x 512 = 18432 features into full6).
-
-Each stage's output is sown into the 'intermediates' collection as `conv1_relu`, `pool1`, ...,
-`conv5_relu`, `pool5`, `full6_relu`, `full7_relu` (pass
-`mutable=['intermediates']` to `apply` to read them); otherwise sowing costs nothing.
+Pooling rounds up as Caffe does: a 224x224 input gives pool1 54x54, pool2 13x13, pool5 6x6 (18432
+features into full6). Each stage's output is sown into 'intermediates' as `conv1_relu`, `pool1`,
+..., `conv5_relu`, `pool5`, `full6_relu`, `full7_relu` (pass `mutable=['intermediates']` to
+`apply` to read them). Design: docs/design_notes.md.
 """
 
 from __future__ import annotations

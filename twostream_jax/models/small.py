@@ -1,7 +1,7 @@
 """A small ConvNet for the CPU demo: four convolutions with BatchNorm and two max-pools.
 
 Big enough to see a ~10-pixel texture period (receptive field ~50 px at the last conv), small enough
-to train in a couple of minutes on 2 CPU cores at 96x96 (~0.14M parameters for 3 input channels).
+to train quickly on a few CPU cores at 96x96 (~0.14M parameters for 3 input channels).
 Same interface and variable collections as the big models.
 """
 

@@ -1,20 +1,15 @@
 """Exact conversion of torchvision ResNet / VGG-16 state dicts to this package's Flax variables.
 
-The Flax models (`twostream_jax.models`) name their modules after torchvision's state_dict keys
-with '.' written as '_', so the mapping is mechanical:
+The Flax models name their modules after torchvision's state_dict keys with '.' written as '_':
 
     params/layer1_0/conv1/kernel [kh, kw, in, out]  <-  layer1.0.conv1.weight [out, in, kh, kw]
     params/bn1/scale, bias                          <-  bn1.weight, bn1.bias
     batch_stats/bn1/mean, var                       <-  bn1.running_mean, bn1.running_var
-    params/head/kernel [in, out]                    <-  fc.weight [out, in] (ResNet)
-                                                        classifier.6.weight (VGG)
+    params/head/kernel [in, out]                    <-  fc.weight (ResNet), classifier.6.weight (VGG)
 
-VGG's first classifier layer also has its input rows permuted from torch's (c, h, w) flattening to
-the NHWC (h, w, c) one. BatchNorm momentum and epsilon are torch's (models.layers.TorchBatchNorm).
-
-Torch is imported only inside the functions that read .pth files or download weights; the mapping
-itself works on numpy arrays. Converted models expect torchvision's input preprocessing: RGB in
-[0, 1], minus IMAGENET_RGB_MEAN, divided by IMAGENET_RGB_STD.
+Torch is imported only inside the functions that read .pth files or download weights. Converted
+models expect torchvision's preprocessing: RGB in [0, 1], minus IMAGENET_RGB_MEAN, divided by
+IMAGENET_RGB_STD. VGG's flattening and BatchNorm details: docs/design_notes.md.
 """
 
 from __future__ import annotations

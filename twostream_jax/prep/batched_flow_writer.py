@@ -1,25 +1,14 @@
 """Shard writing with a batched flow algorithm (`--flow_algorithm tvl1_jax`) on the accelerator.
 
-Decoding workers (CPU processes) each take one shard's videos in order, decode and JPEG-encode the
-frames, and send (frame JPEG, grayscale frame) messages through a bounded queue. This process pairs
-consecutive gray frames of each video, gathers pairs of the same frame size across videos into
-batches of `flow.batch_size` (a short batch is padded by repeating its last pair), runs
-`flow.compute_batch` on them, quantises and JPEG-encodes the flow, and writes each shard's records
-in plan order with the same `shard_writer.ShardFileWriter` as the CPU path. The records are
-byte-for-byte those the per-pair path would write with the same flow values.
+Decoding workers (CPU processes) each take one shard's videos in order and send (frame JPEG,
+grayscale frame) messages through a bounded queue. This process pairs consecutive gray frames,
+gathers pairs of the same frame size across videos into batches of `flow.batch_size`, runs
+`flow.compute_batch` (on every local device), quantises and JPEG-encodes the flow, and writes each
+shard in plan order with `shard_writer.ShardFileWriter`: the records are byte-for-byte those of the
+per-pair path for the same flow values. Inside a Beam worker (`beam_runner`),
+`run_units_in_process` does the same work without decoding processes.
 
-Size buckets are exact frame sizes: with a fixed short side, a data set has few frame sizes (one
-for UCF101, a handful for HMDB51), and with a fixed batch size each costs one compile. Padding
-frames to a coarser size grid would cut compiles further but change the flow near the borders
-(TV-L1 is a global method), so it is not done.
-
-`flow.compute_batch` (tvl1_jax) splits each batch over every local device of the host. Inside a Beam
-worker (`beam_runner`), `run_units_in_process` does the same work without decoding processes: the
-parallelism is the pipeline's workers.
-
-A partial batch is flushed when no frame arrived for a moment (the decoders are behind) or at the
-end, so nothing waits forever. Memory here is bounded by the queue and the JPEG bytes of the videos
-in flight (about one per worker).
+Batching, padding, flushing and memory: docs/design_notes.md.
 """
 
 from __future__ import annotations

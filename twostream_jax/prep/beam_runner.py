@@ -1,35 +1,17 @@
 """The dataset writer's shards as an Apache Beam pipeline (`make_tfrecords --runner=beam`).
 
 `dataset_writer.run` makes the plan, skips finished shards and writes `failures.json` and the
-metadata exactly as with the local process pool; only the units of work (one `ShardSpec` per
-unfinished shard) go through Beam instead:
+metadata as with the local process pool; only the units of work (one `ShardSpec` per unfinished
+shard) go through Beam:
 
     Create(specs) -> Reshuffle -> Map(_write_unit_in_worker) -> ToList -> Map(_write_run_results)
 
-  * `_write_unit_in_worker` is `shard_writer.write_shard` (or, for a batched flow algorithm such as
-    tvl1_jax, `batched_flow_writer.run_units_in_process`, which decodes in the worker and runs the
-    flow batches on every local device of the worker's host). It builds its flow algorithm once per
-    worker process. A video that cannot be decoded does not raise: it comes back as data, a
-    failed `VideoOutcome` in the unit's `ShardResult`, and ends in the same `failures.json`.
-  * The results of this run are gathered into one JSON file that the launching process reads when
-    the pipeline is done; the metadata is then written once, by that process.
+Runner retries are safe: a shard gets its final name only when complete, so no shard is duplicated
+or mixed. The output folder must be reachable by every worker under the same name (a
+`tf.io.gfile` URL or a shared path); the videos must be a local path on every worker.
 
-Retries. A runner retries a failed bundle (a worker lost, preempted, out of memory) on another
-worker. This is safe because a shard is written under a temporary name
-(`shard_writer.incomplete_path`: pid and a random part, so two attempts never share one) and
-renamed to its final name only when complete (after its result file): a half-written attempt
-never has the final name, a repeated attempt renames identical bytes over it, and a retried unit
-whose shard is already complete returns the stored result without redoing it. So no shard is
-duplicated or mixed, whatever the runner retries. Reruns skip finished shards as the local runner
-does (`dataset_writer.run`).
-
-The output folder must be one that every worker reaches under the same name: a URL of a
-`tf.io.gfile` file system (gs://, ...; `data.file_system`) or a shared path (a shared disk, NFS /
-Filestore). The videos must be a local path on every worker (a shared disk, or a gcsfuse / HDFS
-FUSE mount): OpenCV decodes from a local file.
-
-Beam is an optional dependency (`pip install -e ".[beam]"`); this module imports it only inside its
-functions, and nothing outside `prep` imports this module.
+Beam is optional (`pip install -e ".[beam]"`) and imported only inside the functions; nothing
+outside `prep` imports this module. Stages, retries and paths: docs/design_notes.md.
 """
 
 from __future__ import annotations

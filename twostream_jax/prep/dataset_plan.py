@@ -2,19 +2,13 @@
 
 The plan is a deterministic function of the inputs (the videos found and the split files) and the
 flags that change the records. It is stored as `make_tfrecords_plan.json` in the output folder
-before any shard is written; a rerun recomputes it and continues only if it is identical, so the
-shards of an interrupted run and those of its continuation always belong to the same data set.
+before any shard is written; a rerun recomputes it and continues only if it is identical. Each
+partition gets `ceil(n / videos_per_shard)` shards, and more while the data set has fewer than
+`min_units` (stored with the plan, so resuming with another `--num_workers` continues the same
+plan).
 
-Shards: each partition (videos with the same roles in all splits) gets
-`ceil(n / videos_per_shard)` shards, and more while the data set has fewer shards than
-`min_units` (the number of workers, capped at the number of videos), so that small data sets keep
-every worker busy: a shard is added to the partition with the most videos per shard. Within a
-partition the videos are ordered by the SHA-1 of their id (a fixed shuffle, so each shard mixes
-classes) and cut into contiguous runs whose sizes differ by at most one.
-
-`min_units` is stored with the plan and reused by a rerun, so resuming with another `--num_workers`
-continues the same plan. The output folder may be a URL (`data.file_system`); TensorFlow is
-imported only then.
+The output folder may be a URL (`data.file_system`); TensorFlow is imported only then.
+Sharding rules: docs/design_notes.md.
 """
 
 from __future__ import annotations
@@ -112,7 +106,7 @@ def _shard_counts(sizes: dict[str, int], videos_per_shard: int, min_units: int) 
 
 def make_plan(index: split_files.DatasetIndex, settings: shard_writer.EncodeSettings,
               dataset_name: str, source_kind: str, videos_per_shard: int, min_units: int) -> Plan:
-  """Assigns every video of `index` to a shard (see the module docstring).
+  """Assigns every video of `index` to a shard (docs/design_notes.md).
 
   Args:
     index: the videos and their roles.

@@ -4,28 +4,13 @@ Per video folder: `img_00001.jpg ...` (RGB frames), `flow_x_00001.jpg ...` and `
 (or `x_00001.jpg` / `y_00001.jpg`): grayscale flow quantised linearly with a bound B_src,
 q = round((v + B) / 2B * 255), the same map as `record_schema.quantise_flow`. Nothing is recomputed.
 
-That tool family writes several off-by-one layouts; `plan_folder` applies one rule to all:
-  1. per kind (img, flow_x, flow_y), files are ordered by their number and only the run of
-     consecutive numbers from the first one is used (a gap truncates: 'numbering_gap');
-  2. each kind is re-indexed from its own first number, so frames and flows numbered from 0 or from
-     1 line up (flow k <-> frames k -> k+1; 'frames_from_0', 'flows_from_0' note the base);
-  3. M = min(#flow_x, #flow_y) ('flow_x_y_counts_differ' when they differ);
-  4. with N frames: M == N-1 is the standard layout ('standard'); M == N means one flow too many:
-     if the first flow is uniform (a padded zero field) and the last is not, the first is dropped
-     ('n_flows_first_padding_dropped'), otherwise the last ('n_flows_last_dropped'); M > N keeps the
-     first N-1 flows ('more_flows_than_frames'); M < N-1 keeps the first M+1 frames
-     ('fewer_flows_than_frames'). So the video keeps min(N, M+1) frames and one flow fewer.
-  5. `max_frames` then caps the frame count.
+`plan_folder` applies one rule to the several off-by-one layouts that tool family writes (a video
+keeps min(N, M+1) frames and one flow fewer). Bytes are copied unchanged when they already are what
+the record format stores; otherwise frames are resized and flow re-quantised, resized or
+re-encoded. Each deviation is a note ('numbering_gap', 'flow_requantised', ...), counted in the run
+summary and the metadata. No TensorFlow, no JAX.
 
-Bytes are copied unchanged when they already are what the record format stores: JPEG frames whose
-short side is the target one, and single-channel JPEG flow of the frame size quantised with the same
-bound. Otherwise the image is decoded and re-encoded: frames of another size (or not JPEG) are
-resized like decoded videos ('frames_reencoded'); flow quantised with another bound is re-quantised
-('flow_requantised'; one extra rounding, at most half a step of the new bound); flow of another size
-than the (resized) frames is resized bilinearly and its values scaled by the size ratio
-('flow_resized'); flow that is not a single-channel JPEG (PNG, 3-channel JPEG) is re-encoded
-('flow_reencoded'). The notes of each video are counted in the run summary and the metadata.
-No TensorFlow, no JAX.
+The layout rule and the notes: docs/design_notes.md.
 """
 
 from __future__ import annotations
@@ -83,7 +68,7 @@ class FolderPlan:
     frames: frame file names, in order (n of them).
     flow_x: x flow file names (n - 1).
     flow_y: y flow file names (n - 1).
-    notes: layout notes (see the module docstring), e.g. ['standard'].
+    notes: layout notes (docs/design_notes.md), e.g. ['standard'].
   """
   frames: list[str]
   flow_x: list[str]
@@ -108,7 +93,7 @@ def _is_uniform(folder: str, name: str) -> bool:
 
 
 def plan_folder(folder: str, max_frames: int = 0) -> FolderPlan:
-  """Lists a rawframes folder and applies the layout rule of the module docstring.
+  """Lists a rawframes folder and applies the layout rule of docs/design_notes.md.
 
   Args:
     folder: one video's folder.
@@ -196,7 +181,7 @@ def _decode(data: bytes, name: str, flags: int) -> np.ndarray:
 
 def read_video(folder: str, *, short_side: int, flow_bound_px: float, source_flow_bound_px: float,
                jpeg_quality: int, max_frames: int = 0) -> RawframesVideo:
-  """Reads one rawframes folder into record bytes (see the module docstring for what is copied).
+  """Reads one rawframes folder into record bytes (docs/design_notes.md says what is copied).
 
   Args:
     folder: the video's folder.

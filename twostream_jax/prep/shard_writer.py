@@ -1,29 +1,17 @@
 """One unit of work of the dataset writer: encode a list of videos into one shard file.
 
-`write_shard(spec)` is a pure function of its picklable `ShardSpec` (source paths, labels, settings,
-target path): it can run in a local worker process, a Beam `Map`, or a cluster array job, and gives
-the same bytes wherever it runs (records are serialised deterministically, see
-`record_schema.serialize_video_record`; two runs of the same plan write identical shard files, while
-the per-shard results below differ in the absolute `path` they hold). It writes the shard under a
-temporary name, then a small JSON result, then renames the shard to its final name: a shard file
-with its final name is always complete, and `load_result` (final name + a result of its size) is
-what a rerun checks to skip work.
+`write_shard(spec)` is a pure function of its picklable `ShardSpec` (source paths, labels,
+settings, target path): it runs in a local worker process, a Beam `Map` or a cluster array job and
+writes the same shard bytes wherever it runs. It writes the shard under a temporary name, then a
+small JSON result, then renames the shard to its final name, so a shard with its final name is
+complete; `load_result` is what a rerun checks to skip work. The shard path may be a URL
+(`data.file_system`).
 
-The temporary shard and the result live in `<output_dir>/make_tfrecords_shards/`, named after the
-shard without its `.tfrecord` part (`<name>-<partition>-00000-of-00004.result.json` and
-`....incomplete-<pid>-<random>`), so that the glob `**/*.tfrecord*` that users and tools use to find shards
-finds only shards. Folders written before this layout (results named `<shard>.json`) are renamed by
-`migrate_legacy_results`, so a rerun still resumes them.
+Per video it streams frames to JPEG bytes and frame pairs to quantised flow JPEGs, keeping only the
+bytes and the previous grayscale frame. A video that cannot be used (empty, corrupt, unreadable,
+< 2 frames) is left out and listed with its reason in the result.
 
-The shard path may be a URL of any `tf.io.gfile` file system (gs://, ...): every file operation goes
-through `data.file_system` (local files as before, `fsync`ed before the rename; for a URL, closing
-the file is what makes it durable, and on an object store the renamed file appears whole).
-
-Per video it streams: decoded frame -> JPEG bytes; grayscale frame + the previous one -> flow ->
-quantised -> two single-channel JPEGs. Only the JPEG bytes and the previous grayscale frame are
-kept, so memory does not grow with video length beyond the stored bytes. A video that cannot be
-used (empty, corrupt, unreadable, < 2 frames) is left out of the shard and listed with its reason in
-the result; the other videos are still written.
+File names, durability and memory: docs/design_notes.md.
 """
 
 from __future__ import annotations
@@ -145,7 +133,7 @@ _INCOMPLETE = '.incomplete-'
 
 
 def _sidecar_stem(shard_path: str) -> str:
-  """`<output_dir>/make_tfrecords_shards/<shard name without '.tfrecord'>` (module docstring)."""
+  """`<output_dir>/make_tfrecords_shards/<shard without '.tfrecord'>` (docs/design_notes.md)."""
   folder, name = os.path.split(shard_path)
   return os.path.join(folder, RESULTS_DIRNAME, name.replace('.tfrecord', ''))
 

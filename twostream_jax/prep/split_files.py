@@ -1,25 +1,16 @@
 """Which videos exist, their classes and labels, and their roles in the official splits.
 
 Three ways to say it, detected from the files in `splits_dir`:
-  * UCF101: `classInd.txt` ("1 ApplyEyeMakeup" lines: labels in this order, 0-based), and for each
-    split K `trainlist0K.txt` ("Class/video.avi label" lines) and `testlist0K.txt` ("Class/video.avi").
-  * HMDB51: `<class>_test_split<K>.txt` with "video.avi R" lines, R = 1 train, 2 test, 0 unused.
-    Labels follow the sorted class names.
-  * No split files (`splits_dir` not given): one deterministic split named split 1. Within each class
-    the videos are ordered by the SHA-1 of their id and the first `max(1, round(n * test_fraction))`
-    are test videos (none for a class with a single video), the rest training videos. The split does
-    not depend on file system order or on other classes, is class-balanced, and a video keeps its
-    role when others are added unless it is near the cut. Labels follow the sorted class names.
+  * UCF101: `classInd.txt` (labels in this order, 0-based), `trainlist0K.txt`, `testlist0K.txt`;
+  * HMDB51: `<class>_test_split<K>.txt` ("video.avi R", R = 1 train, 2 test, 0 unused);
+  * no split files: one deterministic, class-balanced split 1 by the SHA-1 of the video ids.
+Sources are video files (`<root>/<class>/<video>.<ext>`) or rawframe folders
+(`<root>/<class>/<video>/`); a video's id is `<class>/<video name without extension>`. Videos with
+at least one role are grouped into partitions by their roles across all splits
+(`dataset_metadata.partition_name`). Sources and split files are local paths (OpenCV decodes from
+the disk). No TensorFlow, no JAX.
 
-Sources are either video files (`<root>/<class>/<video>.<ext>`) or rawframe folders
-(`<root>/<class>/<video>/`); a video's id is `<class>/<video name without extension>` either way.
-List entries are matched to sources exactly, then ignoring case (UCF101's lists and folders disagree
-on the case of a few names on case-insensitive copies).
-
-Videos with at least one role are grouped into partitions by their roles across all splits
-(`dataset_metadata.partition_name`); a split is the union of the partitions that hold its videos.
-The sources and the split files are local paths (a URL is refused with what to do instead: OpenCV
-decodes video files from the disk). No TensorFlow, no JAX.
+File formats, matching and the deterministic split: docs/design_notes.md.
 """
 
 from __future__ import annotations
@@ -200,7 +191,7 @@ def _entries(roles: dict[str, dict[int, str]], sources: dict[str, str], label_of
 
 
 def read_ucf101_splits(splits_dir: str, sources: dict[str, str], root_desc: str) -> DatasetIndex:
-  """Reads classInd.txt, trainlist0K.txt and testlist0K.txt (see the module docstring)."""
+  """Reads classInd.txt, trainlist0K.txt and testlist0K.txt (docs/design_notes.md)."""
   class_ind = _read_lines(os.path.join(splits_dir, 'classInd.txt'))
   class_names = []
   for i, line in enumerate(class_ind):
@@ -257,7 +248,7 @@ def read_ucf101_splits(splits_dir: str, sources: dict[str, str], root_desc: str)
 
 
 def read_hmdb51_splits(splits_dir: str, sources: dict[str, str], root_desc: str) -> DatasetIndex:
-  """Reads `<class>_test_split<K>.txt` files (see the module docstring)."""
+  """Reads `<class>_test_split<K>.txt` files (docs/design_notes.md)."""
   files: dict[str, dict[int, str]] = collections.defaultdict(dict)
   for name in sorted(os.listdir(splits_dir)):
     m = _HMDB_LIST_RE.match(name)
@@ -302,7 +293,7 @@ def read_hmdb51_splits(splits_dir: str, sources: dict[str, str], root_desc: str)
 
 
 def deterministic_split(sources: dict[str, str], test_fraction: float) -> DatasetIndex:
-  """Split 1 by the SHA-1 of the video ids, per class (see the module docstring)."""
+  """Split 1 by the SHA-1 of the video ids, per class (docs/design_notes.md)."""
   if not 0.0 < test_fraction < 1.0:
     raise SplitFileError(f'--test_fraction must be in (0, 1), got {test_fraction}')
   by_class: dict[str, list[str]] = collections.defaultdict(list)

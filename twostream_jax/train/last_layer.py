@@ -1,23 +1,15 @@
 """Training the last layer only, as the paper means it (`optim.train_last_layer_only`).
 
-The paper's "last layer" spatial net (72.7% on UCF101, 0.9 dropout) trains the classifier on top of
-a fixed ImageNet net. Masking the updates of a full training step is not that: BatchNorm would run
-in training mode (normalising with batch statistics and moving its running statistics), and the
-whole backward pass through the backbone would be computed only to be thrown away. Here:
-
+The classifier is trained on top of a fixed ImageNet net:
   * the backbone runs in inference mode (`train=False`: BatchNorm uses and keeps its running
-    statistics, the backbone's own dropout layers are off);
-  * the classifier's input (the features each head receives) is captured with
-    `flax.linen.intercept_methods` on the head `Dense` layers, so every model of the zoo works
-    without a features-only entry point;
-  * dropout (`model.dropout_rate`, the paper's 0.9) is applied to those features, and the loss is
-    differentiated with respect to the head parameters only: the backbone is a constant of the
-    loss, so no gradient is computed through it (the compiled step holds no backbone backward
-    pass; tests/train/test_last_layer.py counts its convolutions, bench/bench_last_layer.py times
-    it). The other parameters receive zero gradients, which the optimizer's `freeze` partition
-    (`optimizer.create_optimizer`) leaves unchanged.
+    statistics, the backbone's own dropout is off);
+  * the heads' input features are captured with `flax.linen.intercept_methods` on the head
+    `Dense` layers, so every model of the zoo works without a features-only entry point;
+  * dropout (`model.dropout_rate`) is applied to those features and the loss is differentiated
+    with respect to the head parameters only (no backward pass through the backbone); the other
+    parameters get zero gradients, which the optimizer's `freeze` partition leaves unchanged.
 
-No TensorFlow here.
+No TensorFlow here. Why not a masked full training step: docs/design_notes.md.
 """
 
 from __future__ import annotations
