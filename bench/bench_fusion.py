@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import load_check  # pylint: disable=wrong-import-order  (the script's folder)
-from twostream_jax import fuse
+from twostream_jax.evaluation import fusion_run
 from twostream_jax.evaluation import fusion
 from twostream_jax.evaluation import score_files
 
@@ -96,7 +96,7 @@ def main():
       paths[scores.stream, scores.split] = os.path.join(folder, f'{scores.stream}_{scores.split}.npz')
       score_files.save_scores(paths[scores.stream, scores.split], scores)
     start = time.perf_counter()
-    result = fuse.run_fusion([paths['spatial', 'train1'], paths['temporal', 'train1']],
+    result = fusion_run.run_fusion([paths['spatial', 'train1'], paths['temporal', 'train1']],
                              [paths['spatial', 'test1'], paths['temporal', 'test1']],
                              os.path.join(folder, 'out'), svm_steps=args.svm_steps)
     print(f'run_fusion (load, 3 methods, write; SVM already compiled): '

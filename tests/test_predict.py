@@ -3,7 +3,7 @@
 A demo-like synthetic set (6 classes, 48x64, 10 frames, camera panning; 2 training and 2 test videos
 per class) gets records with DIS flow, a tiny spatial and a tiny temporal stream trained a few steps
 (accuracy does not matter here, agreement does), the paper's protocol on the test split
-(`evaluate_run`: 3 frames or stacks x 10 crops) and fusion (`fuse.run_fusion`). Then predict reads
+(`evaluate_run`: 3 frames or stacks x 10 crops) and fusion (`fusion_run.run_fusion`). Then predict reads
 the test videos' .avi files, decodes them, recomputes DIS flow and scores them, and must agree with
 the evaluation's per-video scores from the records.
 """
@@ -18,7 +18,7 @@ import sys
 import numpy as np
 import pytest
 
-from twostream_jax import fuse
+from twostream_jax.evaluation import fusion_run
 from twostream_jax.data import dataset_metadata
 from twostream_jax.data import record_schema
 from twostream_jax.data import protocol_positions
@@ -70,7 +70,7 @@ def runs(tmp_path_factory):
     _train_and_evaluate(records, workdirs[name], modality)
   scores = {name: {split: os.path.join(evaluation.split_dir(w, split), 'scores.npz')
                    for split in ('train1', 'test1')} for name, w in workdirs.items()}
-  fused = fuse.run_fusion([scores[s]['train1'] for s in ('spatial', 'temporal')],
+  fused = fusion_run.run_fusion([scores[s]['train1'] for s in ('spatial', 'temporal')],
                           [scores[s]['test1'] for s in ('spatial', 'temporal')],
                           str(root / 'fusion'), methods=('svm',), svm_steps=50)
   test = {name: score_files.load_scores(scores[name]['test1']) for name in workdirs}

@@ -18,6 +18,7 @@ import ml_collections
 from twostream_jax.data import data_spec
 from twostream_jax.data import record_schema
 from twostream_jax.prep import dataset_writer
+from twostream_jax.prep import run_summary
 from twostream_jax.prep import shard_writer
 from twostream_jax.prep import synthetic_videos
 from twostream_jax.train import loop as train_loop
@@ -70,7 +71,7 @@ def build_records(config: ml_collections.ConfigDict, videos: dict[str, Any], *,
   metric_writers.log(f'records: {records} ({d.flow_algorithm} flow, {d.num_workers} workers)')
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # inherited by the workers
   summary = dataset_writer.run(options, dataset_writer.prepare(options))
-  metric_writers.log(dataset_writer.format_summary(summary))
+  metric_writers.log(run_summary.format_summary(summary))
   if not summary.complete:
     raise RuntimeError(f'the synthetic records in {records} are incomplete; see '
                        f'{records}/failures.json')
