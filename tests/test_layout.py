@@ -15,18 +15,20 @@ ALLOWED = {
     'flow': set(),
     'data': set(),
     'models': set(),
-    'prep': {'flow', 'data.record_schema', 'data.dataset_metadata', 'data.protocol_positions',
-             'data.file_system'},
-    'train': {'models', 'data'},
-    'evaluation': {'data', 'models', 'train.restore', 'train.steps', 'train.sharding',
-                   'train.checkpointing', 'train.metric_writers', 'train.eval_batches', 'train.state',
-                   'train.device_views', 'train.task_heads'},
+    'prep': {'flow', 'data'},
+    # Evaluation gets its eval function and data from its caller: nothing of train/.
+    'evaluation': {'data'},
+    # The trainer runs evaluations (validation, the protocol after training).
+    'train': {'models', 'data', 'evaluation', 'config_loading'},
     # Decoding a video as the records were made needs prep's video decoder and JPEG codec.
-    'inference': {'data', 'models', 'flow', 'evaluation.stream_scores', 'evaluation.fusion',
-                  'evaluation.fusion_file', 'train.state', 'train.steps', 'train.sharding',
-                  'train.checkpointing', 'train.device_views', 'prep.video_decoding',
-                  'prep.jpeg_codec'},
+    'inference': {'data', 'models', 'flow', 'evaluation', 'train.state', 'train.steps',
+                  'train.sharding', 'train.checkpointing', 'train.device_views',
+                  'prep.video_decoding', 'prep.jpeg_codec'},
+    'experiments': {'data', 'models', 'flow', 'prep', 'train', 'evaluation', 'inference'},
 }
+ENTRY_POINTS = {'main', 'fuse', 'predict'}
+# The one top-level module that is no entry point: configs/*.py build on each other through it.
+TOP_LEVEL_LIBRARY = {'config_loading'}
 # Modules that accelerator hosts without TensorFlow import (the JAX core).
 JAX_CORE = [
     'twostream_jax.models', 'twostream_jax.models.cnn_m', 'twostream_jax.models.layers',
@@ -72,13 +74,30 @@ def test_dependencies_point_one_way():
   assert not broken, '\n'.join(broken)
 
 
-def test_top_level_holds_only_entry_points():
-  modules = sorted(p.name for p in PACKAGE.glob('*.py') if p.name != '__init__.py')
-  assert len(modules) <= 6, modules
-  subpackages = [p.name for p in PACKAGE.iterdir() if (p / '__init__.py').exists()]
-  assert len(subpackages) >= 5, subpackages
+def test_top_level_holds_only_entry_points_and_no_entry_point_imports_another():
+  modules = {p.stem for p in PACKAGE.glob('*.py') if p.name != '__init__.py'}
+  assert modules == ENTRY_POINTS | TOP_LEVEL_LIBRARY
+  subpackages = {p.name for p in PACKAGE.iterdir() if (p / '__init__.py').exists()}
+  assert subpackages == set(ALLOWED)
   for name in subpackages:  # each says what it is for
     assert ast.get_docstring(ast.parse((PACKAGE / name / '__init__.py').read_text()))
+  broken = []
+  for path in [PACKAGE / f'{m}.py' for m in sorted(modules)] + sorted(PACKAGE.glob('*/*.py')):
+    for imported in _package_imports(path):
+      if imported.split('.')[0] in ENTRY_POINTS:
+        broken.append(f'{path.relative_to(PACKAGE.parent)} imports twostream_jax.{imported}')
+  assert not broken, '\n'.join(broken)
+
+
+def test_subpackage_inits_import_no_submodule_but_the_model_registry():
+  # Importing one module does not drag in its siblings' dependencies; models/__init__.py is the
+  # model registry (`models.build_model`), which needs every network (all TensorFlow-free).
+  for init in sorted(PACKAGE.glob('*/__init__.py')):
+    imported = _package_imports(init)
+    if init.parent.name == 'models':
+      assert all(name.startswith('models.') for name in imported), imported
+    else:
+      assert not imported, (init, imported)
 
 
 def test_jax_core_imports_no_tensorflow_or_opencv():
