@@ -26,7 +26,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.mode = 'train'
   c.seed = 0  # The one seed: parameters, dropout, data order and augmentation derive from it.
 
-  # ---- Data (read by twostream_jax.data.input_pipeline) ----
+  # ---- Data (twostream_jax.data.data_spec validates it; the pipelines read it) ----
   d = c.data = ml_collections.ConfigDict()
   # Records folders written by tools/make_tfrecords.py, comma-separated. One for a single-task run;
   # two or more for multi-task training (one head per data set, e.g. UCF101 and HMDB51).

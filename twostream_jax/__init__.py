@@ -5,11 +5,13 @@ NIPS 2014 (arXiv 1406.2199). The layout and its dependency rule are in docs/ARCH
 
   prep/        videos or rawframes -> records (offline; training never imports it)
   flow/        optical flow: OpenCV algorithms, TV-L1 in JAX, flow pictures
-  data/        record schema, record index and reader, metadata, sampling, the tf.data pipeline
+  data/        record schema, data spec, record index and reader, sampling, the tf.data pipelines
   models/      networks, torchvision conversion, pretrained loading
-  train/       state, optimizer, jitted steps, sharding, checkpoints, metric writers, the loop
-  evaluation/  the paper's test protocol, metrics, score files, fusion, result tables
-  main, fuse, demo, predict  entry points (`python -m twostream_jax.<name>`)
+  train/       state, optimizer, jitted steps, sharding, checkpoints, the loop, protocol evaluation
+  evaluation/  per-video scores, metrics, score files, fusion, result tables
+  inference/   prediction from video files (restored streams, flow on the fly, fusion)
+  experiments/ the demo and the paper's ablations on synthetic videos
+  main, fuse, predict  entry points (`python -m twostream_jax.<name>`)
 
 The JAX core (models, flow/tvl1_*, train state and steps, fusion) never imports TensorFlow; only
 the input pipeline and the dataset preparation do.

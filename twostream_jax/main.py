@@ -1,4 +1,4 @@
-r"""Entry point: train or evaluate a stream, or run the synthetic demo, from an ml_collections config.
+r"""Entry point: train or evaluate a stream, or run an experiment, from an ml_collections config.
 
   python -m twostream_jax.main --config configs/temporal.py --workdir runs/temporal \
       [--config.data.data_dirs=DIR] [--config.<section>.<key>=value ...]
@@ -7,8 +7,8 @@ Modes (`--config.mode`): train | eval | train_eval. A config with a top-level `e
 instead (configs/demo.py, configs/ablations.py) runs `twostream_jax.experiments.<experiment>.run`.
 Several processes (hosts) train together when started with `--jax_distributed` (auto-detected
 clusters: Cloud TPU, SLURM, ...) or with `--coordinator_address=host:port --num_processes=N
---process_id=i`. This is the only module of the
-package that defines flags.
+--process_id=i`. It builds the run's `DataSpec` once and dispatches; it defines its own flags
+(as fuse and predict do theirs).
 """
 
 from __future__ import annotations
@@ -102,7 +102,8 @@ def check_config_overrides(argv: list[str]) -> str | None:
         where = '.'.join(key.split('.')[:i]) or 'the top level'
         known = ', '.join(sorted(node.keys())) if hasattr(node, 'keys') else '(not a section)'
         return (f'unknown config key {key!r} (--config.{key}): {where} has {known}. '
-                f'Every key is documented in configs/default.py.')
+                f'Every training key is documented in configs/default.py; configs/demo.py and '
+                'configs/ablations.py add the experiments\' keys.')
       node = node[part]
   return None
 

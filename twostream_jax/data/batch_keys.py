@@ -3,7 +3,7 @@
 Plain strings (no TensorFlow, no JAX), so that the pipeline, `train.device_views` and hosts without
 TensorFlow (`inference`) agree on them. n examples or test positions, V views of each; evaluation
 batches hold v videos of K test positions. The other keys of a batch (label, dataset_index,
-video_index, mask) are the pipeline's (`data.input_pipeline`).
+video_index, mask) are the pipelines' (`data.train_dataset`, `data.eval_dataset`).
 """
 
 # uint8 [n, Hc, Wc, 3] RGB, or [n, 2L, Hc, Wc] quantised flow planes (plane 2k = x, 2k + 1 = y of

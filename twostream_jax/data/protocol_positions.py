@@ -1,7 +1,7 @@
 """The paper's test positions: K equally spaced frames or flow stacks per video (numpy only).
 
 Shared by the tf.data pipeline (`data.sampling`) and by prediction on video files
-(`prep.clip_reader`, whose worker processes import no TensorFlow).
+(`inference.clip_reader`, whose worker processes import no TensorFlow).
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
-"""Evaluation: the paper's test protocol over a run (`evaluate`), classification metrics, per-video
-score files, late fusion of the streams' scores (`fusion`: averaging, fitted weights, linear SVM as
-jitted JAX) and result tables.
+"""Evaluation: per-video scores from any predict function and batches (`evaluate`, `view_batches`),
+classification metrics, score files, late fusion of the streams' scores (`fusion`: averaging,
+fitted weights, linear SVM as jitted JAX; `fusion_run`, `fusion_file`) and result tables.
 
-May import `twostream_jax.data`, `twostream_jax.models` and `twostream_jax.train`'s restore, steps,
-sharding, checkpoints and metric writers; never the training loop (`train.loop`). `fusion`,
-`score_files`, `classification_metrics` and `results_table` import no TensorFlow.
+Imports nothing of `twostream_jax.train`: the caller brings the eval step and the data
+(`train.protocol_evaluation` runs the paper's protocol over a run). No TensorFlow here.
 """

@@ -120,7 +120,7 @@ class StreamPredictor:
       # The device transform takes flow as planes [2L, H, W], as the pipeline decodes it.
       images = np.ascontiguousarray(np.moveaxis(images, -1, 1))
     # Whole positions of C views, a multiple of the devices (position batches: the video's frames
-    # or stacks come decoded, so there is no bank to share; `eval_batches` imports TensorFlow).
+    # or stacks come decoded, so there is no bank to share; the eval pipeline imports TensorFlow).
     devices = self.mesh.devices.size
     per_batch = max(devices, self.batch_size // self.num_crops // devices * devices)
     pad_box = np.zeros(boxes.shape[1], np.int32)

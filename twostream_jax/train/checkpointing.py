@@ -2,7 +2,7 @@
 
 Each checkpoint holds two items: `state` (a plain nested dict: step, params, batch_stats, opt_state)
 and `meta` (JSON: step, seed, the data stream's position, the config). The data stream is a pure
-function of (seed, step) (see input_pipeline), so `meta` is all a resumed run needs besides `state`.
+function of (seed, step) (`data.train_dataset`), so `meta` is all a resumed run needs besides `state`.
 
 Restoring in a fresh process needs nothing from this package:
 

@@ -1,8 +1,8 @@
-"""The jitted training and evaluation steps, with multi-task losses. No TensorFlow here.
+"""The jitted training and evaluation steps. No TensorFlow here.
 
 A batch is a dict of global arrays, either uint8 pixels from which the step makes the network
 inputs on the device (`train.device_views`: keys `images`, `boxes`, `flips`, `flow_step`, `jitter`;
-what `data.input_pipeline` yields), or ready float inputs:
+what `data.train_dataset` and `data.eval_dataset` yield), or ready float inputs:
   inputs         float32 [B, H, W, C]
 with, in both cases,
   label          int32   [B]      class index within the example's own data set
