@@ -51,12 +51,12 @@ import cv2  # pylint: disable=g-import-not-at-top
 import numpy as np
 import tensorflow as tf
 
-from twostream_jax.data import dataset_metadata as dm  # pylint: disable=g-import-not-at-top
 from twostream_jax.data import data_spec
+from twostream_jax.data import dataset_metadata as dm  # pylint: disable=g-import-not-at-top
 from twostream_jax.data import eval_dataset
+from twostream_jax.data import protocol_positions
 from twostream_jax.data import read_statistics
 from twostream_jax.data import record_schema
-from twostream_jax.data import protocol_positions
 from twostream_jax.data import train_dataset
 from twostream_jax.data import video_ops
 from twostream_jax.prep import jpeg_codec

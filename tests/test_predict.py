@@ -18,12 +18,12 @@ import sys
 import numpy as np
 import pytest
 
-from twostream_jax.evaluation import fusion_run
 from twostream_jax.data import dataset_metadata
-from twostream_jax.data import record_schema
 from twostream_jax.data import protocol_positions
+from twostream_jax.data import record_schema
 from twostream_jax.data import workdir_metadata
 from twostream_jax.evaluation import evaluate as evaluation
+from twostream_jax.evaluation import fusion_run
 from twostream_jax.evaluation import score_files
 from twostream_jax.inference import clip_reader
 from twostream_jax.inference import stream_predictor

@@ -12,9 +12,7 @@ NIPS 2014 (arXiv 1406.2199). The layout and its dependency rule are in docs/ARCH
   inference/   prediction from video files (restored streams, flow on the fly, fusion)
   experiments/ the demo and the paper's ablations on synthetic videos
   main, fuse, predict  entry points (`python -m twostream_jax.<name>`)
-
-The JAX core (models, flow/tvl1_*, train state and steps, fusion) never imports TensorFlow; only
-the input pipeline and the dataset preparation do.
+The JAX core (models, flow/tvl1_*, train state and steps, fusion) never imports TensorFlow.
 """
 
 __version__ = '0.1.0'

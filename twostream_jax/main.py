@@ -52,7 +52,7 @@ def initialize_distributed() -> None:
 
 
 # XLA CPU's switch for YNNPACK convolutions (this jaxlib's default); an empty list leaves them to
-# XLA's own Eigen convolutions, whose train step was ~1.6x faster for resnet18 on a 2-core CPU
+# XLA's own Eigen convolutions, whose train step was the faster for resnet18 on a 2-core CPU
 # (bench/bench_models.py --variants; bench/RESULTS.md).
 _YNN_FLAG = 'xla_cpu_experimental_ynn_fusion_type'
 CPU_CONVOLUTIONS = ('eigen', 'ynnpack')

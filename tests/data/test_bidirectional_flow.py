@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests import make_tfrecords_fixtures as fx
-from tests import record_fixtures
-from tests.config_fixtures import tiny_train_config
-from tests.data.test_input_pipeline import _positions
-from twostream_jax.data import protocol_positions
 from twostream_jax.data import dataset_metadata as dm
-from tests.data import pipelines as ip
+from twostream_jax.data import protocol_positions
 from twostream_jax.data import record_schema
 from twostream_jax.prep import jpeg_codec
 from twostream_jax.prep import shard_writer
+from tests import make_tfrecords_fixtures as fx
+from tests import record_fixtures
+from tests.config_fixtures import tiny_train_config
+from tests.data import pipelines as ip
+from tests.data.test_input_pipeline import _positions
 
 BOUND = 20.0
 H, W, FRAMES = 12, 16, 9

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests import record_fixtures
-from tests.data import flow_reference
-from tests.data.test_input_pipeline import _config
-from twostream_jax.data import protocol_positions
 from twostream_jax.data import dataset_metadata as dm
-from tests.data import pipelines as ip
+from twostream_jax.data import protocol_positions
 from twostream_jax.data import record_schema
 from twostream_jax.train import device_views as dv
+from tests import record_fixtures
+from tests.data import flow_reference
+from tests.data import pipelines as ip
+from tests.data.test_input_pipeline import _config
 
 S = 24
 L = 5

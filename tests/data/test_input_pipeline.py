@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests import record_fixtures
-from twostream_jax.data import protocol_positions
 from twostream_jax.data import dataset_metadata as dm
-from tests.data import pipelines as ip
+from twostream_jax.data import protocol_positions
 from twostream_jax.data import record_index as ri
 from twostream_jax.data import record_reader
 from twostream_jax.data import record_schema
 from twostream_jax.train import device_views as dv
+from tests import record_fixtures
+from tests.data import pipelines as ip
 
 S = 24  # crop size on 32 x 40 frames
 FRAME_COUNTS = [12, 5, 9]  # 5 frames = 4 flow fields: shorter than the L = 5 stacks used below

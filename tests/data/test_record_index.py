@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests import record_fixtures
 from twostream_jax.data import dataset_metadata as dm
 from twostream_jax.data import jpeg_structure
 from twostream_jax.data import record_index as ri
 from twostream_jax.data import record_reader
-from twostream_jax.data import tfrecord_framing
 from twostream_jax.data import record_schema
+from twostream_jax.data import tfrecord_framing
+from tests import record_fixtures
 
 
 @pytest.fixture(scope='module')

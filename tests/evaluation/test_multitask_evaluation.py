@@ -7,8 +7,8 @@ import pytest
 
 from twostream_jax.evaluation import evaluate as evaluation
 from twostream_jax.evaluation import score_files
-from twostream_jax.train import protocol_evaluation
 from twostream_jax.train import loop as train_loop
+from twostream_jax.train import protocol_evaluation
 from tests import record_fixtures
 from tests.config_fixtures import spec_of, tiny_train_config
 

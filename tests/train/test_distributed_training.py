@@ -16,7 +16,6 @@ import jax
 import numpy as np
 import pytest
 
-from tests.data import pipelines as input_pipeline
 from twostream_jax.evaluation import evaluate
 from twostream_jax.evaluation import score_files
 from twostream_jax.train import protocol_evaluation
@@ -25,7 +24,8 @@ from twostream_jax.train import sharding
 from twostream_jax.train import steps as train_steps
 from tests import distributed_train_driver as driver
 from tests import record_fixtures
-from tests.config_fixtures import spec_of, REPO_ROOT
+from tests.config_fixtures import REPO_ROOT, spec_of
+from tests.data import pipelines as input_pipeline
 
 DRIVER = os.path.join(REPO_ROOT, 'tests', 'distributed_train_driver.py')
 

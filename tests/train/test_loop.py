@@ -1,5 +1,6 @@
 """End-to-end tests of the training loop on tiny records: checkpoints, resume, NaN stop, CLI errors."""
 
+import json
 import os
 import subprocess
 import sys
@@ -8,13 +9,13 @@ import jax
 import numpy as np
 import pytest
 
-from twostream_jax.train import protocol_evaluation
 from twostream_jax.train import checkpointing
 from twostream_jax.train import loop as train_loop
+from twostream_jax.train import protocol_evaluation
 from twostream_jax.train import restore
 from twostream_jax.train import sharding
 from tests import record_fixtures
-from tests.config_fixtures import spec_of, REPO_ROOT, tiny_train_config
+from tests.config_fixtures import REPO_ROOT, spec_of, tiny_train_config
 
 
 @pytest.fixture(scope='module')
@@ -122,6 +123,20 @@ def test_config_comparison_splits_stream_keys_from_resumable_ones(data_dir):
     (other[section] if section else other)[name] = value
     refused, _ = restore.compare_configs(old.to_json(), other)
     assert [line.split(':')[0] for line in refused] == [key]
+
+
+def test_checkpoints_with_the_retired_experiment_sections_still_resume(data_dir):
+  # Checkpoints written before the demo and ablations kept their own keys hold demo.* and
+  # ablations.* keys that today's training configs lack: they never changed the data or the model.
+  new = tiny_train_config(data_dir)
+  old = json.loads(new.to_json())
+  old['demo'] = {'camera_pan': True, 'video_height': 96}
+  old['ablations'] = {'rows': ''}
+  old['data']['gone_key'] = 1  # any other key that disappeared still refuses
+  refused, allowed = restore.compare_configs(json.dumps(old), new)
+  assert refused == ["data.gone_key: 1 -> '<absent>'"]
+  assert sorted(line.split(':')[0] for line in allowed) == [
+      'ablations.rows', 'demo.camera_pan', 'demo.video_height']
 
 
 def _main(*args, timeout=120):

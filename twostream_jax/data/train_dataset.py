@@ -114,7 +114,7 @@ def _train_examples(s: data_spec.DataSettings, index: record_index.RecordIndex, 
       fields = video_ops.decode_flow_fields_quantised(*pipeline_ops.stack_jpegs(s, jpegs))  # [2L, H, W]
       out = tf.slice(trajectory_stacking.trajectory_stack_quantised(
           tf.ensure_shape(fields, [channels, None, None]), bound_px), begin, size)
-    else:  # only the crop's window of each plane is decoded: about 15% less CPU per example
+    else:  # only the crop's window of each plane is decoded (less CPU per example)
       window = tf.concat([begin[1:], size[1:]], 0)
       out = video_ops.decode_flow_fields_quantised(*pipeline_ops.stack_jpegs(s, jpegs), crop_window=window)
     if exact:

@@ -1,20 +1,13 @@
 """What every worker process of the dataset writer does first: die with the run, keep TF quiet.
 
-Dying with the run: a `ProcessPoolExecutor` worker waits on a queue whose write end it holds
-itself, so it never sees the end of its input when the main process is killed (`kill -9`, the OOM
-killer): it would idle forever, holding its memory.
-`exit_with(pid)`, called first in each worker, ends it with the main process: on Linux
-`prctl(PR_SET_PDEATHSIG, SIGKILL)` (the parent of a fork-server worker is the fork server), and
-everywhere a daemon thread that waits for the main process to end (on a pidfd, else polling) and
-then calls `os._exit`. The fork server runs the same watcher (`forkserver_preload`): a regular
-exit would first unload TensorFlow, which takes seconds, and `os._exit` takes none; its regular
-exit (the writer stops it after its pool) skips the unloading too (`exit_at_once_on_exit`).
-
-Keeping TF quiet: TensorFlow logs start-up banners (which ones depends on the CPU) at INFO in every
-process that imports it; `quiet_tensorflow_logs` raises the C++ log threshold to warnings unless the
-user set it. It must run before TensorFlow is imported: first thing in the fork server, which
-imports it for the workers forked from it, and in each worker, for workers that import it
-themselves. oneDNN itself stays on (`TF_ENABLE_ONEDNN_OPTS` is left alone).
+`exit_with(pid)`, called first in each worker, ends it with the main process: a pool worker waits
+on a queue whose write end it holds itself, so it would outlive a killed main process. On Linux
+`prctl(PR_SET_PDEATHSIG, SIGKILL)`, and everywhere a daemon thread that waits for the main process
+(a pidfd, else polling) and calls `os._exit`; the fork server runs the same watcher, and
+`exit_at_once_on_exit` spares its regular exit the unloading of TensorFlow.
+`quiet_tensorflow_logs` raises TensorFlow's C++ log threshold (its start-up banners depend on the
+CPU) unless the user set it; it runs before TensorFlow is imported, first thing in the fork server
+and in each worker. oneDNN itself stays on. docs/design_notes.md has the details.
 """
 
 from __future__ import annotations

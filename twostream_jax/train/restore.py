@@ -64,6 +64,10 @@ RESUMABLE_KEYS = (
 )
 # data.val_split changes the training stream only through the held-out videos it excludes.
 _HELDOUT = 'heldout'
+# Sections that training configs had before the experiments kept their own keys: checkpoints
+# written then still hold them, and they never changed a run's data stream or model.
+_RETIRED_SECTIONS = ('demo.', 'ablations.')
+_ABSENT = '<absent>'
 
 
 class ResumeConfigError(ValueError):
@@ -81,6 +85,8 @@ def _flat(tree: dict[str, Any], prefix: str = '') -> dict[str, Any]:
 
 
 def _resumable(key: str, old: Any, new: Any) -> bool:
+  if new == _ABSENT and key.startswith(_RETIRED_SECTIONS):
+    return True
   if key == 'data.val_split':
     return _HELDOUT not in (old, new)
   return any(fnmatch.fnmatchcase(key, pattern) for pattern in RESUMABLE_KEYS)
@@ -102,7 +108,7 @@ def compare_configs(stored_json: str, config: ml_collections.ConfigDict
   old, new = _flat(json.loads(stored_json)), _flat(json.loads(config.to_json()))
   refused, allowed = [], []
   for key in sorted(set(old) | set(new)):
-    a, b = old.get(key, '<absent>'), new.get(key, '<absent>')
+    a, b = old.get(key, _ABSENT), new.get(key, _ABSENT)
     if a != b:
       (allowed if _resumable(key, a, b) else refused).append(f'{key}: {a!r} -> {b!r}')
   return refused, allowed
