@@ -10,8 +10,8 @@ steps) from scratch, and a temporal stream without mean subtraction for comparis
 on the test split (5 frames x 10 crops per video), fuses spatial and temporal (averaging, fitted
 weights, linear SVM) and writes results.json / results.md in the workdir (default runs/demo). An
 appearance-only classifier can reach at most 50% here and a motion-only one 33.3%; both 100%.
-The training keys are those of configs/default.py (without `mode`); configs/small.py holds the
-same values for the temporal stream as a plain training config.
+The training keys are configs/small.py's (without `mode`): the demo's temporal stream as a plain
+training config.
 """
 
 import ml_collections
@@ -20,7 +20,7 @@ from twostream_jax.config_loading import config_beside
 
 
 def get_config():
-  c = config_beside(__file__, 'default.py')
+  c = config_beside(__file__, 'small.py')  # the streams' training keys
   c.unlock()
   del c['mode']  # The experiment trains and evaluates each stream (train_eval).
   c.experiment = 'demo'
@@ -44,24 +44,8 @@ def get_config():
   dm.compare_mean_subtraction = True  # Also train a temporal stream without mean flow subtraction.
   dm.records_only = False  # Stop after the videos and their records (the data preparation stage).
 
-  # ---- Training keys of every stream (configs/small.py repeats them) ----
-  c.data.crop_size = 96
-  c.data.num_flow_fields = 5
-  c.data.normalization = 'unit'
-  c.data.class_balanced = False
-  c.data.test_num_frames = 5
-  c.data.test_num_crops = 10
+  # ---- What the demo's streams do otherwise than configs/small.py ----
   c.data.val_split = ''  # No validation: the demo is timed to the minute.
-  c.model.name = 'small'
-  c.model.dropout_rate = 0.2
-  c.optim.weight_decay = 1e-4
-  c.optim.warmup_steps = 20
-  c.train.global_batch_size = 32
-  c.train.eval_batch_size = 100
-  c.train.log_every_steps = 50
-  c.train.checkpoint_every_steps = 100
   c.train.val_every_steps = 0
-  c.eval.train_num_frames = 3
-  c.eval.train_num_crops = 1
   c.lock()
   return c

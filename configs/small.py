@@ -14,9 +14,9 @@ and the spatial stream (one RGB frame, 800 steps, as the demo trains it):
       --config.data.data_dirs=data/mine --config.data.modality=rgb \
       --config.train.num_train_steps=800 --config.optim.decay_boundaries_steps=600
 
-These are the training configs the demo derives for its streams (configs/demo.py), with held-out
-validation on; tests/test_small_config.py checks that they stay equal. Fuse the two streams'
-scores with `python -m twostream_jax.fuse` (README).
+configs/demo.py builds its streams on this config (without held-out validation);
+tests/test_small_config.py checks that they stay equal. Fuse the two streams' scores with
+`python -m twostream_jax.fuse` (docs/evaluation.md).
 """
 
 from twostream_jax.config_loading import config_beside

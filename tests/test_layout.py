@@ -21,8 +21,8 @@ ALLOWED = {
     # The trainer runs evaluations (validation, the protocol after training).
     'train': {'models', 'data', 'evaluation', 'config_loading'},
     # Decoding a video as the records were made needs prep's video decoder and JPEG codec.
-    'inference': {'data', 'models', 'flow', 'evaluation', 'train.state', 'train.steps',
-                  'train.sharding', 'train.checkpointing', 'train.device_views',
+    'inference': {'data', 'models', 'flow', 'evaluation', 'train.restore', 'train.state',
+                  'train.steps', 'train.sharding', 'train.checkpointing', 'train.device_views',
                   'prep.video_decoding', 'prep.jpeg_codec'},
     'experiments': {'data', 'models', 'flow', 'prep', 'train', 'evaluation', 'inference'},
 }

@@ -137,10 +137,10 @@ def run(config, workdir: str) -> int:
   if 'experiment' in config:
     return run_experiment(config, workdir)
   mode = config.mode
-  spec = data_spec_of(config)
-  os.makedirs(workdir, exist_ok=True)
   if mode not in ('train', 'eval', 'train_eval'):
     raise ValueError(f'config.mode must be train, eval or train_eval, got {mode!r}')
+  spec = data_spec_of(config)
+  os.makedirs(workdir, exist_ok=True)
   # Imported here so that `--help` and config errors come back before TensorFlow and JAX load.
   from twostream_jax.train import loop as train_loop  # pylint: disable=g-import-not-at-top
   from twostream_jax.train import protocol_evaluation  # pylint: disable=g-import-not-at-top

@@ -105,17 +105,18 @@ def data_dirs(data_config: Any) -> tuple[str, ...]:
   return dirs
 
 
-def _mix_weights(text: str, metadatas, train_split: str) -> tuple[float, ...]:
+def _mix_weights(text: str, num_dirs: int) -> tuple[float, ...] | None:
+  """`data.mix_weights` parsed (None: '' = by the training splits' sizes)."""
   text = str(text).strip()
   if not text:
-    return tuple(float(m.num_videos(train_split)) for m in metadatas)
+    return None
   try:
     weights = tuple(float(w) for w in text.split(','))
   except ValueError as e:
     raise InputConfigError(f'data.mix_weights must be comma-separated numbers, got {text!r}') from e
-  if len(weights) != len(metadatas) or min(weights) <= 0:
+  if len(weights) != num_dirs or min(weights) <= 0:
     raise InputConfigError(f'data.mix_weights needs one positive weight per data dir '
-                           f'({len(metadatas)}), got {text!r}')
+                           f'({num_dirs}), got {text!r}')
   return weights
 
 
@@ -128,7 +129,8 @@ class DataSpec:
     metadatas: each folder's metadata, with split 'heldout' when `val_split` is 'heldout'.
     settings: the example settings.
     train_split, eval_split, val_split: split names (`val_split` '' = no validation).
-    mix_weights: multi-task sampling weight per folder (default: training-split sizes).
+    mix_weights: multi-task sampling weight per folder (None: by training-split sizes,
+      `training_mix`).
   """
   data_dirs: tuple[str, ...]
   metadatas: tuple[dataset_metadata.DatasetMetadata, ...]
@@ -136,7 +138,7 @@ class DataSpec:
   train_split: str
   eval_split: str
   val_split: str
-  mix_weights: tuple[float, ...]
+  mix_weights: tuple[float, ...] | None
 
   @classmethod
   def from_config(cls, data_config: Any) -> 'DataSpec':
@@ -147,12 +149,26 @@ class DataSpec:
       dataset_metadata.DatasetError: a missing or foreign folder, an unknown split, or a data set
         without the backward flow that bi-directional stacks need.
     """
-    settings = DataSettings.from_config(data_config)
     dirs = data_dirs(data_config)
     metadatas = tuple(
         dataset_metadata.with_val_split(dataset_metadata.load_metadata(d), data_config.train_split,
                                         data_config.val_split, float(data_config.heldout_fraction))
         for d in dirs)
+    for m in metadatas:
+      for split in {data_config.train_split, data_config.eval_split, data_config.val_split} - {''}:
+        m.tfds_split(split)  # raises naming the splits the folder has
+    return cls.from_metadata(data_config, dirs, metadatas)
+
+  @classmethod
+  def from_metadata(cls, data_config: Any, dirs, metadatas) -> 'DataSpec':
+    """The spec of folders whose metadata is at hand (e.g. recorded in a run's workdir, without
+    the video lists: splits are not checked here).
+
+    Raises:
+      InputConfigError, dataset_metadata.DatasetError: as `from_config`.
+    """
+    settings = DataSettings.from_config(data_config)
+    dirs, metadatas = tuple(dirs), tuple(metadatas)
     if settings.modality == 'flow' and settings.direction == 'bidirectional':
       for d, m in zip(dirs, metadatas):
         if not m.extra.get(record_schema.BACKWARD_FLOW_METADATA_KEY):
@@ -160,14 +176,10 @@ class DataSpec:
               f'data set {m.name!r} ({d}) holds no backward flow, which '
               'data.flow_direction=bidirectional needs: rebuild it with tools/make_tfrecords.py '
               '--backward_flow, or use data.flow_direction=forward')
-    for m in metadatas:
-      for split in {data_config.train_split, data_config.eval_split, data_config.val_split} - {''}:
-        m.tfds_split(split)  # raises naming the splits the folder has
     return cls(data_dirs=dirs, metadatas=metadatas, settings=settings,
                train_split=data_config.train_split, eval_split=data_config.eval_split,
                val_split=data_config.val_split,
-               mix_weights=_mix_weights(data_config.mix_weights, metadatas,
-                                        data_config.train_split))
+               mix_weights=_mix_weights(data_config.mix_weights, len(dirs)))
 
   @property
   def names(self) -> list[str]:
@@ -183,3 +195,9 @@ class DataSpec:
   @property
   def input_channels(self) -> int:
     return self.settings.input_channels
+
+  def training_mix(self) -> list[float]:
+    """Each folder's share of a training batch: `mix_weights`, or its training split's size."""
+    if self.mix_weights is not None:
+      return list(self.mix_weights)
+    return [float(m.num_videos(self.train_split)) for m in self.metadatas]

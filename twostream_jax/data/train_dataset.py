@@ -198,7 +198,7 @@ def create_train_dataset(spec: data_spec.DataSpec, *, global_batch_size: int, se
   batch = pipeline_ops.local_batch_size(global_batch_size, process_index, process_count)
   if start_step < 0:
     raise data_spec.InputConfigError(f'start_step must be >= 0, got {start_step}')
-  parts = sampling.apportion(batch, list(spec.mix_weights))
+  parts = sampling.apportion(batch, spec.training_mix())
   if min(parts) == 0:
     raise data_spec.InputConfigError(
         f'a per-process batch of {batch} gives data sets {parts} examples per batch: raise the '

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 import ml_collections
 
+from twostream_jax.data import data_spec
 from twostream_jax.data import dataset_metadata as dm
 from twostream_jax.data import file_system
 
@@ -38,6 +39,10 @@ class WorkdirMetadata:
   config: ml_collections.ConfigDict
   data_dirs: list[str]
   datasets: list[dm.DatasetMetadata]
+
+  def data_spec(self) -> data_spec.DataSpec:
+    """The run's `DataSpec`, from what was recorded (no records folder needed)."""
+    return data_spec.DataSpec.from_metadata(self.config.data, self.data_dirs, self.datasets)
 
   @property
   def dataset(self) -> dm.DatasetMetadata:

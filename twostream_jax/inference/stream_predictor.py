@@ -27,8 +27,8 @@ from twostream_jax.data import record_schema
 from twostream_jax.data import workdir_metadata
 from twostream_jax.evaluation import stream_scores
 from twostream_jax.train import checkpointing
+from twostream_jax.train import restore
 from twostream_jax.train import sharding
-from twostream_jax.train import state as state_lib
 from twostream_jax.train import steps as train_steps
 
 
@@ -79,13 +79,8 @@ class StreamPredictor:
     self.modality = d.modality
     self.num_views, self.num_crops = int(d.test_num_frames), int(d.test_num_crops)
     self.num_flow_fields = int(d.num_flow_fields) if self.modality == 'flow' else 0
-    channels = 3 if self.modality == 'rgb' else 2 * self.num_flow_fields
-    num_classes = tuple(m.num_classes for m in run.datasets)
-    model = state_lib.build_model(self.config, num_classes[0] if len(num_classes) == 1 else num_classes)
-    state = state_lib.create_train_state(
-        self.config, model, (int(d.crop_size), int(d.crop_size), channels),
-        jax.random.fold_in(jax.random.key(self.config.seed), 0), use_init_from=False)
-    state, _ = checkpointer.restore(sharding.replicate(state, self.mesh))
+    state, _ = restore.init_state(self.config, run.data_spec(), self.mesh, use_init_from=False)
+    state, _ = checkpointer.restore(state)
     checkpointer.close()
     self.state, self.step = state, int(jax.device_get(state.step))
     _, self._eval_fn = train_steps.make_jitted_steps(self.config, self.mesh, state)
