@@ -26,23 +26,23 @@ import numpy as np
 
 from twostream_jax.data import protocol_positions
 from twostream_jax.data import protocol_views
-from twostream_jax.train import device_views as dv
+from twostream_jax.train import device_views
 
 S, L = 224, 10
 EVAL_VIDEO_FRAMES = 186  # UCF101's mean video length
 
 
-def _batch(kind: str, n: int, rng: np.random.Generator) -> tuple[dv.ViewSpec, dict]:
+def _batch(kind: str, n: int, rng: np.random.Generator) -> tuple[device_views.ViewSpec, dict]:
   if kind == 'temporal train':
     images = rng.integers(0, 256, (n, 2 * L, S, S), dtype=np.uint8)
     boxes = np.zeros((n, 1, 2), np.int32)  # S x S crops cut by the host: (y0, x0) = (0, 0)
-    extra = {dv.FLOW_STEP: np.full(n, 20 / 127.5, np.float32)}
-    spec = dv.ViewSpec('flow', S, mean_subtraction='per_field')
+    extra = {device_views.FLOW_STEP: np.full(n, 20 / 127.5, np.float32)}
+    spec = device_views.ViewSpec('flow', S, mean_subtraction='per_field')
   elif kind == 'spatial train':
     images = rng.integers(0, 256, (n, S, S, 3), dtype=np.uint8)
     boxes = np.zeros((n, 1, 2), np.int32)
-    extra = {dv.JITTER: rng.uniform(0.8, 1.2, (n, 3)).astype(np.float32)}
-    spec = dv.ViewSpec('rgb', S, normalization='imagenet')
+    extra = {device_views.JITTER: rng.uniform(0.8, 1.2, (n, 3)).astype(np.float32)}
+    spec = device_views.ViewSpec('rgb', S, normalization='imagenet')
   else:  # eval: n videos' 25 positions, 10 crops each (centre, corners, flipped)
     h, w = 256, 340
     fields = protocol_positions.flow_indices(EVAL_VIDEO_FRAMES, 25, L)  # [25, L]
@@ -52,14 +52,14 @@ def _batch(kind: str, n: int, rng: np.random.Generator) -> tuple[dv.ViewSpec, di
     images = rng.integers(0, 256, (n, 2 * used.size, h, w), dtype=np.uint8)
     one, one_flips = protocol_views.crop_boxes(h, w, S, 10)
     boxes = np.tile(one[None, :, :2], (n, 1, 1))  # S x S boxes: (y0, x0)
-    extra = {dv.FLOW_STEP: np.full(n, 20 / 127.5, np.float32)}
-    spec = dv.ViewSpec('flow', S, mean_subtraction='per_field')
-    extra[dv.ROWS] = np.tile(rows, (n, 1, 1))
-    return spec, dict({dv.IMAGES: images, dv.BOXES: boxes, dv.FLIPS: np.tile(one_flips, (n, 1))},
+    extra = {device_views.FLOW_STEP: np.full(n, 20 / 127.5, np.float32)}
+    spec = device_views.ViewSpec('flow', S, mean_subtraction='per_field')
+    extra[device_views.ROWS] = np.tile(rows, (n, 1, 1))
+    return spec, dict({device_views.IMAGES: images, device_views.BOXES: boxes, device_views.FLIPS: np.tile(one_flips, (n, 1))},
                       **extra)
   flips = np.zeros(boxes.shape[:2], bool)
   flips[::2, 0] = True  # training: every other example mirrored
-  return spec, dict({dv.IMAGES: images, dv.BOXES: boxes, dv.FLIPS: flips}, **extra)
+  return spec, dict({device_views.IMAGES: images, device_views.BOXES: boxes, device_views.FLIPS: flips}, **extra)
 
 
 def _median_seconds(fn, iters: int) -> float:
@@ -89,7 +89,7 @@ def main() -> None:
   rng = np.random.default_rng(0)
   for kind in ('temporal train', 'spatial train', 'eval (25 x 10)'):
     spec, host = _batch(kind, 1 if kind.startswith('eval') else batch, rng)
-    fn = jax.jit(lambda b, spec=spec: dv.make_views(spec, b))
+    fn = jax.jit(lambda b, spec=spec: device_views.make_views(spec, b))
     on_device = jax.device_put(host)
     views = fn(on_device)
     seconds = _median_seconds(lambda: jax.block_until_ready(fn(on_device)), iters)

@@ -6,7 +6,7 @@ Writes the records of bench_input_pipeline.py (340x256 frames, 40 per video) to 
 then measures on the first `--num_videos` test videos:
   * forward: the jitted eval step on device-resident random inputs of the eval batch shape
     (views/s: the model alone);
-  * protocol: `evaluation.score_split` over the split with 25 frames x 10 crops per video (views/s
+  * protocol: `evaluation.evaluate.score_split` over the split with 25 frames x 10 crops per video (views/s
     and videos/s: reading + decoding + cropping + the same jitted step + per-video averaging).
 The ratio protocol/forward says how much of the model's speed the evaluation keeps. Prints one line
 per measurement.

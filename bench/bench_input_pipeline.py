@@ -52,7 +52,7 @@ import numpy as np
 import tensorflow as tf
 
 from twostream_jax.data import data_spec
-from twostream_jax.data import dataset_metadata as dm  # pylint: disable=g-import-not-at-top
+from twostream_jax.data import dataset_metadata  # pylint: disable=g-import-not-at-top
 from twostream_jax.data import eval_dataset
 from twostream_jax.data import protocol_positions
 from twostream_jax.data import read_statistics
@@ -91,7 +91,7 @@ def _source_frames() -> np.ndarray:
   return np.stack([np.clip(base + noise, 0, 255).astype(np.uint8)[:, t:t + WIDTH] for t in range(200)])
 
 
-def write_records(out_dir: str) -> dm.DatasetMetadata:
+def write_records(out_dir: str) -> dataset_metadata.DatasetMetadata:
   """Writes a records folder of realistic size; returns its metadata."""
   rng = np.random.default_rng(0)
   source = _source_frames()
@@ -113,17 +113,17 @@ def write_records(out_dir: str) -> dm.DatasetMetadata:
                                                  frames, fx, fy))
         partitions[part].append(video_id)
     for shard, chunk in enumerate(np.array_split(np.arange(len(records)), SHARDS)):
-      path = os.path.join(out_dir, dm.shard_filename('bench', part, shard, SHARDS))
+      path = os.path.join(out_dir, dataset_metadata.shard_filename('bench', part, shard, SHARDS))
       with tf.io.TFRecordWriter(path) as writer:
         for i in chunk:
           writer.write(record_schema.serialize_video_record(records[i]))
-  metadata = dm.DatasetMetadata(
+  metadata = dataset_metadata.DatasetMetadata(
       name='bench', class_names=[f'C{c}' for c in range(NUM_CLASSES)], partitions=partitions,
       num_shards={p: SHARDS for p in partitions}, splits={p: [p] for p in partitions},
       flow_algorithm='synthetic', flow_bound_px=record_schema.DEFAULT_FLOW_BOUND_PX,
       short_side=HEIGHT, jpeg_quality=record_schema.DEFAULT_JPEG_QUALITY,
       command_line='bench/bench_input_pipeline.py')
-  dm.save_metadata(metadata, out_dir)
+  dataset_metadata.save_metadata(metadata, out_dir)
   return metadata
 
 
@@ -173,7 +173,7 @@ def _decode_only(jpeg_sets: list[list[bytes]], channels: int, batch: int) -> tf.
 
 
 def _records(data_dir: str, split: str) -> list[record_schema.VideoRecord]:
-  metadata = dm.load_metadata(data_dir)
+  metadata = dataset_metadata.load_metadata(data_dir)
   return [record_schema.parse_video_record_numpy(r.numpy())
           for r in tf.data.TFRecordDataset(metadata.shard_files(data_dir, split))]
 

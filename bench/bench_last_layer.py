@@ -5,7 +5,7 @@ r"""Cost of a "last layer only" training step against fine-tuning every layer.
     python bench/bench_last_layer.py --model=resnet18 --size=112 --batch=16
 
 Three jitted steps on the same batch, timed round-robin (so that they share the machine's load):
-  * all layers: `steps.train_step`, every parameter trained (BatchNorm in training mode);
+  * all layers: `train_steps.train_step`, every parameter trained (BatchNorm in training mode);
   * masked: the same step with `optim.train_last_layer_only`'s optimizer mask (what the package did
     before `train.last_layer`: BatchNorm still in training mode, its statistics moving; XLA drops
     the unused backbone gradients);
@@ -31,7 +31,7 @@ from twostream_jax import config_loading
 from twostream_jax.train import last_layer
 from twostream_jax.train import optimizer as optimizer_lib
 from twostream_jax.train import state as state_lib
-from twostream_jax.train import steps
+from twostream_jax.train import steps as train_steps
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -66,7 +66,7 @@ def main() -> None:
     if name == 'last layer':
       fn = functools.partial(last_layer.train_step, learning_rate_fn=lr_fn, dropout_rate=0.5)
     else:
-      fn = functools.partial(steps.train_step, learning_rate_fn=lr_fn)
+      fn = functools.partial(train_steps.train_step, learning_rate_fn=lr_fn)
     runs[name] = [jax.jit(fn, donate_argnums=(0,)), state]
 
   def one(name):

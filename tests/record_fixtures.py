@@ -32,7 +32,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from twostream_jax.data import dataset_metadata as dm
+from twostream_jax.data import dataset_metadata
 from twostream_jax.data import record_schema
 from twostream_jax.prep import jpeg_codec
 
@@ -111,7 +111,7 @@ def write_tiny_dataset(out_dir: str, *, num_classes: int = 3,
                        test_per_class: int | Sequence[int] = 2,
                        num_frames: int | Sequence[int] = 12, height: int = 32, width: int = 40,
                        shards_per_partition: int = 2, seed: int = 0, name: str = 'tiny',
-                       jpeg_quality: int = 95, distinct_flow: bool = False) -> dm.DatasetMetadata:
+                       jpeg_quality: int = 95, distinct_flow: bool = False) -> dataset_metadata.DatasetMetadata:
   """Writes a tiny records folder (see the module docstring) and returns its metadata.
 
   Args:
@@ -169,14 +169,14 @@ def write_tiny_dataset(out_dir: str, *, num_classes: int = 3,
         ids.append(video_id)
     partitions[partition] = ids
     for shard, chunk in enumerate(np.array_split(np.arange(len(records)), shards_per_partition)):
-      path = os.path.join(out_dir, dm.shard_filename(name, partition, shard, shards_per_partition))
+      path = os.path.join(out_dir, dataset_metadata.shard_filename(name, partition, shard, shards_per_partition))
       with tf.io.TFRecordWriter(path) as writer:
         for i in chunk:
           writer.write(record_schema.serialize_video_record(records[i]))
-  metadata = dm.DatasetMetadata(
+  metadata = dataset_metadata.DatasetMetadata(
       name=name, class_names=[class_name(c) for c in range(num_classes)], partitions=partitions,
       num_shards={p: shards_per_partition for p in partitions}, splits=dict(SPLITS),
       flow_algorithm='synthetic', flow_bound_px=FLOW_BOUND_PX, short_side=min(height, width),
       jpeg_quality=jpeg_quality, command_line='tests/record_fixtures.py write_tiny_dataset')
-  dm.save_metadata(metadata, out_dir)
+  dataset_metadata.save_metadata(metadata, out_dir)
   return metadata

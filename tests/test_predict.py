@@ -22,7 +22,7 @@ from twostream_jax.data import dataset_metadata
 from twostream_jax.data import protocol_positions
 from twostream_jax.data import record_schema
 from twostream_jax.data import workdir_metadata
-from twostream_jax.evaluation import evaluate as evaluation
+from twostream_jax.evaluation import evaluate
 from twostream_jax.evaluation import fusion_run
 from twostream_jax.evaluation import score_files
 from twostream_jax.inference import clip_reader
@@ -68,7 +68,7 @@ def runs(tmp_path_factory):
   workdirs = {'spatial': str(root / 'spatial'), 'temporal': str(root / 'temporal')}
   for name, modality in (('spatial', 'rgb'), ('temporal', 'flow')):
     _train_and_evaluate(records, workdirs[name], modality)
-  scores = {name: {split: os.path.join(evaluation.split_dir(w, split), 'scores.npz')
+  scores = {name: {split: os.path.join(evaluate.split_dir(w, split), 'scores.npz')
                    for split in ('train1', 'test1')} for name, w in workdirs.items()}
   fused = fusion_run.run_fusion([scores[s]['train1'] for s in ('spatial', 'temporal')],
                           [scores[s]['test1'] for s in ('spatial', 'temporal')],

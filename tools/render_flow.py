@@ -21,7 +21,7 @@ from absl import flags
 import cv2
 import numpy as np
 
-from twostream_jax.flow import visualization as flow_visualization
+from twostream_jax.flow import visualization
 
 _RECORDS_DIR = flags.DEFINE_string('records_dir', '', 'Records folder (make_tfrecords output).')
 _VIDEO_ID = flags.DEFINE_string('video_id', '', 'Video id in --records_dir (default: the first of '
@@ -80,12 +80,12 @@ def render_rows(frames: np.ndarray, flows: np.ndarray, num_steps: int,
   for i, t in enumerate(steps):
     flow = flows[t]
     centred = flow - flow.mean(axis=(0, 1), keepdims=True)
-    colour = flow_visualization.flow_to_color(flow, scale)
+    colour = visualization.flow_to_color(flow, scale)
     if i == 0:
       size = max(16, min(flow.shape[:2]) // 3)
-      colour[:size, :size] = flow_visualization.wheel_legend(size)
+      colour[:size, :size] = visualization.wheel_legend(size)
     rows.append(np.concatenate([frames[t], colour,
-                                flow_visualization.flow_to_color(centred, scale)], axis=1))
+                                visualization.flow_to_color(centred, scale)], axis=1))
   return rows
 
 

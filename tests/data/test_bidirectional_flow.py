@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from twostream_jax.data import dataset_metadata as dm
+from twostream_jax.data import dataset_metadata
 from twostream_jax.data import protocol_positions
 from twostream_jax.data import record_schema
 from twostream_jax.prep import jpeg_codec
@@ -52,7 +52,7 @@ def _write_records(out_dir: str, backward: bool) -> None:
   field = lambda key, i: jpeg_codec.encode_jpeg(np.full((H, W), _levels(i)[key], np.uint8), 95)
   partitions = {}
   for partition in (record_fixtures.TRAIN_PARTITION, record_fixtures.TEST_PARTITION):
-    path = os.path.join(out_dir, dm.shard_filename('bidi', partition, 0, 1))
+    path = os.path.join(out_dir, dataset_metadata.shard_filename('bidi', partition, 0, 1))
     ids = []
     with tf.io.TFRecordWriter(path) as writer:
       for label in range(2):
@@ -65,7 +65,7 @@ def _write_records(out_dir: str, backward: bool) -> None:
         writer.write(record_schema.serialize_video_record(record))
         ids.append(video_id)
     partitions[partition] = ids
-  dm.save_metadata(dm.DatasetMetadata(
+  dataset_metadata.save_metadata(dataset_metadata.DatasetMetadata(
       name='bidi', class_names=['Class0', 'Class1'], partitions=partitions,
       num_shards={p: 1 for p in partitions}, splits=dict(record_fixtures.SPLITS),
       flow_algorithm='synthetic', flow_bound_px=BOUND, short_side=H, jpeg_quality=95,
@@ -110,9 +110,9 @@ def test_pipeline_stacks_backward_then_forward_fields(tmp_path):
 def test_records_without_backward_flow_fail_at_start_naming_the_data_set(tmp_path):
   _write_records(str(tmp_path), backward=False)
   config = _config(str(tmp_path))
-  with pytest.raises(dm.DatasetError, match=r"data set 'bidi' .* holds no backward flow"):
+  with pytest.raises(dataset_metadata.DatasetError, match=r"data set 'bidi' .* holds no backward flow"):
     ip.create_train_dataset(config.data, global_batch_size=4, seed=0)
-  with pytest.raises(dm.DatasetError, match='--backward_flow'):
+  with pytest.raises(dataset_metadata.DatasetError, match='--backward_flow'):
     ip.create_eval_dataset(config.data, split='test1', num_frames=3, num_crops=1,
                            global_batch_size=6)
   config.data.num_flow_fields = 3

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from twostream_jax.data import dataset_metadata as dm
+from twostream_jax.data import dataset_metadata
 from twostream_jax.data import protocol_positions
 from twostream_jax.data import record_schema
-from twostream_jax.train import device_views as dv
+from twostream_jax.train import device_views
 from tests import record_fixtures
 from tests.data import flow_reference
 from tests.data import pipelines as ip
@@ -26,8 +26,8 @@ K = 4  # test positions per video (the protocol's 25 only repeats the same rules
 
 
 def _views(config, batch):
-  keys = (dv.IMAGES, dv.ROWS, dv.BOXES, dv.FLIPS, dv.FLOW_STEP)
-  fn = jax.jit(functools.partial(dv.make_views, dv.ViewSpec.from_data_config(config)))
+  keys = (device_views.IMAGES, device_views.ROWS, device_views.BOXES, device_views.FLIPS, device_views.FLOW_STEP)
+  fn = jax.jit(functools.partial(device_views.make_views, device_views.ViewSpec.from_data_config(config)))
   return np.asarray(fn({k: v for k, v in batch.items() if k in keys}))
 
 
@@ -75,7 +75,7 @@ def test_training_stacks_fields_in_time_order_from_one_video(distinct):
 
 
 def _records(data_dir, split):
-  metadata = dm.load_metadata(data_dir)
+  metadata = dataset_metadata.load_metadata(data_dir)
   records = {r.video_id: r for r in (record_schema.parse_video_record_numpy(x.numpy()) for x in
                                      tf.data.TFRecordDataset(metadata.shard_files(data_dir, split)))}
   return [records[v] for v in metadata.video_ids(split)]
@@ -104,7 +104,7 @@ def test_every_test_crop_equals_the_numpy_reference(frames, mean_subtraction, re
   batches = list(ip.numpy_batches(ip.create_eval_dataset(
       config, split='test1', num_frames=K, num_crops=10, global_batch_size=2)))
   views = np.concatenate([_views(config, b) for b in batches]).reshape(-1, 10, S, S, 2 * L)
-  video_index = np.concatenate([dv.per_view(b['video_index'], K) for b in batches])  # per position
+  video_index = np.concatenate([device_views.per_view(b['video_index'], K) for b in batches])  # per position
   records = _records(data_dir, 'test1')
   h, w = records[0].height, records[0].width
   side = min(S, h, w)

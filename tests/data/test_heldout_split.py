@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from twostream_jax.data import dataset_metadata as dm
+from twostream_jax.data import dataset_metadata
 from tests.data import pipelines as input_pipeline
 from tests import record_fixtures
 from tests.config_fixtures import tiny_train_config
@@ -22,16 +22,16 @@ def one_video_per_class(tmp_path_factory):
 
 def test_heldout_ids_are_deterministic_whole_groups_and_never_everything():
   ids = [f'C{c}/v_C{c}_g{g:02d}_c{k:02d}' for c in range(5) for g in range(1, 5) for k in (1, 2, 3)]
-  held = dm.heldout_video_ids(ids, 0.1)
-  assert held == dm.heldout_video_ids(list(ids), 0.1)  # Same on every call (hash, not random).
+  held = dataset_metadata.heldout_video_ids(ids, 0.1)
+  assert held == dataset_metadata.heldout_video_ids(list(ids), 0.1)  # Same on every call (hash, not random).
   assert len(held) >= round(0.1 * len(ids)) and len(held) % 3 == 0  # Whole groups of 3 clips.
   groups = {v.rsplit('_c', 1)[0] for v in held}
   assert all(f'{g}_c{k:02d}' in held for g in groups for k in (1, 2, 3))
   assert held == [v for v in ids if v in held]  # Storage order.
-  assert dm.heldout_video_ids(ids, 0.0) == []
-  assert 0 < len(dm.heldout_video_ids(['a', 'b'], 0.5)) < 2
-  with pytest.raises(dm.DatasetError, match='heldout_fraction'):
-    dm.heldout_video_ids(ids, 0.9)
+  assert dataset_metadata.heldout_video_ids(ids, 0.0) == []
+  assert 0 < len(dataset_metadata.heldout_video_ids(['a', 'b'], 0.5)) < 2
+  with pytest.raises(dataset_metadata.DatasetError, match='heldout_fraction'):
+    dataset_metadata.heldout_video_ids(ids, 0.9)
 
 
 def test_heldout_videos_are_excluded_from_training_and_are_the_validation_split(one_video_per_class):
@@ -40,7 +40,7 @@ def test_heldout_videos_are_excluded_from_training_and_are_the_validation_split(
   config.data.heldout_fraction = 0.2
   assert config.data.val_split == 'heldout'  # The default.
   (metadata,) = input_pipeline.spec(config.data).metadatas
-  held = metadata.video_ids(dm.HELDOUT_SPLIT)
+  held = metadata.video_ids(dataset_metadata.HELDOUT_SPLIT)
   assert len(held) == round(0.2 * NUM_VIDEOS)
   held_labels = {metadata.class_names.index(v.split('/')[0]) for v in held}
 
@@ -51,7 +51,7 @@ def test_heldout_videos_are_excluded_from_training_and_are_the_validation_split(
   assert sorted(labels.tolist()) == sorted(set(range(NUM_VIDEOS)) - held_labels)
 
   # Validation reads exactly the held-out videos.
-  val = input_pipeline.create_eval_dataset(config.data, split=dm.HELDOUT_SPLIT, num_frames=1,
+  val = input_pipeline.create_eval_dataset(config.data, split=dataset_metadata.HELDOUT_SPLIT, num_frames=1,
                                            num_crops=1, global_batch_size=2)
   seen = [(int(l), float(m)) for b in val.as_numpy_iterator() for l, m in zip(b['label'], b['mask'])]
   assert sorted(l for l, m in seen if m) == sorted(held_labels)

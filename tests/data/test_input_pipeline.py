@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from twostream_jax.data import dataset_metadata as dm
+from twostream_jax.data import dataset_metadata
 from twostream_jax.data import protocol_positions
-from twostream_jax.data import record_index as ri
+from twostream_jax.data import record_index
 from twostream_jax.data import record_reader
 from twostream_jax.data import record_schema
-from twostream_jax.train import device_views as dv
+from twostream_jax.train import device_views
 from tests import record_fixtures
 from tests.data import pipelines as ip
 
@@ -58,19 +58,19 @@ def _take(ds, n):
 
 @functools.lru_cache(maxsize=None)
 def _view_fn(spec):
-  return jax.jit(functools.partial(dv.make_views, spec))
+  return jax.jit(functools.partial(device_views.make_views, spec))
 
 
 def _views(config, batch):
   """The network inputs the jitted steps make of a batch: float32 [n * V, S, S, C]."""
-  keys = (dv.IMAGES, dv.ROWS, dv.BOXES, dv.FLIPS, dv.FLOW_STEP, dv.JITTER)
-  return np.asarray(_view_fn(dv.ViewSpec.from_data_config(config))(
+  keys = (device_views.IMAGES, device_views.ROWS, device_views.BOXES, device_views.FLIPS, device_views.FLOW_STEP, device_views.JITTER)
+  return np.asarray(_view_fn(device_views.ViewSpec.from_data_config(config))(
       {k: v for k, v in batch.items() if k in keys}))
 
 
 def _positions(batch):
   """An evaluation batch (per video: bank and rows) as its test positions, on the host."""
-  return {k: np.asarray(v) for k, v in dv.video_positions(batch).items()}
+  return {k: np.asarray(v) for k, v in device_views.video_positions(batch).items()}
 
 
 def _assert_same_batches(a, b):
@@ -188,7 +188,7 @@ def _eval(config, **kw):
 @pytest.mark.parametrize('modality', ['rgb', 'flow'])
 def test_eval_sees_every_video_exactly_once_over_processes(tiny, modality):
   config = _config(tiny, modality)
-  video_ids = dm.load_metadata(tiny).video_ids('test1')
+  video_ids = dataset_metadata.load_metadata(tiny).video_ids('test1')
   labels = [int(v.split('/')[0][len('Class'):]) for v in video_ids]
   for count, max_videos in [(1, 0), (2, 0), (2, 5), (3, 1)]:  # (3, 1): two processes get none
     per_process = [[_positions(b) for b in _eval(
@@ -218,8 +218,8 @@ def test_the_25x10_protocol_visits_the_documented_frames_and_crops(tiny, monkeyp
   config = _config(tiny, 'rgb')
   batches = _eval(config, num_frames=25, num_crops=10, global_batch_size=1)
   inputs = np.concatenate([_views(config, b) for b in batches])
-  video_index = np.concatenate([dv.per_view(b['video_index'], dv.num_views(b)) for b in batches])
-  metadata = dm.load_metadata(tiny)
+  video_index = np.concatenate([device_views.per_view(b['video_index'], device_views.num_views(b)) for b in batches])
+  metadata = dataset_metadata.load_metadata(tiny)
   records = {r.video_id: r for r in (record_schema.parse_video_record_numpy(x.numpy()) for x in
                                      tf.data.TFRecordDataset(metadata.shard_files(tiny, 'test1')))}
   # 32 x 40 frames, 24 x 24 crops: centre (4, 8), then corners (0, 0), (0, 16), (8, 0), (8, 16).
@@ -236,7 +236,7 @@ def test_the_25x10_protocol_visits_the_documented_frames_and_crops(tiny, monkeyp
         crop = frame[y0:y0 + S, x0:x0 + S]
         np.testing.assert_allclose(views[k, c], crop[:, ::-1] if c >= 5 else crop, atol=1e-6)
   # Only the sampled frames were read (and decoded), each once per video.
-  index = ri.index_records(metadata.shard_files(tiny, 'test1'))
+  index = record_index.index_records(metadata.shard_files(tiny, 'test1'))
   for r, indices in requested:
     n = int(index.num_frames[r])
     assert indices == tuple(np.unique(np.floor(np.arange(25) * (n - 1) / 24 + 0.5).astype(int)))
@@ -256,12 +256,12 @@ def test_eval_sends_each_frame_or_flow_field_of_a_video_once(tiny, modality):
   positions use exactly once (overlapping flow stacks share them), padded with zeros to the split's
   largest bank; the rows name, for each position, its frame or its stack's planes in order."""
   config = _config(tiny, modality)
-  index = ri.index_records(dm.load_metadata(tiny).shard_files(tiny, 'test1'))
+  index = record_index.index_records(dataset_metadata.load_metadata(tiny).shard_files(tiny, 'test1'))
   records = {v: r for r, v in enumerate(index.video_ids)}
-  video_ids = dm.load_metadata(tiny).video_ids('test1')
+  video_ids = dataset_metadata.load_metadata(tiny).video_ids('test1')
   banks = []
   for b in _eval(config, num_frames=25, num_crops=10, global_batch_size=1):
-    images, rows = b[dv.IMAGES][0], b[dv.ROWS][0]
+    images, rows = b[device_views.IMAGES][0], b[device_views.ROWS][0]
     n = int(index.num_frames[records[video_ids[int(b['video_index'][0])]]])
     if modality == 'rgb':
       used = np.unique(protocol_positions.frame_indices(n, 25))
@@ -289,9 +289,9 @@ def test_rgb_ignores_the_flow_stacking(tiny):
 
 
 def test_clear_errors(tiny, tmp_path):
-  with pytest.raises(dm.DatasetError, match='does not exist'):
+  with pytest.raises(dataset_metadata.DatasetError, match='does not exist'):
     ip.create_train_dataset(_config(str(tmp_path / 'nope')), global_batch_size=2, seed=0)
-  with pytest.raises(dm.DatasetError, match="'train7' is not in this data set"):
+  with pytest.raises(dataset_metadata.DatasetError, match="'train7' is not in this data set"):
     ip.create_train_dataset(_config(tiny, train_split='train7'), global_batch_size=2, seed=0)
   with pytest.raises(ip.InputConfigError, match='data_dirs is empty'):
     ip.create_train_dataset(_config(''), global_batch_size=2, seed=0)
@@ -301,10 +301,10 @@ def test_clear_errors(tiny, tmp_path):
     ip.input_channels(_config(tiny, 'depth'))
   old = str(tmp_path / 'old')
   shutil.copytree(tiny, old)
-  metadata = dm.load_metadata(old)
+  metadata = dataset_metadata.load_metadata(old)
   metadata.format_version = record_schema.FORMAT_VERSION + 1
-  dm.save_metadata(metadata, old)
-  with pytest.raises(dm.DatasetError, match='format version'):
+  dataset_metadata.save_metadata(metadata, old)
+  with pytest.raises(dataset_metadata.DatasetError, match='format version'):
     ip.create_eval_dataset(_config(old), split='test1', num_frames=1, num_crops=1,
                            global_batch_size=2)
 
@@ -313,8 +313,8 @@ def _damage(tiny, tmp_path, records, split='train1'):
   """A copy of `tiny` whose given records of `split` have the SOI marker of every frame broken."""
   damaged = str(tmp_path / 'damaged')
   shutil.copytree(tiny, damaged)
-  files = dm.load_metadata(damaged).shard_files(damaged, split)
-  index = ri.index_records(files)
+  files = dataset_metadata.load_metadata(damaged).shard_files(damaged, split)
+  index = record_index.index_records(files)
   reader = record_reader.RecordReader(index, [record_schema.FRAMES])
   for r in records:
     reader.read(r, np.arange(1))
@@ -329,7 +329,7 @@ def _damage(tiny, tmp_path, records, split='train1'):
 def test_a_damaged_record_stops_training_naming_file_record_video_and_frame(tiny, tmp_path):
   damaged, index = _damage(tiny, tmp_path, range(12))
   ds = ip.create_train_dataset(_config(damaged), global_batch_size=2, seed=0)
-  with pytest.raises(ri.CorruptRecordError) as e:
+  with pytest.raises(record_index.CorruptRecordError) as e:
     _take(ds, 1)
   message = str(e.value)
   assert '\n' not in message and 'Traceback' not in message
@@ -339,11 +339,11 @@ def test_a_damaged_record_stops_training_naming_file_record_video_and_frame(tiny
 
 
 def test_a_damaged_test_record_stops_evaluation_naming_file_video_and_frame(tiny, tmp_path):
-  damaged, index = _damage(tiny, tmp_path, range(len(ri.index_records(
-      dm.load_metadata(tiny).shard_files(tiny, 'test1')))), split='test1')
+  damaged, index = _damage(tiny, tmp_path, range(len(record_index.index_records(
+      dataset_metadata.load_metadata(tiny).shard_files(tiny, 'test1')))), split='test1')
   ds = ip.create_eval_dataset(_config(damaged), split='test1', num_frames=3, num_crops=1,
                               global_batch_size=2)
-  with pytest.raises(ri.CorruptRecordError) as e:
+  with pytest.raises(record_index.CorruptRecordError) as e:
     next(ip.numpy_batches(ds))
   message = str(e.value)
   assert '\n' not in message and 'Traceback' not in message

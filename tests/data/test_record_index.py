@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from twostream_jax.data import dataset_metadata as dm
+from twostream_jax.data import dataset_metadata
 from twostream_jax.data import jpeg_structure
-from twostream_jax.data import record_index as ri
+from twostream_jax.data import record_index
 from twostream_jax.data import record_reader
 from twostream_jax.data import record_schema
 from twostream_jax.data import tfrecord_framing
@@ -38,7 +38,7 @@ def test_crc32c_known_value():
 def test_index_and_reader_match_a_full_parse(tiny):
   out, metadata = tiny
   files = metadata.shard_files(out, 'train1')
-  index = ri.index_records(files)
+  index = record_index.index_records(files)
   records = _parsed(files)
   assert index.video_ids == [r.video_id for r in records] == metadata.video_ids('train1')
   np.testing.assert_array_equal(index.labels, [r.label for r in records])
@@ -83,25 +83,25 @@ def test_truncated_or_garbled_shard_is_named(tiny, tmp_path):
   size = os.path.getsize(files[1])
   with open(files[1], 'r+b') as f:
     f.truncate(size - 100)
-  with pytest.raises(ri.RecordIndexError, match=f'{files[1]}.*truncated'):
-    ri.index_records(files)
+  with pytest.raises(record_index.RecordIndexError, match=f'{files[1]}.*truncated'):
+    record_index.index_records(files)
   with open(files[0], 'r+b') as f:
     f.write(b'\x07')  # first byte of the first record's length: header checksum mismatch
-  with pytest.raises(ri.RecordIndexError, match=f'{files[0]}: record 0 at byte 0.*checksum'):
-    ri.index_records(files[:1])
+  with pytest.raises(record_index.RecordIndexError, match=f'{files[0]}: record 0 at byte 0.*checksum'):
+    record_index.index_records(files[:1])
   with open(files[0], 'wb') as f:
     f.write(b'not a tfrecord file at all')
-  with pytest.raises(ri.RecordIndexError, match=files[0]):
-    ri.index_records(files[:1])
+  with pytest.raises(record_index.RecordIndexError, match=files[0]):
+    record_index.index_records(files[:1])
   os.remove(files[0])
-  with pytest.raises(ri.RecordIndexError, match=f'{files[0]} is missing'):
-    ri.index_records(files[:1])
+  with pytest.raises(record_index.RecordIndexError, match=f'{files[0]} is missing'):
+    record_index.index_records(files[:1])
 
 
 @pytest.mark.parametrize('where, problem', [(0, 'SOI'), (-1, 'EOI'), (4, 'segment'), (20, 'marker')])
 def test_a_damaged_jpeg_is_named_with_its_file_video_and_frame(tiny, tmp_path, where, problem):
   _, files = _copy(tiny, tmp_path)
-  index = ri.index_records(files)
+  index = record_index.index_records(files)
   reader = record_reader.RecordReader(index, [record_schema.FRAMES])
   (starts, lengths), = reader._locate(0)  # pylint: disable=protected-access
   first = int(starts[2] if where != -1 else starts[2] + lengths[2] - 1)
@@ -112,7 +112,7 @@ def test_a_damaged_jpeg_is_named_with_its_file_video_and_frame(tiny, tmp_path, w
     f.write(bytes([byte[0] ^ 0xFF]))
   reader = record_reader.RecordReader(index, [record_schema.FRAMES])
   reader.read(0, np.array([0, 1]))  # other frames of the record stay readable
-  with pytest.raises(ri.CorruptRecordError, match=problem) as e:
+  with pytest.raises(record_index.CorruptRecordError, match=problem) as e:
     reader.read(0, np.array([2]))
   assert files[index.file_ids[0]] in str(e.value) and index.video_ids[0] in str(e.value)
   assert 'frame 2 ' in str(e.value)
@@ -120,7 +120,7 @@ def test_a_damaged_jpeg_is_named_with_its_file_video_and_frame(tiny, tmp_path, w
 
 def test_first_read_reads_the_chosen_jpegs_and_their_framing_only(tiny):
   out, metadata = tiny
-  index = ri.index_records(metadata.shard_files(out, 'train1'))
+  index = record_index.index_records(metadata.shard_files(out, 'train1'))
   reader = record_reader.RecordReader(index, [record_schema.FLOW_X, record_schema.FLOW_Y])
   fx, fy = reader.read(0, np.array([3, 4]))
   fields = 2 * (int(index.num_frames[0]) - 1)  # the walked framing: at most 11 bytes per value
@@ -135,9 +135,9 @@ def test_foreign_records_are_rejected(tmp_path):
   path = str(tmp_path / 'x.tfrecord')
   with tf.io.TFRecordWriter(path) as w:
     w.write(tf.train.Example().SerializeToString())  # an Example without our features
-  with pytest.raises(ri.RecordIndexError, match='not a twostream_jax video record'):
-    ri.index_records([path])
-  assert isinstance(ri.RecordIndexError('x'), dm.DatasetError)
+  with pytest.raises(record_index.RecordIndexError, match='not a twostream_jax video record'):
+    record_index.index_records([path])
+  assert isinstance(record_index.RecordIndexError('x'), dataset_metadata.DatasetError)
 
 
 def test_exit_guard_refuses_calls_and_waits_for_running_ones():
@@ -156,7 +156,7 @@ def test_exit_guard_refuses_calls_and_waits_for_running_ones():
   time.sleep(0.05)
   guard.wait_until_idle()  # returns only once the running call is over (and quiet for a moment)
   assert finished == [True]
-  with pytest.raises(ri.RecordIndexError, match='exiting'):
+  with pytest.raises(record_index.RecordIndexError, match='exiting'):
     with guard:
       pass
   thread.join()

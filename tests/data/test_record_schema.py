@@ -80,10 +80,10 @@ def test_garbage_is_a_format_error():
 
 def test_tfds_reads_what_we_write(tmp_path):
   import tensorflow_datasets as tfds
-  from twostream_jax.data import dataset_metadata as dm
+  from twostream_jax.data import dataset_metadata
   import tensorflow as tf
   rec = _record()
-  path = tmp_path / dm.shard_filename('toy', 'train1', 0, 1)
+  path = tmp_path / dataset_metadata.shard_filename('toy', 'train1', 0, 1)
   with tf.io.TFRecordWriter(str(path)) as w:
     w.write(record_schema.serialize_video_record(rec))
   tfds.folder_dataset.write_metadata(data_dir=str(tmp_path), features=record_schema.tfds_features(['A', 'B', 'C', 'D']),

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from twostream_jax.evaluation import classification_metrics as cm_lib
+from twostream_jax.evaluation import classification_metrics
 
 # Five videos, three classes; the rank of the true class is in the comment.
 PROBS = np.array([
@@ -17,25 +17,25 @@ LABELS = np.array([0, 1, 0, 1, 1])
 
 
 def test_top_k_accuracy():
-  assert cm_lib.top_k_accuracy(PROBS, LABELS, 1) == pytest.approx(3 / 5)  # ranks 0, 0, 0
-  assert cm_lib.top_k_accuracy(PROBS, LABELS, 2) == pytest.approx(4 / 5)  # + the rank-1 video
-  assert cm_lib.top_k_accuracy(PROBS, LABELS, 3) == pytest.approx(1.0)
-  assert cm_lib.top_k_accuracy(PROBS, LABELS, 10) == pytest.approx(1.0)  # k beyond C: all classes
+  assert classification_metrics.top_k_accuracy(PROBS, LABELS, 1) == pytest.approx(3 / 5)  # ranks 0, 0, 0
+  assert classification_metrics.top_k_accuracy(PROBS, LABELS, 2) == pytest.approx(4 / 5)  # + the rank-1 video
+  assert classification_metrics.top_k_accuracy(PROBS, LABELS, 3) == pytest.approx(1.0)
+  assert classification_metrics.top_k_accuracy(PROBS, LABELS, 10) == pytest.approx(1.0)  # k beyond C: all classes
   with pytest.raises(ValueError, match='k must be >= 1'):
-    cm_lib.top_k_accuracy(PROBS, LABELS, 0)
+    classification_metrics.top_k_accuracy(PROBS, LABELS, 0)
 
 
 def test_ties_follow_argmax():
   # np.argmax([0.5, 0.5, 0]) is class 0: a label-0 video is right at k=1, a label-1 video is not.
   probs = np.array([[0.5, 0.5, 0.0], [0.5, 0.5, 0.0]])
-  np.testing.assert_array_equal(cm_lib.true_class_rank(probs, np.array([0, 1])), [0, 1])
-  assert cm_lib.top_k_accuracy(probs, np.array([0, 1]), 1) == pytest.approx(0.5)
-  assert cm_lib.top_k_accuracy(probs, np.array([0, 1]), 2) == pytest.approx(1.0)
+  np.testing.assert_array_equal(classification_metrics.true_class_rank(probs, np.array([0, 1])), [0, 1])
+  assert classification_metrics.top_k_accuracy(probs, np.array([0, 1]), 1) == pytest.approx(0.5)
+  assert classification_metrics.top_k_accuracy(probs, np.array([0, 1]), 2) == pytest.approx(1.0)
 
 
 def test_confusion_matrix():
   # argmax per row: 0, 0, 2, 1, 1 against labels 0, 1, 0, 1, 1.
-  cm = cm_lib.confusion_matrix(np.argmax(PROBS, axis=1), LABELS, 3)
+  cm = classification_metrics.confusion_matrix(np.argmax(PROBS, axis=1), LABELS, 3)
   expected = np.array([
       [1, 0, 1],  # class 0: video 0 right, video 2 predicted as 2
       [1, 2, 0],  # class 1: video 1 predicted as 0, videos 3 and 4 right
@@ -43,21 +43,21 @@ def test_confusion_matrix():
   ])
   np.testing.assert_array_equal(cm, expected)
   with pytest.raises(ValueError, match=r'pred must lie in \[0, 3\)'):
-    cm_lib.confusion_matrix(np.array([0, 3]), np.array([0, 1]), 3)
+    classification_metrics.confusion_matrix(np.array([0, 3]), np.array([0, 1]), 3)
 
 
 def test_mean_class_accuracy_skips_classes_without_videos():
   # Class 0: 1 of 2 right; class 1: 2 of 3 right; class 2 has no video -> (1/2 + 2/3) / 2.
-  assert cm_lib.mean_class_accuracy(PROBS, LABELS) == pytest.approx(7 / 12)
+  assert classification_metrics.mean_class_accuracy(PROBS, LABELS) == pytest.approx(7 / 12)
 
 
 def test_compute_metrics():
-  metrics = cm_lib.compute_metrics(PROBS, LABELS)
+  metrics = classification_metrics.compute_metrics(PROBS, LABELS)
   assert metrics == pytest.approx({'top1': 3 / 5, 'top5': 1.0, 'mean_class_accuracy': 7 / 12,
                                    'num_videos': 5})
   assert isinstance(metrics['num_videos'], int)
   with pytest.raises(ValueError, match='labels must be'):
-    cm_lib.compute_metrics(PROBS, LABELS[:4])
+    classification_metrics.compute_metrics(PROBS, LABELS[:4])
 
 
 def _png_size(path):
@@ -68,16 +68,16 @@ def _png_size(path):
 
 
 def test_confusion_matrix_png_small_and_many_classes(tmp_path):
-  cm = cm_lib.confusion_matrix(np.argmax(PROBS, axis=1), LABELS, 3)
+  cm = classification_metrics.confusion_matrix(np.argmax(PROBS, axis=1), LABELS, 3)
   small = str(tmp_path / 'small.png')
-  cm_lib.save_confusion_matrix_png(cm, ['a', 'b', 'c'], small, 'three classes')
+  classification_metrics.save_confusion_matrix_png(cm, ['a', 'b', 'c'], small, 'three classes')
   rng = np.random.default_rng(0)
   # Past MAX_CLASSES_WITH_CELL_TEXT: colours only (bench-size 101 classes take seconds to draw).
-  num_classes = 2 * cm_lib.MAX_CLASSES_WITH_CELL_TEXT
+  num_classes = 2 * classification_metrics.MAX_CLASSES_WITH_CELL_TEXT
   labels = rng.integers(0, num_classes, 500)
   pred = np.where(rng.random(500) < 0.8, labels, rng.integers(0, num_classes, 500))
   large = str(tmp_path / 'many' / 'large.png')
-  cm_lib.save_confusion_matrix_png(cm_lib.confusion_matrix(pred, labels, num_classes),
+  classification_metrics.save_confusion_matrix_png(classification_metrics.confusion_matrix(pred, labels, num_classes),
                                    [f'Class{i:03d}' for i in range(num_classes)], large,
                                    f'{num_classes} classes')
   small_w, small_h = _png_size(small)
@@ -86,4 +86,4 @@ def test_confusion_matrix_png_small_and_many_classes(tmp_path):
   # least, 0.16 in per class beyond (3 + 0.16 * 40 = 9.4 in, against 6 in for 3 classes).
   assert large_w > small_w and large_h == pytest.approx(small_h * 9.4 / 6, abs=2)
   with pytest.raises(ValueError, match='cm must be'):
-    cm_lib.save_confusion_matrix_png(cm, ['a', 'b'], small, 'wrong names')
+    classification_metrics.save_confusion_matrix_png(cm, ['a', 'b'], small, 'wrong names')

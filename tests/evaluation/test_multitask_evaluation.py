@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from twostream_jax.evaluation import evaluate as evaluation
+from twostream_jax.evaluation import evaluate
 from twostream_jax.evaluation import score_files
 from twostream_jax.train import loop as train_loop
 from twostream_jax.train import protocol_evaluation
@@ -48,7 +48,7 @@ def test_each_head_evaluates_its_own_data_set(two_data_sets, trained):
     config.eval.dataset = choice
     results = protocol_evaluation.evaluate_run(config, spec_of(config), workdir, state if choice == 'beta' else None)
     assert results['test1']['dataset'] == name
-    out = evaluation.split_dir(workdir, 'test1', name)
+    out = evaluate.split_dir(workdir, 'test1', name)
     scores = score_files.load_scores(os.path.join(out, 'scores.npz'))
     # The head of that data set: its class count, its test videos and their labels.
     assert scores.probs.shape == (classes * per_class, classes)
@@ -57,7 +57,7 @@ def test_each_head_evaluates_its_own_data_set(two_data_sets, trained):
     np.testing.assert_allclose(scores.probs.sum(-1), 1.0, rtol=1e-5)
     # The training-split scores used by fusion come from the same data set and head.
     train_scores = score_files.load_scores(
-        os.path.join(evaluation.split_dir(workdir, 'train1', name), 'scores.npz'))
+        os.path.join(evaluate.split_dir(workdir, 'train1', name), 'scores.npz'))
     assert train_scores.probs.shape == (classes * 4, classes)
 
 

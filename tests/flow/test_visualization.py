@@ -7,19 +7,19 @@ import sys
 import cv2
 import numpy as np
 
-from twostream_jax.flow import visualization as fv
+from twostream_jax.flow import visualization
 from twostream_jax.prep import synthetic_videos
 from tests.config_fixtures import REPO_ROOT
 
 
 def test_zero_flow_is_white_and_directions_follow_the_wheel():
-  zero = fv.flow_to_color(np.zeros((2, 2, 2)), max_magnitude_px=1.0)
+  zero = visualization.flow_to_color(np.zeros((2, 2, 2)), max_magnitude_px=1.0)
   assert (zero == 255).all()
-  wheel = fv.color_wheel()
+  wheel = visualization.color_wheel()
   n = len(wheel)
   # position = (atan2(-v, -u) / pi + 1) / 2 * (n - 1) indexes the wheel (linear in between).
   def colour(u, v):
-    return fv.flow_to_color(np.array([[[u, v]]]), max_magnitude_px=1.0)[0, 0].astype(float)
+    return visualization.flow_to_color(np.array([[[u, v]]]), max_magnitude_px=1.0)[0, 0].astype(float)
   np.testing.assert_allclose(colour(-1.0, 0.0), wheel[(n - 1) // 2], atol=0.5)  # atan2(0, 1) = 0
   down = wheel[13] + 0.5 * (wheel[14] - wheel[13])  # atan2(-1, 0) = -pi/2 -> position 13.5
   np.testing.assert_allclose(colour(0.0, 1.0), down, atol=0.5)

@@ -13,7 +13,7 @@ import pytest
 
 from twostream_jax import models
 from twostream_jax.models import pretrained
-from twostream_jax.models import torchvision_conversion as tc
+from twostream_jax.models import torchvision_conversion
 from twostream_jax.train import state as state_lib
 from tests.config_fixtures import default_config
 
@@ -149,8 +149,8 @@ def test_partial_load_allowed_by_the_key_warns_with_the_same_list(tmp_path, capl
 
 
 def test_normalization_mismatch_with_conversion_json_is_an_error_naming_both(tmp_path):
-  info = {'preprocessing': {'rgb_range': [0.0, 1.0], 'rgb_mean': list(tc.IMAGENET_RGB_MEAN),
-                            'rgb_std': list(tc.IMAGENET_RGB_STD)}}
+  info = {'preprocessing': {'rgb_range': [0.0, 1.0], 'rgb_mean': list(torchvision_conversion.IMAGENET_RGB_MEAN),
+                            'rgb_std': list(torchvision_conversion.IMAGENET_RGB_STD)}}
   init_from = pretrained.save_pretrained(_tiny_variables(10), str(tmp_path / 'w'), info=info)
   config = _temporal_config(init_from)
   config.data.modality = 'rgb'

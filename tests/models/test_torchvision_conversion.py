@@ -23,7 +23,7 @@ from flax import traverse_util
 
 from twostream_jax import models
 from twostream_jax.models import pretrained
-from twostream_jax.models import torchvision_conversion as tc
+from twostream_jax.models import torchvision_conversion
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HAVE_TORCH = (importlib.util.find_spec('torch') is not None
@@ -75,7 +75,7 @@ def _torch_param_count(state):
 @pytest.mark.parametrize('arch', REFERENCE_ARCHS)
 def test_converted_logits_match_torch_in_eval_mode(reference_dir, arch):
   state, ref = _load(reference_dir, arch)
-  variables, notes = tc.convert_state_dict(arch, state)
+  variables, notes = torchvision_conversion.convert_state_dict(arch, state)
   assert notes == []
   assert sum(np.size(x) for x in jax.tree.leaves(variables['params'])) == _torch_param_count(state)
   model = models.build_model(arch, 1000)
@@ -90,7 +90,7 @@ def test_train_mode_step_matches_torch(reference_dir):
   # batch 2) amplify float32 rounding to ~1.5e-4 even between torch float32 and float64.
   arch = 'resnet18'
   state, ref = _load(reference_dir, arch)
-  variables, _ = tc.convert_state_dict(arch, state)
+  variables, _ = torchvision_conversion.convert_state_dict(arch, state)
   model = models.build_model(arch, 1000)
   logits_train, updates = jax.jit(
       lambda v, x: model.apply(v, x, train=True, mutable=['batch_stats']))(variables, ref['x'])
@@ -100,7 +100,7 @@ def test_train_mode_step_matches_torch(reference_dir):
   flat = traverse_util.flatten_dict(new_stats)
   assert len(flat) == sum(k.startswith('running/') for k in ref)
   for path, value in flat.items():
-    want = ref['running/' + tc.torch_key(arch, ('batch_stats',) + path)]
+    want = ref['running/' + torchvision_conversion.torch_key(arch, ('batch_stats',) + path)]
     np.testing.assert_allclose(np.asarray(value), want, rtol=1e-4, atol=1e-5,
                                err_msg='/'.join(path))
   # The update really moved the statistics (else the check above would be vacuous).
@@ -136,7 +136,7 @@ def test_cli_converts_pth_with_new_head_and_cross_modality(reference_dir, tmp_pa
                                 state['layer2.0.downsample.1.running_var'])
   info = json.loads((out_dir / 'conversion.json').read_text())
   assert (info['arch'], info['num_classes'], info['input_channels']) == ('resnet18', 101, 20)
-  assert info['preprocessing']['rgb_mean'] == list(tc.IMAGENET_RGB_MEAN)
+  assert info['preprocessing']['rgb_mean'] == list(torchvision_conversion.IMAGENET_RGB_MEAN)
 
   # The result is exactly what the 20-channel, 101-class model expects.
   model = models.build_model('resnet18', 101)
@@ -153,36 +153,36 @@ def test_state_dict_of_another_arch_names_first_mismatching_key(reference_dir):
   # bottleneck with a 1x1 conv of the same width.
   with pytest.raises(ValueError, match=r"'layer1\.0\.conv1\.weight'.*\(64, 64, 3, 3\).*"
                      r"resnet50 expects \(64, 64, 1, 1\)"):
-    tc.convert_state_dict('resnet50', state)
+    torchvision_conversion.convert_state_dict('resnet50', state)
   vgg_state = {'features.0.weight': np.zeros((64, 3, 3, 3), np.float32)}
   with pytest.raises(ValueError, match="no key 'fc.weight'"):
-    tc.convert_state_dict('resnet18', vgg_state)
+    torchvision_conversion.convert_state_dict('resnet18', vgg_state)
   extra = dict(state, **{'fc.extra': np.zeros(1, np.float32)})
   with pytest.raises(ValueError, match="unexpected key 'fc.extra'"):
-    tc.convert_state_dict('resnet18', extra)
+    torchvision_conversion.convert_state_dict('resnet18', extra)
   missing = {k: v for k, v in state.items() if k != 'layer3.1.bn2.running_var'}
   with pytest.raises(ValueError, match=r"'layer3\.1\.bn2\.running_var'.*missing"):
-    tc.convert_state_dict('resnet18', missing)
+    torchvision_conversion.convert_state_dict('resnet18', missing)
 
 
 def test_unknown_arch_lists_supported():
   with pytest.raises(ValueError, match='resnet18.*vgg16_bn'):
-    tc.convert_state_dict('alexnet', {})
+    torchvision_conversion.convert_state_dict('alexnet', {})
 
 
 def test_torch_keys_follow_torchvision_names():
-  assert tc.torch_key('resnet50', ('params', 'layer2_0', 'downsample_0', 'kernel')) == \
+  assert torchvision_conversion.torch_key('resnet50', ('params', 'layer2_0', 'downsample_0', 'kernel')) == \
       'layer2.0.downsample.0.weight'
-  assert tc.torch_key('resnet50', ('batch_stats', 'layer2_0', 'downsample_1', 'var')) == \
+  assert torchvision_conversion.torch_key('resnet50', ('batch_stats', 'layer2_0', 'downsample_1', 'var')) == \
       'layer2.0.downsample.1.running_var'
-  assert tc.torch_key('vgg16_bn', ('params', 'features_41', 'scale')) == 'features.41.weight'
-  assert tc.torch_key('vgg16', ('params', 'head', 'bias')) == 'classifier.6.bias'
-  assert tc.torch_key('resnet18', ('params', 'head', 'kernel')) == 'fc.weight'
+  assert torchvision_conversion.torch_key('vgg16_bn', ('params', 'features_41', 'scale')) == 'features.41.weight'
+  assert torchvision_conversion.torch_key('vgg16', ('params', 'head', 'bias')) == 'classifier.6.bias'
+  assert torchvision_conversion.torch_key('resnet18', ('params', 'head', 'kernel')) == 'fc.weight'
 
 
 def test_cross_modality_kernel_replicates_channel_mean():
   kernel = np.arange(2 * 2 * 3 * 4, dtype=np.float32).reshape(2, 2, 3, 4)
-  out = tc.cross_modality_kernel(kernel, 20)
+  out = torchvision_conversion.cross_modality_kernel(kernel, 20)
   assert out.shape == (2, 2, 20, 4)
   for c in range(20):
     np.testing.assert_allclose(out[:, :, c],
@@ -194,7 +194,7 @@ def test_vgg_first_classifier_rows_follow_nhwc_flattening():
   out_features, channels = 2, 512
   torch_weight = np.arange(out_features * channels * 49, dtype=np.float32).reshape(
       out_features, channels * 49)
-  flax_kernel = tc._to_flax('vgg16', ('params', 'classifier_0', 'kernel'), torch_weight, (7, 7))
+  flax_kernel = torchvision_conversion._to_flax('vgg16', ('params', 'classifier_0', 'kernel'), torch_weight, (7, 7))
   for (c, h, w) in [(0, 0, 0), (5, 1, 2), (511, 6, 6)]:
     np.testing.assert_array_equal(flax_kernel[(h * 7 + w) * channels + c],
                                   torch_weight[:, c * 49 + h * 7 + w])

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from twostream_jax.prep import split_files as sf
+from twostream_jax.prep import split_files
 
 
 def _touch_videos(root, ids, ext='.avi'):
@@ -40,7 +40,7 @@ def _ucf(tmp_path, train2=None):
 
 def test_ucf101_labels_roles_partitions_and_splits(tmp_path):
   videos, splits = _ucf(tmp_path)
-  index = sf.build_index(videos, 'videos', splits)
+  index = split_files.build_index(videos, 'videos', splits)
   assert index.scheme == 'ucf101' and index.class_names == ['Zoom', 'Apply']
   assert index.split_numbers == [1, 2]
   by_id = {v.video_id: v for v in index.videos}
@@ -63,7 +63,7 @@ def test_ucf101_labels_roles_partitions_and_splits(tmp_path):
 def test_ucf101_matches_names_ignoring_case(tmp_path):
   videos, splits = _ucf(tmp_path)
   _write(splits, 'trainlist01.txt', ['zoom/V_ZOOM_G02_C01.avi 1', 'Apply/v_Apply_g02_c01.avi 2'])
-  index = sf.build_index(videos, 'videos', splits)
+  index = split_files.build_index(videos, 'videos', splits)
   assert 'Zoom/v_Zoom_g02_c01' in {v.video_id for v in index.videos}
 
 
@@ -75,15 +75,15 @@ def test_ucf101_matches_names_ignoring_case(tmp_path):
 ])
 def test_ucf101_errors(tmp_path, train2, message):
   videos, splits = _ucf(tmp_path, train2)
-  with pytest.raises(sf.SplitFileError, match=message):
-    sf.build_index(videos, 'videos', splits)
+  with pytest.raises(split_files.SplitFileError, match=message):
+    split_files.build_index(videos, 'videos', splits)
 
 
 def test_ucf101_needs_complete_split_pairs(tmp_path):
   videos, splits = _ucf(tmp_path)
   os.remove(os.path.join(splits, 'testlist02.txt'))
-  with pytest.raises(sf.SplitFileError, match='split 2'):
-    sf.build_index(videos, 'videos', splits)
+  with pytest.raises(split_files.SplitFileError, match='split 2'):
+    split_files.build_index(videos, 'videos', splits)
 
 
 def test_hmdb51_roles_and_unused_videos(tmp_path):
@@ -93,7 +93,7 @@ def test_hmdb51_roles_and_unused_videos(tmp_path):
   _write(splits, 'wave_test_split2.txt', ['a.avi 2', 'b.avi 1', 'c.avi 0'])
   _write(splits, 'clap_test_split1.txt', ['d.avi 1', 'e.avi 2'])
   _write(splits, 'clap_test_split2.txt', ['d.avi 1', 'e.avi 2'])
-  index = sf.build_index(videos, 'videos', splits)
+  index = split_files.build_index(videos, 'videos', splits)
   assert index.scheme == 'hmdb51' and index.class_names == ['clap', 'wave']
   by_id = {v.video_id: v for v in index.videos}
   assert by_id['wave/a'].roles == (('train', 1), ('test', 2)) and by_id['wave/a'].label == 1
@@ -106,7 +106,7 @@ def test_hmdb51_unused_in_one_split_only_has_fewer_roles(tmp_path):
   splits = str(tmp_path / 's')
   _write(splits, 'wave_test_split1.txt', ['a.avi 1', 'b.avi 2', 'c.avi 1'])
   _write(splits, 'wave_test_split2.txt', ['a.avi 0', 'b.avi 2', 'c.avi 1'])
-  index = sf.build_index(videos, 'videos', splits)
+  index = split_files.build_index(videos, 'videos', splits)
   assert {v.video_id: v.partition for v in index.videos}['wave/a'] == 'train1'
   assert index.splits()['train2'] == ['train1_train2']
 
@@ -116,21 +116,21 @@ def test_hmdb51_missing_class_folder_is_an_error(tmp_path):
   splits = str(tmp_path / 's')
   _write(splits, 'wave_test_split1.txt', ['a.avi 1'])
   _write(splits, 'kick_test_split1.txt', ['k.avi 2'])
-  with pytest.raises(sf.SplitFileError, match="no folder.*'kick'"):
-    sf.build_index(videos, 'videos', splits)
+  with pytest.raises(split_files.SplitFileError, match="no folder.*'kick'"):
+    split_files.build_index(videos, 'videos', splits)
 
 
 def test_deterministic_split_is_stable_and_class_balanced(tmp_path):
   ids = [f'C{c}/v{i:02d}' for c in range(3) for i in range(8)] + ['Solo/only']
   videos = _touch_videos(tmp_path / 'v', ids, ext='.mp4')
-  index = sf.build_index(videos, 'videos', None, test_fraction=0.25)
+  index = split_files.build_index(videos, 'videos', None, test_fraction=0.25)
   assert index.scheme == 'deterministic' and index.class_names == ['C0', 'C1', 'C2', 'Solo']
   roles = {v.video_id: v.roles[0][0] for v in index.videos}
   for c in range(3):  # round(8 * 0.25) = 2 test videos per class
     assert sum(roles[f'C{c}/v{i:02d}'] == 'test' for i in range(8)) == 2
   assert roles['Solo/only'] == 'train'  # a single video cannot be tested
   # The split depends on the ids only: another scan (any file system order) gives the same.
-  again = sf.deterministic_split(dict(reversed(list(sf.scan_sources(videos, 'videos').items()))),
+  again = split_files.deterministic_split(dict(reversed(list(split_files.scan_sources(videos, 'videos').items()))),
                                  0.25)
   assert {v.video_id: v.roles for v in again.videos} == {v.video_id: v.roles for v in index.videos}
 
@@ -139,41 +139,41 @@ def test_rawframes_sources_are_folders(tmp_path):
   for video_id in ('A/x', 'A/y', 'B/z'):
     os.makedirs(tmp_path / 'raw' / video_id)
   (tmp_path / 'raw' / 'A' / 'stray.txt').write_text('')
-  sources = sf.scan_sources(str(tmp_path / 'raw'), 'rawframes')
+  sources = split_files.scan_sources(str(tmp_path / 'raw'), 'rawframes')
   assert sources == {'A/x': 'A/x', 'A/y': 'A/y', 'B/z': 'B/z'}
 
 
 def test_input_errors(tmp_path):
-  with pytest.raises(sf.SplitFileError, match='not a folder'):
-    sf.build_index(str(tmp_path / 'nope'), 'videos')
+  with pytest.raises(split_files.SplitFileError, match='not a folder'):
+    split_files.build_index(str(tmp_path / 'nope'), 'videos')
   _touch_videos(tmp_path / 'v', ['A/a'], ext='.txt')
-  with pytest.raises(sf.SplitFileError, match='holds no video files'):
-    sf.build_index(str(tmp_path / 'v'), 'videos')
+  with pytest.raises(split_files.SplitFileError, match='holds no video files'):
+    split_files.build_index(str(tmp_path / 'v'), 'videos')
   _touch_videos(tmp_path / 'v', ['A/a', 'A/b'])
-  with pytest.raises(sf.SplitFileError, match='neither UCF101'):
-    sf.build_index(str(tmp_path / 'v'), 'videos', str(tmp_path / 'v'))
+  with pytest.raises(split_files.SplitFileError, match='neither UCF101'):
+    split_files.build_index(str(tmp_path / 'v'), 'videos', str(tmp_path / 'v'))
   _touch_videos(tmp_path / 'v', ['A/a'], ext='.mp4')
-  with pytest.raises(sf.SplitFileError, match='several files for one video'):
-    sf.build_index(str(tmp_path / 'v'), 'videos')
+  with pytest.raises(split_files.SplitFileError, match='several files for one video'):
+    split_files.build_index(str(tmp_path / 'v'), 'videos')
 
 
 def test_empty_split_messages_match_the_input(tmp_path):
   # No split files, one video per class: the message explains the deterministic rule, and does not
   # send the user to split files that do not exist.
   videos = _touch_videos(tmp_path / 'one_each', ['Aa/a0', 'Bb/b0'])
-  with pytest.raises(sf.SplitFileError) as raised:
-    sf.build_index(videos, 'videos')
+  with pytest.raises(split_files.SplitFileError) as raised:
+    split_files.build_index(videos, 'videos')
   message = str(raised.value)
   assert 'test1 of the deterministic split (no --splits_dir) would have no videos' in message
   assert "'Aa: 1', 'Bb: 1'" in message and 'check the split files' not in message
   # Two videos per class and a test fraction that takes both: train1 is the empty one.
   videos = _touch_videos(tmp_path / 'two_each', ['Aa/a0', 'Aa/a1'])
-  with pytest.raises(sf.SplitFileError, match=r'train1 of the deterministic split.*'
+  with pytest.raises(split_files.SplitFileError, match=r'train1 of the deterministic split.*'
                      r'--test_fraction=0\.75'):
-    sf.build_index(videos, 'videos', test_fraction=0.75)
+    split_files.build_index(videos, 'videos', test_fraction=0.75)
   # Split files whose test list is empty: those files are the thing to check.
   videos, splits = _ucf(tmp_path / 'ucf')
   _write(splits, 'testlist02.txt', [])
-  with pytest.raises(sf.SplitFileError, match=r'split test2 has no videos in --splits_dir .*: '
+  with pytest.raises(split_files.SplitFileError, match=r'split test2 has no videos in --splits_dir .*: '
                      'check the split files'):
-    sf.build_index(videos, 'videos', splits)
+    split_files.build_index(videos, 'videos', splits)

@@ -9,12 +9,12 @@ import cv2
 import numpy as np
 import pytest
 
-from twostream_jax.prep import synthetic_videos as sv
+from twostream_jax.prep import synthetic_videos
 from tests.make_tfrecords_fixtures import read_avi
 
 # Small and fast but with the default classes; Farneback needs the default frame size to see the
 # disc well, so flow tests use render_video (no files) at the default size.
-TINY = sv.SyntheticSpec(height=72, width=96, num_frames=8, train_per_class=6, test_per_class=2)
+TINY = synthetic_videos.SyntheticSpec(height=72, width=96, num_frames=8, train_per_class=6, test_per_class=2)
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -32,7 +32,7 @@ def _psnr(a, b):
 @pytest.fixture(scope='module')
 def tiny_dataset(tmp_path_factory):
   root = str(tmp_path_factory.mktemp('synthetic'))
-  return root, sv.write_dataset(TINY, root)
+  return root, synthetic_videos.write_dataset(TINY, root)
 
 
 def test_ceilings_follow_the_factorial_design():
@@ -40,24 +40,24 @@ def test_ceilings_follow_the_factorial_design():
                                (('Dots', 'Rings'), ('Up', 'ZoomIn', 'Sway')),
                                (('Stripes',), ('ZoomIn', 'ZoomOut')),
                                (('Checker', 'Dots'), ('Bob',))):
-    spec = sv.SyntheticSpec(appearances=appearances, motions=motions)
-    ceilings = sv.accuracy_ceilings(spec)
+    spec = synthetic_videos.SyntheticSpec(appearances=appearances, motions=motions)
+    ceilings = synthetic_videos.accuracy_ceilings(spec)
     # Knowing the appearance leaves a guess among len(motions) equally frequent classes, and so on.
     assert ceilings['appearance_only'] == pytest.approx(1 / len(motions))
     assert ceilings['motion_only'] == pytest.approx(1 / len(appearances))
     assert ceilings['both'] == 1.0
     assert ceilings['chance'] == pytest.approx(1 / (len(appearances) * len(motions)))
-  default = sv.accuracy_ceilings(sv.SyntheticSpec())
+  default = synthetic_videos.accuracy_ceilings(synthetic_videos.SyntheticSpec())
   assert default['appearance_only'] < 1 and default['motion_only'] < 1
 
 
 def test_class_names_are_sorted_camel_case_factor_pairs():
-  spec = sv.SyntheticSpec(appearances=('Stripes', 'Checker'), motions=('Up', 'ZoomOut', 'Down'))
-  names = sv.class_names(spec)
+  spec = synthetic_videos.SyntheticSpec(appearances=('Stripes', 'Checker'), motions=('Up', 'ZoomOut', 'Down'))
+  names = synthetic_videos.class_names(spec)
   assert names == sorted(names) and len(set(names)) == 6
-  assert names == [a + m for a, m in sv.class_factors(spec)]
-  assert set(sv.class_factors(spec)) == {(a, m) for a in spec.appearances for m in spec.motions}
-  assert sv.class_names(sv.SyntheticSpec()) == [
+  assert names == [a + m for a, m in synthetic_videos.class_factors(spec)]
+  assert set(synthetic_videos.class_factors(spec)) == {(a, m) for a in spec.appearances for m in spec.motions}
+  assert synthetic_videos.class_names(synthetic_videos.SyntheticSpec()) == [
       'CheckerDown', 'CheckerUp', 'SolidDown', 'SolidUp', 'StripesDown', 'StripesUp']
 
 
@@ -71,29 +71,29 @@ def test_class_names_are_sorted_camel_case_factor_pairs():
 ])
 def test_spec_rejects_bad_values_with_a_clear_message(kwargs, message):
   with pytest.raises(ValueError, match=message):
-    sv.SyntheticSpec(**kwargs)
+    synthetic_videos.SyntheticSpec(**kwargs)
 
 
 def test_render_is_deterministic_by_seed():
-  spec = sv.SyntheticSpec(num_frames=6)
-  frames = sv.render_video(spec, 3, 12)
+  spec = synthetic_videos.SyntheticSpec(num_frames=6)
+  frames = synthetic_videos.render_video(spec, 3, 12)
   assert frames.shape == (6, spec.height, spec.width, 3) and frames.dtype == np.uint8
-  np.testing.assert_array_equal(frames, sv.render_video(spec, 3, 12))
-  assert not np.array_equal(frames, sv.render_video(spec, 3, 13))
-  other_seed = sv.SyntheticSpec(num_frames=6, seed=1)
-  assert not np.array_equal(frames, sv.render_video(other_seed, 3, 12))
+  np.testing.assert_array_equal(frames, synthetic_videos.render_video(spec, 3, 12))
+  assert not np.array_equal(frames, synthetic_videos.render_video(spec, 3, 13))
+  other_seed = synthetic_videos.SyntheticSpec(num_frames=6, seed=1)
+  assert not np.array_equal(frames, synthetic_videos.render_video(other_seed, 3, 12))
   with pytest.raises(ValueError, match='out of range'):
-    sv.render_video(spec, 6, 0)
+    synthetic_videos.render_video(spec, 6, 0)
 
 
 def test_object_stays_inside_the_frame():
   for pan in (False, True):
-    spec = sv.SyntheticSpec(camera_pan=pan, motions=sv.MOTIONS, appearances=('Dots',))
+    spec = synthetic_videos.SyntheticSpec(camera_pan=pan, motions=synthetic_videos.MOTIONS, appearances=('Dots',))
     clipped, total = 0, 0
-    for c in range(len(sv.class_names(spec))):
+    for c in range(len(synthetic_videos.class_names(spec))):
       for seed in range(40):
         total += 1
-        truth = sv.video_truth(spec, c, seed)
+        truth = synthetic_videos.video_truth(spec, c, seed)
         lo = truth.center_xy - truth.radius_px[:, None]
         hi = truth.center_xy + truth.radius_px[:, None]
         outside = max(-lo.min(), hi[:, 0].max() - (spec.width - 1),
@@ -112,12 +112,12 @@ def _gray(frames):
 @pytest.mark.parametrize('camera_pan', [False, True])
 def test_single_frames_do_not_tell_the_motion(camera_pan):
   # Up is Down played backwards, ZoomOut is ZoomIn backwards: the same set of frames.
-  spec = sv.SyntheticSpec(appearances=('Stripes',), motions=sv.MOTIONS, num_frames=10,
+  spec = synthetic_videos.SyntheticSpec(appearances=('Stripes',), motions=synthetic_videos.MOTIONS, num_frames=10,
                           camera_pan=camera_pan)
-  names = sv.class_names(spec)
+  names = synthetic_videos.class_names(spec)
   for forward, backward in (('Down', 'Up'), ('ZoomIn', 'ZoomOut')):
-    a = sv.render_video(spec, names.index('Stripes' + forward), 7)
-    b = sv.render_video(spec, names.index('Stripes' + backward), 7)
+    a = synthetic_videos.render_video(spec, names.index('Stripes' + forward), 7)
+    b = synthetic_videos.render_video(spec, names.index('Stripes' + backward), 7)
     np.testing.assert_array_equal(a, b[::-1])
     assert not np.array_equal(a, b)
 
@@ -126,10 +126,10 @@ def test_single_frames_do_not_tell_the_motion(camera_pan):
 def test_flow_input_does_not_tell_the_appearance(camera_pan):
   # The family pattern lives in chroma only: the luma (what flow is computed on) of one scene is
   # the same for every family, while the colours differ.
-  spec = sv.SyntheticSpec(appearances=sv.APPEARANCES, num_frames=6, camera_pan=camera_pan)
-  names = sv.class_names(spec)
-  videos = {a: sv.render_video(spec, names.index(a + 'Up'), 3) for a in sv.APPEARANCES}
-  truths = {a: sv.video_truth(spec, names.index(a + 'Up'), 3) for a in sv.APPEARANCES}
+  spec = synthetic_videos.SyntheticSpec(appearances=synthetic_videos.APPEARANCES, num_frames=6, camera_pan=camera_pan)
+  names = synthetic_videos.class_names(spec)
+  videos = {a: synthetic_videos.render_video(spec, names.index(a + 'Up'), 3) for a in synthetic_videos.APPEARANCES}
+  truths = {a: synthetic_videos.video_truth(spec, names.index(a + 'Up'), 3) for a in synthetic_videos.APPEARANCES}
   reference = videos['Checker']
   for appearance, frames in videos.items():
     assert np.abs(_gray(frames) - _gray(reference)).max() <= 1  # uint8 rounding of RGB only
@@ -143,7 +143,7 @@ def test_layout_and_split_files(tiny_dataset):
   assert result['generated'] and result['num_train'] == 36 and result['num_test'] == 12
   assert result['videos_dir'] == os.path.join(root, 'videos')
   assert result['splits_dir'] == os.path.join(root, 'splits')
-  names = sv.class_names(TINY)
+  names = synthetic_videos.class_names(TINY)
   with open(os.path.join(root, 'splits', 'classInd.txt')) as f:
     assert [line.split() for line in f.read().splitlines()] == [
         [str(i + 1), n] for i, n in enumerate(names)]
@@ -169,21 +169,21 @@ def test_layout_and_split_files(tiny_dataset):
   on_disk = {f'{c}/{v}' for c in os.listdir(os.path.join(root, 'videos'))
              for v in os.listdir(os.path.join(root, 'videos', c))}
   assert on_disk == {e[0] for e in train + test}
-  with open(os.path.join(root, sv.SPEC_FILENAME)) as f:
+  with open(os.path.join(root, synthetic_videos.SPEC_FILENAME)) as f:
     meta = json.load(f)
-  assert meta['complete'] and sv.SyntheticSpec(**meta['spec']) == TINY
+  assert meta['complete'] and synthetic_videos.SyntheticSpec(**meta['spec']) == TINY
 
 
 def test_written_videos_decode_to_the_rendered_frames(tiny_dataset):
   root, _ = tiny_dataset
-  videos = sv.split_videos(TINY)
+  videos = synthetic_videos.split_videos(TINY)
   for class_index, group, clip in videos['train'][::9] + videos['test'][::5]:
-    path = os.path.join(root, 'videos', sv.video_relpath(TINY, class_index, group, clip))
+    path = os.path.join(root, 'videos', synthetic_videos.video_relpath(TINY, class_index, group, clip))
     cap = cv2.VideoCapture(path)
     assert cap.get(cv2.CAP_PROP_FPS) == TINY.fps
     cap.release()
     decoded = read_avi(path)
-    rendered = sv.render_video(TINY, class_index, sv.clip_seed(group, clip))
+    rendered = synthetic_videos.render_video(TINY, class_index, synthetic_videos.clip_seed(group, clip))
     assert decoded.shape == rendered.shape
     # MJPG at quality 90 with 4:2:0 chroma: ~35-40 dB on these textures; a wrong frame is < 20 dB.
     assert _psnr(decoded, rendered) > 30
@@ -191,44 +191,44 @@ def test_written_videos_decode_to_the_rendered_frames(tiny_dataset):
 
 def test_same_seed_writes_the_same_frames(tiny_dataset, tmp_path):
   root, _ = tiny_dataset
-  spec = sv.SyntheticSpec(**{**TINY.to_dict(), 'train_per_class': 2, 'test_per_class': 1})
-  again = sv.write_dataset(spec, str(tmp_path / 'again'))
+  spec = synthetic_videos.SyntheticSpec(**{**TINY.to_dict(), 'train_per_class': 2, 'test_per_class': 1})
+  again = synthetic_videos.write_dataset(spec, str(tmp_path / 'again'))
   for rel in ('CheckerUp/v_CheckerUp_g01_c01.avi', 'StripesDown/v_StripesDown_g02_c02.avi'):
     np.testing.assert_array_equal(read_avi(os.path.join(root, 'videos', rel)),
                                   read_avi(os.path.join(again['videos_dir'], rel)))
 
 
 def test_write_dataset_skips_refuses_and_overwrites(tmp_path):
-  spec = sv.SyntheticSpec(height=48, width=64, num_frames=3, train_per_class=1, test_per_class=1,
+  spec = synthetic_videos.SyntheticSpec(height=48, width=64, num_frames=3, train_per_class=1, test_per_class=1,
                           appearances=('Dots',))
   root = str(tmp_path / 'set')
-  first = sv.write_dataset(spec, root)
-  video = os.path.join(first['videos_dir'], sv.video_relpath(spec, 0, 1, 1))
+  first = synthetic_videos.write_dataset(spec, root)
+  video = os.path.join(first['videos_dir'], synthetic_videos.video_relpath(spec, 0, 1, 1))
   stamp = os.stat(video).st_mtime_ns
-  assert not sv.write_dataset(spec, root)['generated'] and os.stat(video).st_mtime_ns == stamp
+  assert not synthetic_videos.write_dataset(spec, root)['generated'] and os.stat(video).st_mtime_ns == stamp
 
-  other = sv.SyntheticSpec(**{**spec.to_dict(), 'seed': 5})
+  other = synthetic_videos.SyntheticSpec(**{**spec.to_dict(), 'seed': 5})
   with pytest.raises(ValueError, match='another spec'):
-    sv.write_dataset(other, root)
-  assert sv.write_dataset(other, root, overwrite=True)['generated']
-  assert not sv.write_dataset(other, root)['generated']
+    synthetic_videos.write_dataset(other, root)
+  assert synthetic_videos.write_dataset(other, root, overwrite=True)['generated']
+  assert not synthetic_videos.write_dataset(other, root)['generated']
 
   # An interrupted write (marked incomplete) is redone without asking.
-  meta_path = os.path.join(root, sv.SPEC_FILENAME)
+  meta_path = os.path.join(root, synthetic_videos.SPEC_FILENAME)
   with open(meta_path) as f:
     meta = json.load(f)
   with open(meta_path, 'w') as f:
     json.dump({**meta, 'complete': False}, f)
-  assert sv.write_dataset(other, root)['generated']
+  assert synthetic_videos.write_dataset(other, root)['generated']
   os.remove(video)  # a missing video is not a complete data set
-  assert sv.write_dataset(other, root)['generated'] and os.path.isfile(video)
+  assert synthetic_videos.write_dataset(other, root)['generated'] and os.path.isfile(video)
 
   foreign = tmp_path / 'foreign'
   foreign.mkdir()
   (foreign / 'notes.txt').write_text('mine')
   for overwrite in (False, True):
     with pytest.raises(ValueError, match='not a synthetic data set'):
-      sv.write_dataset(spec, str(foreign), overwrite=overwrite)
+      synthetic_videos.write_dataset(spec, str(foreign), overwrite=overwrite)
   assert (foreign / 'notes.txt').read_text() == 'mine'
 
 
@@ -236,12 +236,12 @@ def test_flow_over_the_object_matches_the_motion():
   # Every motion, with every appearance for Up/Down: the measured mean flow over the disc follows
   # the ground truth, so classes that share a motion move the same whatever they look like, and
   # classes that share a look move differently.
-  spec = sv.SyntheticSpec(motions=sv.MOTIONS)
-  names = sv.class_names(spec)
+  spec = synthetic_videos.SyntheticSpec(motions=synthetic_videos.MOTIONS)
+  names = synthetic_videos.class_names(spec)
   chosen = [n for n in names if n.endswith(('Up', 'Down'))]
-  chosen += ['Checker' + m for m in sv.MOTIONS if m not in ('Up', 'Down')]
+  chosen += ['Checker' + m for m in synthetic_videos.MOTIONS if m not in ('Up', 'Down')]
   for name in chosen:
-    frames, truth = sv.render_video_with_truth(spec, names.index(name), 4)
+    frames, truth = synthetic_videos.render_video_with_truth(spec, names.index(name), 4)
     masks = truth.object_mask(spec.height, spec.width, radius_scale=0.7)
     for t in (2, 11, 19):
       flow = _flow(frames, t)
@@ -262,12 +262,12 @@ def test_flow_over_the_object_matches_the_motion():
 
 
 def test_camera_pan_moves_the_background_and_mean_subtraction_removes_it():
-  spec = sv.SyntheticSpec(camera_pan=True)
-  up = sv.class_names(spec).index('StripesUp')
+  spec = synthetic_videos.SyntheticSpec(camera_pan=True)
+  up = synthetic_videos.class_names(spec).index('StripesUp')
   seed = next(s for s in range(100)
-              if np.linalg.norm(sv.video_truth(spec, up, s).camera_flow_xy) > 1.5)
-  frames, truth = sv.render_video_with_truth(spec, up, seed)
-  still, still_truth = sv.render_video_with_truth(sv.SyntheticSpec(), up, seed)
+              if np.linalg.norm(synthetic_videos.video_truth(spec, up, s).camera_flow_xy) > 1.5)
+  frames, truth = synthetic_videos.render_video_with_truth(spec, up, seed)
+  still, still_truth = synthetic_videos.render_video_with_truth(synthetic_videos.SyntheticSpec(), up, seed)
   assert not np.any(still_truth.camera_flow_xy)
   for t in (3, 15):
     background = ~truth.object_mask(spec.height, spec.width, radius_scale=1.4)[t]

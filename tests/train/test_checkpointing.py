@@ -10,15 +10,15 @@ import numpy as np
 
 from twostream_jax.train import checkpointing
 from twostream_jax.train import sharding
-from twostream_jax.train import state as train_state_lib
+from twostream_jax.train import state as state_lib
 from tests.config_fixtures import default_config
 
 
 def _state(seed):
   c = default_config()
   c.model.name = 'tiny'
-  model = train_state_lib.build_model(c, 5)
-  return train_state_lib.create_train_state(c, model, (8, 8, 3), jax.random.key(seed))
+  model = state_lib.build_model(c, 5)
+  return state_lib.create_train_state(c, model, (8, 8, 3), jax.random.key(seed))
 
 
 def test_round_trip_keep_k_and_fresh_process_restore(tmp_path):

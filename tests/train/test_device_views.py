@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from twostream_jax.train import device_views as dv
+from twostream_jax.train import device_views
 from tests.data import tf_view_reference as reference
 
 S = 16
@@ -28,9 +28,9 @@ def _cases(rng, height, width, n=6):
 
 
 def _device(spec, image, boxes, flips, **extra):
-  batch = {dv.IMAGES: image[None], dv.BOXES: boxes[None], dv.FLIPS: flips[None]}
+  batch = {device_views.IMAGES: image[None], device_views.BOXES: boxes[None], device_views.FLIPS: flips[None]}
   batch.update({k: np.asarray(v)[None] for k, v in extra.items()})
-  return np.asarray(jax.jit(lambda b: dv.make_views(spec, b))(batch))
+  return np.asarray(jax.jit(lambda b: device_views.make_views(spec, b))(batch))
 
 
 @pytest.mark.parametrize('normalization', ['imagenet', 'unit'])
@@ -40,8 +40,8 @@ def test_rgb_views_equal_the_host_path(normalization, jitter):
   image = rng.integers(0, 256, (27, 35, 3), dtype=np.uint8)
   boxes, flips = _cases(rng, 27, 35)
   u = rng.uniform(size=3).astype(np.float32)
-  spec = dv.ViewSpec('rgb', S, normalization=normalization)
-  extra = {dv.JITTER: 1.0 - jitter + 2.0 * jitter * u} if jitter else {}
+  spec = device_views.ViewSpec('rgb', S, normalization=normalization)
+  extra = {device_views.JITTER: 1.0 - jitter + 2.0 * jitter * u} if jitter else {}
   got = _device(spec, image, boxes, flips, **extra)
   for v, (box, flip) in enumerate(zip(boxes, flips)):
     want = reference.rgb_view(tf.constant(image), box, tf.constant(flip), S, normalization,
@@ -57,10 +57,10 @@ def test_flow_views_equal_the_host_path(mean_subtraction):
   canvas = np.zeros((29, 33, 6), np.uint8)
   canvas[:25, :30] = stack
   boxes, flips = _cases(rng, 25, 30)
-  spec = dv.ViewSpec('flow', S, mean_subtraction=mean_subtraction)
+  spec = device_views.ViewSpec('flow', S, mean_subtraction=mean_subtraction)
   bound = 17.0
   planes = np.moveaxis(canvas, -1, 0)  # as the pipeline yields flow
-  got = _device(spec, planes, boxes, flips, **{dv.FLOW_STEP: np.float32(bound / 127.5)})
+  got = _device(spec, planes, boxes, flips, **{device_views.FLOW_STEP: np.float32(bound / 127.5)})
   for v, (box, flip) in enumerate(zip(boxes, flips)):
     want = reference.flow_view(tf.constant(stack), box, tf.constant(flip), S, bound,
                                mean_subtraction).numpy()
@@ -70,10 +70,10 @@ def test_flow_views_equal_the_host_path(mean_subtraction):
 def test_flip_negates_x_and_mirrors_with_mean_subtraction_on():
   rng = np.random.default_rng(2)
   stack = rng.integers(0, 256, (S, S, 4), dtype=np.uint8)
-  spec = dv.ViewSpec('flow', S, mean_subtraction='per_field')
+  spec = device_views.ViewSpec('flow', S, mean_subtraction='per_field')
   box = np.array([[0, 0, S, S]] * 2, np.int32)
   out = _device(spec, np.moveaxis(stack, -1, 0), box, np.array([False, True]),
-                **{dv.FLOW_STEP: np.float32(0.1)})
+                **{device_views.FLOW_STEP: np.float32(0.1)})
   plain, flipped = out
   assert np.abs(plain).max() > 1.0
   np.testing.assert_allclose(flipped[..., 0::2], -plain[:, ::-1, 0::2], atol=1e-5)
@@ -87,15 +87,15 @@ def test_views_of_a_batch_are_ordered_by_example_then_view():
   images = rng.integers(0, 256, (3, 2, S, S), dtype=np.uint8)  # flow planes
   boxes = np.tile(np.array([0, 0, S, S], np.int32), (3, 2, 1))
   flips = np.tile(np.array([False, True]), (3, 1))
-  spec = dv.ViewSpec('flow', S, mean_subtraction='none')
+  spec = device_views.ViewSpec('flow', S, mean_subtraction='none')
   steps = np.array([0.1, 0.2, 0.3], np.float32)
-  batch = {dv.IMAGES: images, dv.BOXES: boxes, dv.FLIPS: flips, dv.FLOW_STEP: steps}
-  out = np.asarray(jax.jit(lambda b: dv.make_views(spec, b, dtype=jnp.bfloat16))(batch).astype(jnp.float32))
-  assert out.shape == (6, S, S, 2) and dv.num_views(batch) == 2
+  batch = {device_views.IMAGES: images, device_views.BOXES: boxes, device_views.FLIPS: flips, device_views.FLOW_STEP: steps}
+  out = np.asarray(jax.jit(lambda b: device_views.make_views(spec, b, dtype=jnp.bfloat16))(batch).astype(jnp.float32))
+  assert out.shape == (6, S, S, 2) and device_views.num_views(batch) == 2
   for i in range(3):
     want = (np.moveaxis(images[i], 0, -1).astype(np.float32) - 127.5) * steps[i]
     np.testing.assert_allclose(out[2 * i], want, rtol=1e-2, atol=1e-2)
-  np.testing.assert_array_equal(dv.per_view(np.arange(3), 2), [0, 0, 1, 1, 2, 2])
+  np.testing.assert_array_equal(device_views.per_view(np.arange(3), 2), [0, 0, 1, 1, 2, 2])
 
 
 @pytest.mark.parametrize('modality', ['rgb', 'flow'])
@@ -108,8 +108,8 @@ def test_s_by_s_boxes_given_as_corners_are_the_same_views(modality):
   corners = np.array([[0, 0], [5, 9], [2, 3], [5, 0]], np.int32)
   full = np.concatenate([corners, np.full((4, 2), S, np.int32)], axis=1)
   flips = np.array([False, True, True, False])
-  spec = dv.ViewSpec(modality, S, mean_subtraction='per_field')
-  extra = {dv.FLOW_STEP: np.float32(0.2)} if modality == 'flow' else {}
+  spec = device_views.ViewSpec(modality, S, mean_subtraction='per_field')
+  extra = {device_views.FLOW_STEP: np.float32(0.2)} if modality == 'flow' else {}
   np.testing.assert_allclose(_device(spec, image, corners, flips, **extra),
                              _device(spec, image, full, flips, **extra), rtol=1e-6, atol=1e-5)
 
@@ -124,16 +124,16 @@ def test_videos_banks_and_rows_make_the_same_views_as_their_positions():
   boxes = np.array([[[0, 0, S, S], [2, 3, 9, 11]]] * v, np.int32)
   flips = np.array([[False, True], [True, False]])
   steps = np.array([0.5, 0.25], np.float32)
-  spec = dv.ViewSpec('flow', S, mean_subtraction='per_field')
-  videos = {dv.IMAGES: images, dv.ROWS: rows, dv.BOXES: boxes, dv.FLIPS: flips,
-            dv.FLOW_STEP: steps, 'label': np.array([3, 5], np.int32)}
-  positions = {dv.IMAGES: images[np.arange(v)[:, None, None], rows].reshape(v * k, planes, 20, 22),
-               dv.BOXES: boxes.repeat(k, 0), dv.FLIPS: flips.repeat(k, 0),
-               dv.FLOW_STEP: steps.repeat(k, 0)}
-  fn = jax.jit(lambda b: dv.make_views(spec, b))
+  spec = device_views.ViewSpec('flow', S, mean_subtraction='per_field')
+  videos = {device_views.IMAGES: images, device_views.ROWS: rows, device_views.BOXES: boxes, device_views.FLIPS: flips,
+            device_views.FLOW_STEP: steps, 'label': np.array([3, 5], np.int32)}
+  positions = {device_views.IMAGES: images[np.arange(v)[:, None, None], rows].reshape(v * k, planes, 20, 22),
+               device_views.BOXES: boxes.repeat(k, 0), device_views.FLIPS: flips.repeat(k, 0),
+               device_views.FLOW_STEP: steps.repeat(k, 0)}
+  fn = jax.jit(lambda b: device_views.make_views(spec, b))
   np.testing.assert_array_equal(np.asarray(fn(videos)), np.asarray(fn(positions)))
-  assert dv.num_views(videos) == k * c and dv.num_views(positions) == c
-  host = dv.video_positions(videos)
-  np.testing.assert_array_equal(np.asarray(host[dv.IMAGES]), positions[dv.IMAGES])
+  assert device_views.num_views(videos) == k * c and device_views.num_views(positions) == c
+  host = device_views.video_positions(videos)
+  np.testing.assert_array_equal(np.asarray(host[device_views.IMAGES]), positions[device_views.IMAGES])
   np.testing.assert_array_equal(np.asarray(host['label']), [3, 3, 3, 5, 5, 5])
-  assert dv.ROWS not in host
+  assert device_views.ROWS not in host

@@ -31,8 +31,8 @@ _WITHOUT_BATCH_NORM = ('cnn_m_2048', 'cnn_m_2048_temporal', 'vgg16')
 
 # Trained for real, jitted: the nets without batch norm (CNN-M-2048 and VGG-16, the paper's and
 # its successor) and the small nets with it, both input kinds where it is cheap; resnet18 RGB trains
-# at 224 in tests/test_training_configs.py. The others' compilations would take minutes of the
-# suite; they are traced above through the same functions.
+# at 224 in tests/configs/. The others' compilations would take minutes of the suite; they are
+# traced above through the same functions.
 _TRAINED = [(n, m) for n in ('tiny', 'small', 'cnn_m_2048', 'cnn_m_2048_temporal')
             for m in ('rgb', 'flow')] + [('vgg16', 'flow')]
 

@@ -12,7 +12,7 @@ from twostream_jax.train import last_layer
 from twostream_jax.train import losses
 from twostream_jax.train import optimizer as optimizer_lib
 from twostream_jax.train import sharding
-from twostream_jax.train import state as train_state_lib
+from twostream_jax.train import state as state_lib
 from twostream_jax.train import steps as train_steps
 from tests.config_fixtures import default_config
 
@@ -27,8 +27,8 @@ def _setup(num_classes=(3, 4), last_layer_only=True):
   batch = {'inputs': rng.normal(2.0, 3.0, size=(8, 16, 16, 4)).astype(np.float32),
            'label': rng.integers(0, 3, 8).astype(np.int32),
            'dataset_index': (np.arange(8) % 2).astype(np.int32)}
-  model = train_state_lib.build_model(c, num_classes)
-  state = train_state_lib.create_train_state(c, model, (16, 16, 4), jax.random.key(0))
+  model = state_lib.build_model(c, num_classes)
+  state = state_lib.create_train_state(c, model, (16, 16, 4), jax.random.key(0))
   # Non-trivial running statistics, so that train-mode BatchNorm would give other features.
   state = state.replace(batch_stats=jax.tree.map(lambda v: v + 0.3, state.batch_stats))
   return c, state, batch
@@ -44,7 +44,7 @@ def test_backbone_and_statistics_fixed_heads_follow_the_inference_mode_gradient(
   def reference_loss(params):
     logits = state.apply_fn({'params': params, 'batch_stats': state.batch_stats}, batch['inputs'],
                             train=False)
-    return losses.multitask_loss(train_state_lib.as_heads(logits), batch['label'],
+    return losses.multitask_loss(state_lib.as_heads(logits), batch['label'],
                                       batch['dataset_index'])[0]
 
   # Jitted: one compile instead of one per operation.

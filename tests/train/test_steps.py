@@ -11,7 +11,7 @@ from twostream_jax.train import device_views
 from twostream_jax.train import losses
 from twostream_jax.train import optimizer as optimizer_lib
 from twostream_jax.train import sharding
-from twostream_jax.train import state as train_state_lib
+from twostream_jax.train import state as state_lib
 from twostream_jax.train import steps as train_steps
 from tests.config_fixtures import default_config
 
@@ -56,8 +56,8 @@ def _batch(n=8, size=16, channels=4, seed=0):
 
 def _train_two_steps(devices, config, batch):
   mesh = Mesh(np.asarray(devices), (sharding.DATA_AXIS,))
-  model = train_state_lib.build_model(config, (3, 3))
-  state = train_state_lib.create_train_state(config, model, batch['inputs'].shape[1:], jax.random.key(0))
+  model = state_lib.build_model(config, (3, 3))
+  state = state_lib.create_train_state(config, model, batch['inputs'].shape[1:], jax.random.key(0))
   state = sharding.replicate(state, mesh)
   step = jax.jit(functools.partial(train_steps.train_step,
                                    learning_rate_fn=optimizer_lib.learning_rate_schedule(config.optim)),
@@ -76,8 +76,8 @@ def test_one_and_two_devices_give_the_same_update():
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), s1, s2)
   np.testing.assert_allclose(float(m1['loss']), float(m2['loss']), rtol=1e-5)
   # The update did something.
-  p0 = jax.device_get(train_state_lib.create_train_state(
-      config, train_state_lib.build_model(config, (3, 3)), batch['inputs'].shape[1:], jax.random.key(0)).params)
+  p0 = jax.device_get(state_lib.create_train_state(
+      config, state_lib.build_model(config, (3, 3)), batch['inputs'].shape[1:], jax.random.key(0)).params)
   assert max(float(np.abs(a - b).max()) for a, b in zip(jax.tree.leaves(p0), jax.tree.leaves(p1))) > 1e-4
 
 
@@ -87,8 +87,8 @@ def test_head_of_an_absent_data_set_gets_no_gradient():
   batch = _batch()
   batch['dataset_index'][:] = 0
   params, _, _ = _train_two_steps(jax.devices()[:1], config, batch)
-  model = train_state_lib.build_model(config, (3, 3))
-  init = jax.device_get(train_state_lib.create_train_state(config, model, batch['inputs'].shape[1:],
+  model = state_lib.build_model(config, (3, 3))
+  init = jax.device_get(state_lib.create_train_state(config, model, batch['inputs'].shape[1:],
                                                            jax.random.key(0)).params)
   jax.tree.map(np.testing.assert_array_equal, params['head_1'], init['head_1'])
   assert float(np.abs(params['head_0']['kernel'] - init['head_0']['kernel']).max()) > 0
@@ -108,9 +108,9 @@ def test_steps_make_the_inputs_of_uint8_batches_on_two_devices():
   config = _config()
   config.data.modality, config.data.crop_size = 'flow', 16
   mesh = Mesh(np.asarray(jax.devices()[:2]), (sharding.DATA_AXIS,))
-  model = train_state_lib.build_model(config, (3, 3))
+  model = state_lib.build_model(config, (3, 3))
   state = sharding.replicate(
-      train_state_lib.create_train_state(config, model, (16, 16, 4), jax.random.key(0)), mesh)
+      state_lib.create_train_state(config, model, (16, 16, 4), jax.random.key(0)), mesh)
   train_fn, eval_fn = train_steps.make_jitted_steps(config, mesh, state)
   batch = _uint8_batch()
   spec = device_views.ViewSpec.from_data_config(config.data)

@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
-from twostream_jax.data import batch_keys as bk
+from twostream_jax.data import batch_keys
 from twostream_jax.data import data_spec
 from twostream_jax.data import dataset_metadata
 from twostream_jax.data import pipeline_ops
@@ -307,10 +307,10 @@ def create_eval_dataset(spec: data_spec.DataSpec, *, split: str, num_frames: int
           lambda a: _trajectory_bank(a[0], a[1], a[2], metadata.flow_bound_px, bank_shape),
           (items, videos_['field_rows'], videos_['size']),
           fn_output_signature=tf.TensorSpec(bank_shape, tf.uint8))
-    out[bk.IMAGES] = tf.ensure_shape(items, [None] + bank_shape)
+    out[batch_keys.IMAGES] = tf.ensure_shape(items, [None] + bank_shape)
     out['dataset_index'] = tf.fill([v], dataset_index)
     if s.modality == 'flow':
-      out[bk.FLOW_STEP] = tf.fill([v], pipeline_ops.flow_step(metadata.flow_bound_px))
+      out[batch_keys.FLOW_STEP] = tf.fill([v], pipeline_ops.flow_step(metadata.flow_bound_px))
     return out
 
   ds = tf.data.Dataset.from_tensor_slices(videos).batch(batch, drop_remainder=True)

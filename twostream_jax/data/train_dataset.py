@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
-from twostream_jax.data import batch_keys as bk
+from twostream_jax.data import batch_keys
 from twostream_jax.data import data_spec
 from twostream_jax.data import dataset_metadata
 from twostream_jax.data import pipeline_ops
@@ -95,14 +95,14 @@ def _train_examples(s: data_spec.DataSettings, index: record_index.RecordIndex, 
              # Kept: real positions (the first group may start before `start`), undamaged records.
              'keep': tf.logical_and(positions >= start, tf.ensure_shape(out[-1], [_GROUP])),
              # (y0, x0) only when every box is S x S: the device then slices instead of resizing.
-             bk.BOXES: (tf.zeros([_GROUP, 1, 2], tf.int32) if exact
+             batch_keys.BOXES: (tf.zeros([_GROUP, 1, 2], tf.int32) if exact
                         else tf.stack([zeros, zeros, h, w], 1)[:, None]),
-             bk.FLIPS: flip[:, None], 'label': tf.gather(labels, record),
+             batch_keys.FLIPS: flip[:, None], 'label': tf.gather(labels, record),
              'dataset_index': tf.fill([_GROUP], dataset_index)}
     if s.modality == 'flow':
-      group[bk.FLOW_STEP] = tf.fill([_GROUP], pipeline_ops.flow_step(bound_px))
+      group[batch_keys.FLOW_STEP] = tf.fill([_GROUP], pipeline_ops.flow_step(bound_px))
     elif s.color_jitter > 0:
-      group[bk.JITTER] = 1.0 - s.color_jitter + 2.0 * s.color_jitter * u[:, _U_JITTER]
+      group[batch_keys.JITTER] = 1.0 - s.color_jitter + 2.0 * s.color_jitter * u[:, _U_JITTER]
     return group
 
   def crop(jpegs, begin, size):
@@ -129,7 +129,7 @@ def _train_examples(s: data_spec.DataSettings, index: record_index.RecordIndex, 
       args = (jpegs, begin, size, keep)
     else:
       body, args = lambda a: crop(*a), (jpegs, begin, size)
-    group[bk.IMAGES] = tf.map_fn(body, args, fn_output_signature=tf.TensorSpec(crop_shape, tf.uint8))
+    group[batch_keys.IMAGES] = tf.map_fn(body, args, fn_output_signature=tf.TensorSpec(crop_shape, tf.uint8))
     return tf.cond(tf.reduce_all(keep), lambda: group,
                    lambda: {k: tf.boolean_mask(v, keep) for k, v in group.items()})
 

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import ml_collections
 
 from twostream_jax.data import data_spec
-from twostream_jax.data import dataset_metadata as dm
+from twostream_jax.data import dataset_metadata
 from twostream_jax.data import file_system
 
 FILENAME = 'dataset_metadata.json'
@@ -38,26 +38,26 @@ class WorkdirMetadata:
   """
   config: ml_collections.ConfigDict
   data_dirs: list[str]
-  datasets: list[dm.DatasetMetadata]
+  datasets: list[dataset_metadata.DatasetMetadata]
 
   def data_spec(self) -> data_spec.DataSpec:
     """The run's `DataSpec`, from what was recorded (no records folder needed)."""
     return data_spec.DataSpec.from_metadata(self.config.data, self.data_dirs, self.datasets)
 
   @property
-  def dataset(self) -> dm.DatasetMetadata:
+  def dataset(self) -> dataset_metadata.DatasetMetadata:
     """The first data set (head 0): the one predictions are made for."""
     return self.datasets[0]
 
 
-def _slim(metadata: dm.DatasetMetadata) -> dict[str, Any]:
+def _slim(metadata: dataset_metadata.DatasetMetadata) -> dict[str, Any]:
   data = dataclasses.asdict(metadata)
   data['partitions'], data['num_shards'] = {}, {}
   return data
 
 
 def save(workdir: str, config: ml_collections.ConfigDict, data_dirs: Sequence[str],
-         metadatas: Sequence[dm.DatasetMetadata]) -> str:
+         metadatas: Sequence[dataset_metadata.DatasetMetadata]) -> str:
   """Writes `<workdir>/dataset_metadata.json` atomically; returns its path.
 
   Args:
@@ -88,18 +88,18 @@ def load(workdir: str) -> WorkdirMetadata:
       existed), or a file of another version.
   """
   if not os.path.isdir(workdir):
-    raise dm.DatasetError(f'workdir {workdir!r} does not exist: pass the --workdir of a training run')
+    raise dataset_metadata.DatasetError(f'workdir {workdir!r} does not exist: pass the --workdir of a training run')
   path = os.path.join(workdir, FILENAME)
   if not os.path.isfile(path):
-    raise dm.DatasetError(
+    raise dataset_metadata.DatasetError(
         f'{workdir!r} has no {FILENAME}, which training writes when it starts: not a training '
         'workdir, or a run trained before this file existed. Run its training command again (with '
         'the same --workdir it returns at once when training is done, and writes the file).')
   with open(path) as f:
     content = json.load(f)
   if content.get('format_version') != FORMAT_VERSION:
-    raise dm.DatasetError(f'{path} has format version {content.get("format_version")}; this '
+    raise dataset_metadata.DatasetError(f'{path} has format version {content.get("format_version")}; this '
                           f'twostream_jax reads version {FORMAT_VERSION}.')
   return WorkdirMetadata(config=ml_collections.ConfigDict(content['config']),
                          data_dirs=list(content['data_dirs']),
-                         datasets=[dm.DatasetMetadata(**d) for d in content['datasets']])
+                         datasets=[dataset_metadata.DatasetMetadata(**d) for d in content['datasets']])

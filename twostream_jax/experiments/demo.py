@@ -23,7 +23,7 @@ from typing import Any
 
 import ml_collections
 
-from twostream_jax.evaluation import evaluate as evaluation
+from twostream_jax.evaluation import evaluate
 from twostream_jax.evaluation import fusion_run
 from twostream_jax.evaluation import results_table
 from twostream_jax.experiments import synthetic_streams
@@ -89,7 +89,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   eval_split, train_split = config.data.eval_split, config.data.train_split
 
   def scores(name, split):
-    return os.path.join(evaluation.split_dir(os.path.join(workdir, name), split), 'scores.npz')
+    return os.path.join(evaluate.split_dir(os.path.join(workdir, name), split), 'scores.npz')
 
   fused = fusion_run.run_fusion(
       [scores('spatial', train_split), scores('temporal', train_split)],

@@ -21,7 +21,7 @@ import jax
 import numpy as np
 
 from twostream_jax.data import batch_keys
-from twostream_jax.data import dataset_metadata as dm
+from twostream_jax.data import dataset_metadata
 from twostream_jax.data import protocol_views
 from twostream_jax.data import record_schema
 from twostream_jax.data import workdir_metadata
@@ -144,7 +144,7 @@ def read_run(workdir: str) -> workdir_metadata.WorkdirMetadata:
   """A run's recorded config and data sets; PredictorError when the workdir has none."""
   try:
     return workdir_metadata.load(workdir)
-  except dm.DatasetError as e:
+  except dataset_metadata.DatasetError as e:
     raise PredictorError(str(e)) from e
 
 

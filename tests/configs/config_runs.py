@@ -1,6 +1,7 @@
-"""Every config in configs/ that trains runs through `python -m twostream_jax.main` at its own shapes.
+"""Running a config of configs/ through `python -m twostream_jax.main` at its own shapes.
 
-Each config keeps its model, crop size, L, dropout and schedule; the batch size, the step count and
+tests/configs/test_spatial_configs.py and test_temporal_configs.py run every config that trains
+(two files, so that two test workers share them). Each config keeps its model, crop size, L, dropout and schedule; the batch size, the step count and
 the data folders change, and (for time) the 224-pixel configs neither validate nor score the
 training split. It trains two steps on tiny records and evaluates with its own test protocol (25
 positions x 10 crops) on the one test video, writing `eval/.../metrics.json`. One device: a second
@@ -13,19 +14,11 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 from tests import record_fixtures
 from tests.config_fixtures import REPO_ROOT
 
-_TRAINING_CONFIGS = ['spatial.py', 'spatial_last_layer.py', 'temporal.py', 'temporal_multitask.py',
-                     'small.py']
-
-
-@pytest.fixture(scope='module')
-def records(tmp_path_factory):
+def write_records(root):
   """Two tiny record folders (one per multi-task data set), each with one test video."""
-  root = tmp_path_factory.mktemp('records')
   dirs = []
   for name in ('first', 'second'):
     out = str(root / name)
@@ -37,14 +30,14 @@ def records(tmp_path_factory):
   return dirs
 
 
-def test_every_training_config_is_listed():
+def training_config_names() -> set[str]:
+  """The configs of configs/ that train (the others are experiments or the defaults)."""
   configs = {os.path.basename(p) for p in glob.glob(os.path.join(REPO_ROOT, 'configs', '*.py'))}
-  not_training = {'default.py', 'demo.py', 'ablations.py'}
-  assert configs - not_training == set(_TRAINING_CONFIGS)
+  return configs - {'default.py', 'demo.py', 'ablations.py'}
 
 
-@pytest.mark.parametrize('config_name', _TRAINING_CONFIGS)
-def test_config_trains_two_steps_and_evaluates_one_video(config_name, records, tmp_path):
+def train_two_steps_and_evaluate_one_video(config_name: str, records: list[str], tmp_path) -> None:
+  """Runs the config (module docstring) and checks the protocol's metrics of the one test video."""
   data_dirs = ','.join(records) if config_name == 'temporal_multitask.py' else records[0]
   workdir = tmp_path / 'run'
   quicker = [] if config_name == 'small.py' else ['--config.data.val_split=',
