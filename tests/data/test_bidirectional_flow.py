@@ -15,8 +15,8 @@ from twostream_jax.prep import shard_writer
 from tests import make_tfrecords_fixtures as fx
 from tests import record_fixtures
 from tests.config_fixtures import tiny_train_config
-from tests.data import pipelines as ip
-from tests.data.test_input_pipeline import _positions
+from tests.data import pipelines
+from tests.data.test_pipelines import _positions
 
 BOUND = 20.0
 H, W, FRAMES = 12, 16, 9
@@ -94,14 +94,14 @@ def _expected(start: int, num_fields: int) -> np.ndarray:
 def test_pipeline_stacks_backward_then_forward_fields(tmp_path):
   _write_records(str(tmp_path), backward=True)
   config = _config(str(tmp_path))
-  batch = next(ip.numpy_batches(ip.create_eval_dataset(
+  batch = next(pipelines.numpy_batches(pipelines.create_eval_dataset(
       config.data, split='test1', num_frames=3, num_crops=1, global_batch_size=2)))
   batch = _positions(batch)
   starts = protocol_positions.flow_indices(FRAMES, 3, 4)[:, 0]
   for p in range(6):  # 2 videos x 3 test positions
     # Flow reaches the device as planes [2L, H, W]: channel values at pixel (0, 0).
     np.testing.assert_array_equal(batch['images'][p, :, 0, 0], _expected(int(starts[p % 3]), 4))
-  train = next(ip.numpy_batches(ip.create_train_dataset(config.data, global_batch_size=4, seed=0)))
+  train = next(pipelines.numpy_batches(pipelines.create_train_dataset(config.data, global_batch_size=4, seed=0)))
   for image in train['images']:
     start = 200 - int(image[0, 0, 0])  # the first plane is backward x of the first pair
     np.testing.assert_array_equal(image[:, 0, 0], _expected(start, 4))
@@ -111,10 +111,10 @@ def test_records_without_backward_flow_fail_at_start_naming_the_data_set(tmp_pat
   _write_records(str(tmp_path), backward=False)
   config = _config(str(tmp_path))
   with pytest.raises(dataset_metadata.DatasetError, match=r"data set 'bidi' .* holds no backward flow"):
-    ip.create_train_dataset(config.data, global_batch_size=4, seed=0)
+    pipelines.create_train_dataset(config.data, global_batch_size=4, seed=0)
   with pytest.raises(dataset_metadata.DatasetError, match='--backward_flow'):
-    ip.create_eval_dataset(config.data, split='test1', num_frames=3, num_crops=1,
+    pipelines.create_eval_dataset(config.data, split='test1', num_frames=3, num_crops=1,
                            global_batch_size=6)
   config.data.num_flow_fields = 3
-  with pytest.raises(ip.InputConfigError, match='even'):
-    ip.input_channels(config.data)
+  with pytest.raises(pipelines.InputConfigError, match='even'):
+    pipelines.input_channels(config.data)

@@ -16,8 +16,8 @@ from twostream_jax.data import record_schema
 from twostream_jax.train import device_views
 from tests import record_fixtures
 from tests.data import flow_reference
-from tests.data import pipelines as ip
-from tests.data.test_input_pipeline import _config
+from tests.data import pipelines
+from tests.data.test_pipelines import _config
 
 S = 24
 L = 5
@@ -50,9 +50,9 @@ def small_frames(tmp_path_factory):
 
 def test_training_stacks_fields_in_time_order_from_one_video(distinct):
   config = _config(distinct, 'flow', flow_mean_subtraction='none')
-  ds = ip.create_train_dataset(config, global_batch_size=6, seed=0)
+  ds = pipelines.create_train_dataset(config, global_batch_size=6, seed=0)
   seen_flips, seen_short = set(), False
-  for _, batch in zip(range(4), ip.numpy_batches(ds)):
+  for _, batch in zip(range(4), pipelines.numpy_batches(ds)):
     views = _views(config, batch)
     for e in range(6):
       x, y = views[e][..., 0::2], views[e][..., 1::2]
@@ -101,7 +101,7 @@ def _reference_view(record, fields, box, flip, mean_subtraction):
 def test_every_test_crop_equals_the_numpy_reference(frames, mean_subtraction, request):
   data_dir = request.getfixturevalue(frames)
   config = _config(data_dir, 'flow', flow_mean_subtraction=mean_subtraction)
-  batches = list(ip.numpy_batches(ip.create_eval_dataset(
+  batches = list(pipelines.numpy_batches(pipelines.create_eval_dataset(
       config, split='test1', num_frames=K, num_crops=10, global_batch_size=2)))
   views = np.concatenate([_views(config, b) for b in batches]).reshape(-1, 10, S, S, 2 * L)
   video_index = np.concatenate([device_views.per_view(b['video_index'], K) for b in batches])  # per position

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from twostream_jax.data import dataset_metadata
-from tests.data import pipelines as input_pipeline
+from tests.data import pipelines
 from tests import record_fixtures
 from tests.config_fixtures import tiny_train_config
 
@@ -39,25 +39,25 @@ def test_heldout_videos_are_excluded_from_training_and_are_the_validation_split(
   config.data.crop_size = 16
   config.data.heldout_fraction = 0.2
   assert config.data.val_split == 'heldout'  # The default.
-  (metadata,) = input_pipeline.spec(config.data).metadatas
+  (metadata,) = pipelines.spec(config.data).metadatas
   held = metadata.video_ids(dataset_metadata.HELDOUT_SPLIT)
   assert len(held) == round(0.2 * NUM_VIDEOS)
   held_labels = {metadata.class_names.index(v.split('/')[0]) for v in held}
 
   # One epoch of the training stream (frames_per_video=1): every other video exactly once.
-  train = input_pipeline.create_train_dataset(config.data, global_batch_size=2, seed=0)
+  train = pipelines.create_train_dataset(config.data, global_batch_size=2, seed=0)
   epoch = (NUM_VIDEOS - len(held)) // 2
   labels = np.concatenate([b['label'] for b in train.take(epoch).as_numpy_iterator()])
   assert sorted(labels.tolist()) == sorted(set(range(NUM_VIDEOS)) - held_labels)
 
   # Validation reads exactly the held-out videos.
-  val = input_pipeline.create_eval_dataset(config.data, split=dataset_metadata.HELDOUT_SPLIT, num_frames=1,
+  val = pipelines.create_eval_dataset(config.data, split=dataset_metadata.HELDOUT_SPLIT, num_frames=1,
                                            num_crops=1, global_batch_size=2)
   seen = [(int(l), float(m)) for b in val.as_numpy_iterator() for l, m in zip(b['label'], b['mask'])]
   assert sorted(l for l, m in seen if m) == sorted(held_labels)
 
   # Without held-out validation every training video trains.
   config.data.val_split = ''
-  train = input_pipeline.create_train_dataset(config.data, global_batch_size=2, seed=0)
+  train = pipelines.create_train_dataset(config.data, global_batch_size=2, seed=0)
   labels = np.concatenate([b['label'] for b in train.take(NUM_VIDEOS // 2).as_numpy_iterator()])
   assert sorted(labels.tolist()) == list(range(NUM_VIDEOS))

@@ -90,13 +90,13 @@ def test_rejects_odd_channel_count():
 def test_pipeline_stacks_along_trajectories_in_training_and_evaluation(tmp_path):
   from tests import record_fixtures  # pylint: disable=g-import-not-at-top
   from tests.config_fixtures import tiny_train_config  # pylint: disable=g-import-not-at-top
-  from tests.data.test_input_pipeline import _positions  # pylint: disable=g-import-not-at-top
-  from tests.data import pipelines as ip  # pylint: disable=g-import-not-at-top
+  from tests.data.test_pipelines import _positions  # pylint: disable=g-import-not-at-top
+  from tests.data import pipelines  # pylint: disable=g-import-not-at-top
   record_fixtures.write_tiny_dataset(str(tmp_path), num_classes=2, train_per_class=1,
                                      test_per_class=1, num_frames=5, height=12, width=16)
   plain, trajectory = tiny_train_config(str(tmp_path)), tiny_train_config(str(tmp_path))
   trajectory.data.stacking = 'trajectory'
-  evals = [next(ip.numpy_batches(ip.create_eval_dataset(
+  evals = [next(pipelines.numpy_batches(pipelines.create_eval_dataset(
       c.data, split='test1', num_frames=2, num_crops=1, global_batch_size=2)))
            for c in (plain, trajectory)]
   evals = [_positions(e) for e in evals]
@@ -111,9 +111,9 @@ def test_pipeline_stacks_along_trajectories_in_training_and_evaluation(tmp_path)
     got = record_schema.dequantise_flow(planes[1][i], bound).reshape(fields[i].shape)
     np.testing.assert_allclose(np.moveaxis(got, 2, 0), want,
                                atol=record_schema.flow_quantisation_step(bound) / 2 + 1e-4)
-  train = next(ip.numpy_batches(ip.create_train_dataset(trajectory.data, global_batch_size=4,
+  train = next(pipelines.numpy_batches(pipelines.create_train_dataset(trajectory.data, global_batch_size=4,
                                                         seed=0)))
   assert train['images'].shape == (4, 4, 24, 24) and train['images'].dtype == np.uint8
-  with pytest.raises(ip.InputConfigError, match='data.stacking'):
+  with pytest.raises(pipelines.InputConfigError, match='data.stacking'):
     trajectory.data.stacking = 'trajectories'
-    ip.create_train_dataset(trajectory.data, global_batch_size=4, seed=0)
+    pipelines.create_train_dataset(trajectory.data, global_batch_size=4, seed=0)

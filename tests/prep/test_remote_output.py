@@ -18,7 +18,7 @@ from tests import config_fixtures
 from tests import make_tfrecords_fixtures as fx
 from twostream_jax.data import dataset_metadata
 from twostream_jax.data import file_system
-from tests.data import pipelines as input_pipeline
+from tests.data import pipelines
 from twostream_jax.prep import dataset_plan
 from twostream_jax.prep import dataset_writer
 from twostream_jax.prep import shard_writer
@@ -126,8 +126,8 @@ def test_training_reads_the_same_batch_from_ram(runs):
     config.data.modality = 'rgb'
     config.data.crop_size = 24
     config.data.val_split = ''
-    ds = input_pipeline.create_train_dataset(config.data, global_batch_size=2, seed=0)
-    batches.append(next(input_pipeline.numpy_batches(ds)))
+    ds = pipelines.create_train_dataset(config.data, global_batch_size=2, seed=0)
+    batches.append(next(pipelines.numpy_batches(ds)))
   local, remote = batches
   assert local['images'].shape == (2, 24, 24, 3)
   assert local.keys() == remote.keys()

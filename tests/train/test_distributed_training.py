@@ -25,7 +25,7 @@ from twostream_jax.train import steps as train_steps
 from tests import distributed_train_driver as driver
 from tests import record_fixtures
 from tests.config_fixtures import REPO_ROOT, spec_of
-from tests.data import pipelines as input_pipeline
+from tests.data import pipelines
 
 DRIVER = os.path.join(REPO_ROOT, 'tests', 'distributed_train_driver.py')
 
@@ -46,7 +46,7 @@ def _one_process_training(config, streams: int) -> dict[str, np.ndarray]:
   assert mesh.devices.size == 2  # tests/conftest.py
   state, _ = restore.init_state(config, spec_of(config), mesh)
   train_fn, _ = train_steps.make_jitted_steps(config, mesh, state)
-  iterators = [input_pipeline.create_train_dataset(
+  iterators = [pipelines.create_train_dataset(
       config.data, global_batch_size=config.train.global_batch_size, seed=config.seed,
       process_index=i, process_count=streams).as_numpy_iterator() for i in range(streams)]
   dropout_rng = jax.random.fold_in(jax.random.key(config.seed), 1)  # As train.loop makes it.

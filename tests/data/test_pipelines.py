@@ -18,7 +18,7 @@ from twostream_jax.data import record_reader
 from twostream_jax.data import record_schema
 from twostream_jax.train import device_views
 from tests import record_fixtures
-from tests.data import pipelines as ip
+from tests.data import pipelines
 
 S = 24  # crop size on 32 x 40 frames
 FRAME_COUNTS = [12, 5, 9]  # 5 frames = 4 flow fields: shorter than the L = 5 stacks used below
@@ -53,7 +53,7 @@ def tiny(tmp_path_factory):
 
 
 def _take(ds, n):
-  return [b for _, b in zip(range(n), ip.numpy_batches(ds))]
+  return [b for _, b in zip(range(n), pipelines.numpy_batches(ds))]
 
 
 @functools.lru_cache(maxsize=None)
@@ -88,7 +88,7 @@ def _label_from_flow_y(inputs):
 
 def test_flow_training_batches_follow_the_flow_rules(tiny):
   config = _config(tiny, 'flow', flow_mean_subtraction='none')
-  batches = _take(ip.create_train_dataset(config, global_batch_size=6, seed=0), 4)
+  batches = _take(pipelines.create_train_dataset(config, global_batch_size=6, seed=0), 4)
   signs = []
   for b in batches:
     assert b['images'].shape == (6, 10, S, S) and b['images'].dtype == np.uint8  # flow planes
@@ -108,7 +108,7 @@ def test_flow_training_batches_follow_the_flow_rules(tiny):
     signs.extend(np.sign(mean_x))
   assert set(signs) == {-1.0, 1.0}  # both flipped and unflipped examples
   multiscale = _config(tiny, 'flow', multiscale_crop=True)
-  per_field = _take(ip.create_train_dataset(multiscale, global_batch_size=6, seed=0), 1)[0]
+  per_field = _take(pipelines.create_train_dataset(multiscale, global_batch_size=6, seed=0), 1)[0]
   np.testing.assert_allclose(_views(multiscale, per_field).mean(axis=(1, 2)), 0.0, atol=1e-4)
 
 
@@ -119,7 +119,7 @@ def test_same_seed_same_batches_and_exact_resume(tiny):
       _config(tiny, 'flow', class_balanced=True),
   ]
   for config in configs:
-    make = lambda **kw: ip.create_train_dataset(config, global_batch_size=4, **kw)
+    make = lambda **kw: pipelines.create_train_dataset(config, global_batch_size=4, **kw)
     # 12 videos x 2 frames = 6 steps per rgb epoch: 8 steps cross an epoch boundary.
     full = _take(make(seed=3), 8)
     _assert_same_batches(full, _take(make(seed=3), 8))
@@ -129,7 +129,7 @@ def test_same_seed_same_batches_and_exact_resume(tiny):
 
 
 def test_an_epoch_shows_every_video_once(tiny):
-  batches = _take(ip.create_train_dataset(_config(tiny), global_batch_size=4, seed=0), 3)
+  batches = _take(pipelines.create_train_dataset(_config(tiny), global_batch_size=4, seed=0), 3)
   labels = np.concatenate([b['label'] for b in batches])
   np.testing.assert_array_equal(np.bincount(labels), [4, 4, 4])  # 12 videos, 4 per class
 
@@ -137,7 +137,7 @@ def test_an_epoch_shows_every_video_once(tiny):
 def test_processes_read_their_own_shards(tiny):
   # Two shards of 6 videos (class order: 0,0,0,0,1,1 | 1,1,2,2,2,2), one per process.
   for p, expected in [(0, [4, 2, 0]), (1, [0, 2, 4])]:
-    ds = ip.create_train_dataset(_config(tiny), global_batch_size=4, seed=0, process_index=p,
+    ds = pipelines.create_train_dataset(_config(tiny), global_batch_size=4, seed=0, process_index=p,
                                  process_count=2)
     batches = _take(ds, 3)  # one epoch of this process: 3 steps of 2
     assert batches[0]['images'].shape[0] == 2
@@ -148,7 +148,7 @@ def test_processes_read_their_own_shards(tiny):
 def test_class_balanced_sampling_is_uniform_over_classes(tmp_path):
   out = str(tmp_path / 'imbalanced')
   record_fixtures.write_tiny_dataset(out, train_per_class=[12, 3, 1], shards_per_partition=1)
-  ds = ip.create_train_dataset(_config(out, crop_size=8, class_balanced=True),
+  ds = pipelines.create_train_dataset(_config(out, crop_size=8, class_balanced=True),
                                global_batch_size=100, seed=0)
   labels = np.concatenate([b['label'] for b in _take(ds, 12)])
   # n = 1200 draws, class counts ~ Binomial(n, 1/3): sd = sqrt(1200 / 3 * 2 / 3) = 16.3; allow 5 sd.
@@ -163,25 +163,25 @@ def test_mixing_tags_each_example_with_its_data_set(tiny, tmp_path):
   record_fixtures.write_tiny_dataset(other, num_classes=5, train_per_class=[0, 0, 0, 2, 2],
                                      name='other')
   config = _config(f'{tiny},{other}', 'flow', flow_mean_subtraction='none', mix_weights='3,2')
-  assert ip.num_classes(config) == (3, 5)
-  batches = _take(ip.create_train_dataset(config, global_batch_size=5, seed=0), 4)
+  assert pipelines.num_classes(config) == (3, 5)
+  batches = _take(pipelines.create_train_dataset(config, global_batch_size=5, seed=0), 4)
   for b in batches:
     np.testing.assert_array_equal(b['dataset_index'], [0, 0, 0, 1, 1])
     np.testing.assert_array_equal(b['label'] >= 3, b['dataset_index'] == 1)
     np.testing.assert_array_equal(_label_from_flow_y(_views(config, b)), b['label'])
   # Default weights: the training split sizes, 12 and 4 videos -> 6 + 2 of a batch of 8.
   config.mix_weights = ''
-  b = _take(ip.create_train_dataset(config, global_batch_size=8, seed=0), 1)[0]
+  b = _take(pipelines.create_train_dataset(config, global_batch_size=8, seed=0), 1)[0]
   np.testing.assert_array_equal(b['dataset_index'], [0] * 6 + [1] * 2)
 
 
 def _eval(config, **kw):
   args = dict(split='test1', num_frames=3, num_crops=2, global_batch_size=8)
   args.update(kw)
-  ds = ip.create_eval_dataset(config, **args)
-  batches = list(ip.numpy_batches(ds))
+  ds = pipelines.create_eval_dataset(config, **args)
+  batches = list(pipelines.numpy_batches(ds))
   count_args = {k: v for k, v in args.items() if k != 'process_index'}
-  assert len(batches) == len(ds) == ip.num_eval_batches(config, **count_args)
+  assert len(batches) == len(ds) == pipelines.num_eval_batches(config, **count_args)
   return batches
 
 
@@ -284,28 +284,28 @@ def test_rgb_ignores_the_flow_stacking(tiny):
   # are those of the default stacking, in training and in the test protocol.
   plain, shared = _config(tiny, 'rgb'), _config(tiny, 'rgb', stacking='trajectory')
   _assert_same_batches(_eval(plain), _eval(shared))
-  train = [ip.create_train_dataset(c, global_batch_size=4, seed=3) for c in (plain, shared)]
+  train = [pipelines.create_train_dataset(c, global_batch_size=4, seed=3) for c in (plain, shared)]
   _assert_same_batches(_take(train[0], 2), _take(train[1], 2))
 
 
 def test_clear_errors(tiny, tmp_path):
   with pytest.raises(dataset_metadata.DatasetError, match='does not exist'):
-    ip.create_train_dataset(_config(str(tmp_path / 'nope')), global_batch_size=2, seed=0)
+    pipelines.create_train_dataset(_config(str(tmp_path / 'nope')), global_batch_size=2, seed=0)
   with pytest.raises(dataset_metadata.DatasetError, match="'train7' is not in this data set"):
-    ip.create_train_dataset(_config(tiny, train_split='train7'), global_batch_size=2, seed=0)
-  with pytest.raises(ip.InputConfigError, match='data_dirs is empty'):
-    ip.create_train_dataset(_config(''), global_batch_size=2, seed=0)
-  with pytest.raises(ip.InputConfigError, match='multiple of the number of processes'):
-    ip.create_train_dataset(_config(tiny), global_batch_size=3, seed=0, process_count=2)
-  with pytest.raises(ip.InputConfigError, match='modality'):
-    ip.input_channels(_config(tiny, 'depth'))
+    pipelines.create_train_dataset(_config(tiny, train_split='train7'), global_batch_size=2, seed=0)
+  with pytest.raises(pipelines.InputConfigError, match='data_dirs is empty'):
+    pipelines.create_train_dataset(_config(''), global_batch_size=2, seed=0)
+  with pytest.raises(pipelines.InputConfigError, match='multiple of the number of processes'):
+    pipelines.create_train_dataset(_config(tiny), global_batch_size=3, seed=0, process_count=2)
+  with pytest.raises(pipelines.InputConfigError, match='modality'):
+    pipelines.input_channels(_config(tiny, 'depth'))
   old = str(tmp_path / 'old')
   shutil.copytree(tiny, old)
   metadata = dataset_metadata.load_metadata(old)
   metadata.format_version = record_schema.FORMAT_VERSION + 1
   dataset_metadata.save_metadata(metadata, old)
   with pytest.raises(dataset_metadata.DatasetError, match='format version'):
-    ip.create_eval_dataset(_config(old), split='test1', num_frames=1, num_crops=1,
+    pipelines.create_eval_dataset(_config(old), split='test1', num_frames=1, num_crops=1,
                            global_batch_size=2)
 
 
@@ -328,7 +328,7 @@ def _damage(tiny, tmp_path, records, split='train1'):
 
 def test_a_damaged_record_stops_training_naming_file_record_video_and_frame(tiny, tmp_path):
   damaged, index = _damage(tiny, tmp_path, range(12))
-  ds = ip.create_train_dataset(_config(damaged), global_batch_size=2, seed=0)
+  ds = pipelines.create_train_dataset(_config(damaged), global_batch_size=2, seed=0)
   with pytest.raises(record_index.CorruptRecordError) as e:
     _take(ds, 1)
   message = str(e.value)
@@ -341,10 +341,10 @@ def test_a_damaged_record_stops_training_naming_file_record_video_and_frame(tiny
 def test_a_damaged_test_record_stops_evaluation_naming_file_video_and_frame(tiny, tmp_path):
   damaged, index = _damage(tiny, tmp_path, range(len(record_index.index_records(
       dataset_metadata.load_metadata(tiny).shard_files(tiny, 'test1')))), split='test1')
-  ds = ip.create_eval_dataset(_config(damaged), split='test1', num_frames=3, num_crops=1,
+  ds = pipelines.create_eval_dataset(_config(damaged), split='test1', num_frames=3, num_crops=1,
                               global_batch_size=2)
   with pytest.raises(record_index.CorruptRecordError) as e:
-    next(ip.numpy_batches(ds))
+    next(pipelines.numpy_batches(ds))
   message = str(e.value)
   assert '\n' not in message and 'Traceback' not in message
   assert 'damaged' in message and 'test1' in message and '.tfrecord' in message  # the file
@@ -355,7 +355,7 @@ def test_skip_corrupt_records_logs_once_and_trains_on(tiny, tmp_path, caplog):
   damaged, index = _damage(tiny, tmp_path, [5])  # one video of class 1
   config = _config(damaged, skip_corrupt_records=True)
   with caplog.at_level('WARNING'):
-    batches = _take(ip.create_train_dataset(config, global_batch_size=4, seed=0), 9)  # 3 epochs
+    batches = _take(pipelines.create_train_dataset(config, global_batch_size=4, seed=0), 9)  # 3 epochs
   assert all(b['images'].shape[0] == 4 for b in batches)
   labels = np.concatenate([b['label'] for b in batches])
   # 36 examples of the 11 good videos: 3 epochs of 12 draws minus the 3 of the damaged one, + 3 more.
