@@ -8,11 +8,6 @@ from tests.configs import config_runs
 CONFIGS = ['temporal.py', 'temporal_multitask.py']
 
 
-@pytest.fixture(scope='module')
-def records(tmp_path_factory):
-  return config_runs.write_records(tmp_path_factory.mktemp('records'))
-
-
 @pytest.mark.parametrize('config_name', CONFIGS)
 def test_config_trains_two_steps_and_evaluates_one_video(config_name, records, tmp_path):
   config_runs.train_two_steps_and_evaluate_one_video(config_name, records, tmp_path)
