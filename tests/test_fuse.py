@@ -84,3 +84,15 @@ def test_cli_refuses_test_scores_as_training_scores(score_paths, tmp_path):
   assert 'never fitted on the test set' in proc.stderr
   assert 'Traceback' not in proc.stderr  # one clear line, not a stack
   assert not os.path.exists(out)
+
+
+def test_cli_refuses_the_score_lists_the_wrong_way_round(score_paths, tmp_path):
+  train, test = score_paths
+  out = str(tmp_path / 'fusion')
+  proc = _run_cli('--train_scores', ','.join(test), '--test_scores', ','.join(train),
+                  '--output_dir', out)
+  assert proc.returncode == 1
+  # The split recorded in the file is named, with the training split of the run that made it.
+  assert ("'spatial/test1' are of split 'test1', which is not the training split 'train1'"
+          in proc.stderr), proc.stderr
+  assert 'Traceback' not in proc.stderr and not os.path.exists(out)

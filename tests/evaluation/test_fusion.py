@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from twostream_jax.evaluation import fusion
+from twostream_jax.evaluation import fusion_inputs
 from twostream_jax.evaluation.fusion import FusionError
 from twostream_jax.evaluation.score_files import ScoreFileError, VideoScores
 
@@ -15,13 +16,13 @@ from twostream_jax.evaluation.score_files import ScoreFileError, VideoScores
 NUM_TRAIN, NUM_CLASSES = 60, 3
 
 
-def _video_scores(probs, labels, stream, split, prefix=None, num_views=250):
+def _video_scores(probs, labels, stream, split, prefix=None, num_views=250, train_split=''):
   probs = np.asarray(probs, np.float32)
   prefix = prefix or split
   return VideoScores(video_ids=[f'{prefix}/v{i:03d}' for i in range(len(labels))],
                      labels=np.asarray(labels), logits=np.log(np.maximum(probs, 1e-6)),
                      probs=probs, class_names=['a', 'b', 'c'][:probs.shape[1]], split=split,
-                     stream=stream, num_views=num_views)
+                     stream=stream, num_views=num_views, train_split=train_split)
 
 
 def test_weighted_average_is_the_normalised_weighted_sum():
@@ -183,7 +184,7 @@ def test_fuse_refuses_to_fit_on_test_scores_or_pair_wrong_files():
   rng = np.random.default_rng(0)
   train = _swapped_streams(rng, 6, 'train1')
   test = _swapped_streams(rng, 6, 'test1')
-  fusion.check_train_test(train, test)  # the right call passes
+  fusion_inputs.check_train_test(train, test)  # the right call passes
 
   on_test = _swapped_streams(rng, 6, 'test1')
   with pytest.raises(FusionError, match="both come from split 'test1'.*never fitted on the test"):
@@ -205,3 +206,33 @@ def test_fuse_refuses_to_fit_on_test_scores_or_pair_wrong_files():
   short = _video_scores(train[1].probs[:5], train[1].labels[:5], 'temporal', 'train1')
   with pytest.raises(ScoreFileError, match="'train1/v005' is in 'spatial/train1' but not in"):
     fusion.fuse((train[0], short), test, 'average')
+
+
+def _recorded(scores, split, train_split):
+  """The same scores as a run trained on `train_split` wrote them for `split`."""
+  return tuple(_video_scores(s.probs, s.labels, s.stream, split, prefix=split,
+                             train_split=train_split) for s in scores)
+
+
+def test_fitting_refuses_scores_not_of_their_runs_training_split():
+  rng = np.random.default_rng(1)
+  train = _recorded(_swapped_streams(rng, 6, 'train1'), 'train1', 'train1')
+  test = _recorded(_swapped_streams(rng, 6, 'test1'), 'test1', 'train1')
+  fusion_inputs.check_train_test(train, test)
+  # The lists the wrong way round: the split recorded in the file is refused, by name.
+  with pytest.raises(FusionError, match="'spatial/test1' are of split 'test1', which is not the "
+                     "training split 'train1' of the run.*swapped"):
+    fusion.fuse(test, train, 'svm')
+  # train2 of a run trained on train1 holds test1 videos: not a training split of that run.
+  other = _recorded(_swapped_streams(rng, 6, 'train2'), 'train2', 'train1')
+  with pytest.raises(FusionError, match="split 'train2', which is not the training split 'train1'"):
+    fusion.fuse(other, test, 'average')
+  # The held-out part of the training split is fine to fit on.
+  fusion_inputs.check_train_test(_recorded(train, 'heldout', 'train1'), test)
+  # Files that do not record the run's training split: the split's own name decides.
+  unknown_test = _recorded(test, 'test1', '')
+  with pytest.raises(FusionError, match="split 'test1', which is not a training split"):
+    fusion.fuse(unknown_test, _recorded(train, 'train1', ''), 'fitted_average')
+  # Test scores of the run's own training split are refused too.
+  with pytest.raises(FusionError, match="'spatial/train1' are of split 'train1', the training split"):
+    fusion_inputs.check_train_test(_recorded(test, 'heldout', 'train1'), train)

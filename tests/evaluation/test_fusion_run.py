@@ -39,7 +39,7 @@ def _write_streams(folder, split, num_videos, seed):
   for stream, probs in (('spatial', spatial), ('temporal', temporal)):
     scores = VideoScores(video_ids=[f'{split}/v{i:03d}' for i in range(num_videos)], labels=labels,
                          logits=np.log(probs), probs=probs, class_names=CLASSES, split=split,
-                         stream=stream, num_views=250)
+                         stream=stream, num_views=250, train_split='train1')
     paths.append(os.path.join(folder, f'{stream}_{split}.npz'))
     score_files.save_scores(paths[-1], scores)
   return paths

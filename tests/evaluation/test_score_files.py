@@ -36,6 +36,14 @@ def test_round_trip_keeps_every_field(tmp_path):
   # Plain arrays, no pickles: any numpy can read the file.
   with np.load(path, allow_pickle=False) as data:
     assert data['video_ids'].tolist() == ['v0', 'v1', 'v2', 'v3']
+    arrays = {k: data[k] for k in data.files}
+  assert loaded.train_split == ''
+  # The run's training split is kept; a file written before it was recorded reads as unknown.
+  score_files.save_scores(path, dataclasses.replace(scores, train_split='train1'))
+  assert score_files.load_scores(path).train_split == 'train1'
+  del arrays['train_split']
+  np.savez(str(tmp_path / 'old.npz'), **arrays)
+  assert score_files.load_scores(str(tmp_path / 'old.npz')).train_split == ''
 
 
 def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):

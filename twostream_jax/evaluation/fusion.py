@@ -8,8 +8,8 @@ Both combine the per-video softmax scores of two or more streams (spatial, tempo
   by full-batch L-BFGS.
 
 `fuse(train, test, method)` is the API the command line uses: it fits on `train`, applies to
-`test`, and refuses to run when the two share a split name or any video id, so weights and SVMs
-are never fitted on test scores by mistake.
+`test`, after `fusion_inputs.check_train_test` has refused inputs that would fit on test scores
+(whatever the argument order) or pair the wrong files.
 
 JAX and optax only; no TensorFlow. Objective, solver and tie rules: docs/design_notes.md.
 """
@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from twostream_jax.evaluation import score_files
+from twostream_jax.evaluation import fusion_inputs
 from twostream_jax.evaluation.score_files import VideoScores
 
 METHODS = ('average', 'fitted_average', 'svm')
@@ -38,8 +38,8 @@ DEFAULT_SVM_STEPS = 200
 _SVM_GRAD_TOLERANCE = 1e-6
 
 
-class FusionError(ValueError):
-  """Score files that cannot be fused as asked (e.g. fitting on test scores)."""
+# Raised by every check here and in `fusion_inputs` (defined there, which this module imports).
+FusionError = fusion_inputs.FusionError
 
 
 # ----------------------------------------------------------------------------- weighted averaging
@@ -268,53 +268,6 @@ class FusionResult:
   description: str
 
 
-def check_train_test(train: Sequence[VideoScores],
-                     test: Sequence[VideoScores]) -> tuple[list[VideoScores], list[VideoScores]]:
-  """Refuses train/test score lists that would fit on test scores or pair the wrong files.
-
-  Args:
-    train: one score file per stream on the training split.
-    test: the same streams, in the same order, on the test split.
-
-  Returns:
-    (train, test), each aligned to its first file's video order.
-
-  Raises:
-    FusionError: fewer than two streams, different stream orders, train and test on the same split,
-      a video id in both, or no videos.
-    score_files.ScoreFileError: streams of one split that do not cover the same videos and labels.
-  """
-  if len(train) != len(test):
-    raise FusionError(f'{len(train)} training score files but {len(test)} test score files; give one '
-                      'of each per stream, in the same order.')
-  if len(train) < 2:
-    raise FusionError(f'Fusion needs the scores of at least two streams, got {len(train)}.')
-  for i, (tr, te) in enumerate(zip(train, test)):
-    if tr.stream != te.stream:
-      raise FusionError(f'Score file {i} is stream {tr.stream!r} in the training list but '
-                        f'{te.stream!r} in the test list; list the streams in the same order.')
-    if tr.split == te.split:
-      raise FusionError(f'Training and test scores of stream {tr.stream!r} both come from split '
-                        f'{tr.split!r}: fusion must be fitted on training-split scores and evaluated '
-                        'on test-split scores, never fitted on the test set.')
-  train = score_files.align_all(train)
-  test = score_files.align_all(test)
-  if train[0].num_videos == 0 or test[0].num_videos == 0:
-    raise FusionError(f'The training scores ({train[0].num_videos} videos) and the test scores '
-                      f'({test[0].num_videos} videos) must both hold videos.')
-  if train[0].class_names != test[0].class_names:
-    raise FusionError(f'The training scores {train[0].name!r} ({train[0].num_classes} classes) and '
-                      f'the test scores {test[0].name!r} ({test[0].num_classes} classes) use '
-                      'different class lists; score both splits with the same dataset metadata.')
-  shared = set(train[0].video_ids).intersection(test[0].video_ids)
-  if shared:
-    first = next(v for v in test[0].video_ids if v in shared)
-    raise FusionError(f'Video {first!r} is in both the training scores ({train[0].split!r}) and the '
-                      f'test scores ({test[0].split!r}), {len(shared)} shared in all: fitting on them '
-                      'would fit on test videos. Score the training and test splits separately.')
-  return list(train), list(test)
-
-
 def _stack_probs(scores: Sequence[VideoScores]) -> jax.Array:
   return jnp.asarray(np.stack([s.probs for s in scores]))
 
@@ -344,14 +297,14 @@ def fuse(train: Sequence[VideoScores], test: Sequence[VideoScores], method: str,
     FusionResult with the fused test scores.
 
   Raises:
-    FusionError: see `check_train_test`, an unknown method, or weights given to another method.
+    FusionError: see `fusion_inputs.check_train_test`, an unknown method, or weights given to another method.
   """
   if method not in METHODS:
     raise FusionError(f'Unknown fusion method {method!r}; choose from {list(METHODS)}.')
   if weights is not None and method != 'average':
     raise FusionError(f'Weights are given for method {method!r}; only "average" takes weights '
                       '("fitted_average" and "svm" fit theirs on the training scores).')
-  train, test = check_train_test(train, test)
+  train, test = fusion_inputs.check_train_test(train, test)
   streams = [s.stream for s in test]
   train_probs, test_probs = _stack_probs(train), _stack_probs(test)
   train_labels = train[0].labels
@@ -388,7 +341,8 @@ def fuse(train: Sequence[VideoScores], test: Sequence[VideoScores], method: str,
   fused = VideoScores(
       video_ids=test[0].video_ids, labels=test[0].labels, logits=logits, probs=probs,
       class_names=test[0].class_names, split=test[0].split,
-      stream=f'{method}({"+".join(streams)})', num_views=views.pop() if len(views) == 1 else 0)
+      stream=f'{method}({"+".join(streams)})', num_views=views.pop() if len(views) == 1 else 0,
+      train_split=test[0].train_split)
   return FusionResult(method=method, scores=fused, weights=fused_weights, svm_params=svm_params,
                       train_top1=train_top1,
                       description=f'{description}; train top-1 {100 * train_top1:.1f}%')

@@ -19,6 +19,7 @@ import numpy as np
 from twostream_jax.evaluation import classification_metrics
 from twostream_jax.evaluation import fusion
 from twostream_jax.evaluation import fusion_file
+from twostream_jax.evaluation import fusion_inputs
 from twostream_jax.evaluation import results_table
 from twostream_jax.evaluation import score_files
 
@@ -74,7 +75,7 @@ def run_fusion(train_paths: Sequence[str], test_paths: Sequence[str], output_dir
   train = [score_files.load_scores(p) for p in train_paths]
   test = [score_files.load_scores(p) for p in test_paths]
   # Refuse mismatched inputs before any method runs or any file is written.
-  train, test = fusion.check_train_test(train, test)
+  train, test = fusion_inputs.check_train_test(train, test)
   if weights is not None:
     fusion.check_weights(weights, len(test))
 

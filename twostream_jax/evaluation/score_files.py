@@ -10,6 +10,8 @@ A file is a plain `.npz` (no pickled objects: `np.load(path)` opens it anywhere)
   class_names   str   [C]     class names in label order
   split, stream str   []      e.g. 'test1'; 'spatial', 'temporal', or e.g. 'svm(spatial+temporal)'
   num_views     int64 []      views averaged per video (25 frames x 10 crops in the paper; 0: unknown)
+  train_split   str   []      the training split of the run that made the scores, e.g. 'train1'
+                              ('' or absent: unknown); fusion fits only on that split's scores
   format_version int64 []     `FORMAT_VERSION` of the writer
 
 Numpy only: no JAX, no TensorFlow. Design: docs/design_notes.md.
@@ -30,6 +32,8 @@ FORMAT_VERSION = 1
 _ARRAY_KEYS = ('video_ids', 'labels', 'logits', 'probs', 'class_names')
 _SCALAR_KEYS = ('split', 'stream', 'num_views', 'format_version')
 REQUIRED_KEYS = _ARRAY_KEYS + _SCALAR_KEYS
+# Files written before it existed lack it (read as '': unknown).
+_OPTIONAL_SCALAR_KEYS = ('train_split',)
 
 # A per-video average of softmax vectors sums to 1 up to float32 rounding; a looser tolerance would
 # let logits or unnormalised scores pass as probabilities.
@@ -56,6 +60,8 @@ class VideoScores:
     split: split the videos come from, e.g. 'test1'.
     stream: what produced the scores, e.g. 'spatial' or 'temporal'.
     num_views: views averaged per video (0: unknown or mixed).
+    train_split: the training split of the run that made the scores ('' unknown); `fusion` fits
+      only on scores of that split (or of its held-out part).
   """
   video_ids: list[str]
   labels: np.ndarray
@@ -65,6 +71,7 @@ class VideoScores:
   split: str
   stream: str
   num_views: int
+  train_split: str = ''
 
   def __post_init__(self) -> None:
     self.video_ids = [str(v) for v in self.video_ids]
@@ -72,6 +79,7 @@ class VideoScores:
     self.split = str(self.split)
     self.stream = str(self.stream)
     self.num_views = int(self.num_views)
+    self.train_split = str(self.train_split)
     self.labels = np.asarray(self.labels)
     self.logits = np.asarray(self.logits, dtype=np.float32)
     self.probs = np.asarray(self.probs, dtype=np.float32)
@@ -159,6 +167,7 @@ def save_scores(path: str, scores: VideoScores) -> None:
       'split': np.array(scores.split, dtype=np.str_),
       'stream': np.array(scores.stream, dtype=np.str_),
       'num_views': np.array(scores.num_views, dtype=np.int64),
+      'train_split': np.array(scores.train_split, dtype=np.str_),
       'format_version': np.array(FORMAT_VERSION, dtype=np.int64),
   }
   # A unique name in the same folder (os.replace is atomic only within a file system), opened with
@@ -200,8 +209,8 @@ def load_scores(path: str) -> VideoScores:
   if version > FORMAT_VERSION:
     raise ScoreFileError(f'{path!r} has score format version {version}, newer than this code '
                          f'({FORMAT_VERSION}); update twostream_jax.')
-  for key in _SCALAR_KEYS:
-    if arrays[key].shape != ():
+  for key in _SCALAR_KEYS + _OPTIONAL_SCALAR_KEYS:
+    if key in arrays and arrays[key].shape != ():
       raise ScoreFileError(f'{path!r}: {key!r} must be a scalar, got shape {arrays[key].shape}.')
   for key in ('video_ids', 'class_names'):
     if arrays[key].ndim != 1:
@@ -211,7 +220,8 @@ def load_scores(path: str) -> VideoScores:
         video_ids=arrays['video_ids'].tolist(), labels=arrays['labels'], logits=arrays['logits'],
         probs=arrays['probs'], class_names=arrays['class_names'].tolist(),
         split=arrays['split'].item(), stream=arrays['stream'].item(),
-        num_views=int(arrays['num_views']))
+        num_views=int(arrays['num_views']),
+        train_split=arrays['train_split'].item() if 'train_split' in arrays else '')
   except ScoreFileError as e:
     raise ScoreFileError(f'{path!r}: {e}') from e
 
