@@ -31,6 +31,7 @@ from twostream_jax.inference import video_prediction
 from twostream_jax.prep import dataset_writer
 from twostream_jax.prep import shard_writer
 from twostream_jax.prep import synthetic_videos
+from twostream_jax.prep import video_decoding
 from twostream_jax.train import loop as train_loop
 from twostream_jax.train import protocol_evaluation
 from tests import record_fixtures
@@ -208,3 +209,136 @@ def test_workdir_records_the_data_set(runs):
   assert recorded.dataset.flow_algorithm == 'dis'
   assert recorded.dataset.extra['flow_parameters'] == records.extra['flow_parameters']
   assert recorded.config.data.modality == 'flow'
+
+
+# ------------------------------------------------------------------ what predict checks (issue 26)
+
+def test_records_record_the_source_frame_rate(runs):
+  records = dataset_metadata.load_metadata(runs['records'])
+  # The synthetic .avi files are written at SPEC.fps; every written video counts once.
+  assert records.extra[dataset_metadata.SOURCE_FPS_KEY] == {f'{SPEC.fps:g}': 24}
+  assert dataset_metadata.stored_frame_rate(records) == SPEC.fps
+  # Per video, in the shards' results.
+  results = [shard_writer.load_result(p) for p in records.shard_files(runs['records'], 'test1')]
+  assert {o.fps for r in results for o in r.videos} == {float(SPEC.fps)}
+  # The run's workdir carries it to predict.
+  recorded = workdir_metadata.load(runs['workdirs']['temporal']).dataset
+  assert dataset_metadata.stored_frame_rate(recorded) == SPEC.fps
+
+
+def _rewrite(source: str, path: str, fps: int, repeat: int) -> None:
+  """`source`'s frames, each `repeat` times, as an .avi at `fps`."""
+  frames = np.stack(list(video_decoding.iter_frames(source)))
+  synthetic_videos.write_avi(np.repeat(frames, repeat, axis=0), path, fps)
+
+
+def test_a_faster_clip_is_resampled_to_the_records_frame_rate(runs, tmp_path, capsys):
+  same, fast = str(tmp_path / 'same.avi'), str(tmp_path / 'fast.avi')
+  _rewrite(runs['paths'][0], same, SPEC.fps, 1)
+  _rewrite(runs['paths'][0], fast, 2 * SPEC.fps, 2)  # twice the rate, each frame twice
+  predictor = video_prediction.Predictor(temporal_workdir=runs['workdirs']['temporal'],
+                                         num_workers=0)
+  assert predictor.settings.records_fps == SPEC.fps and not predictor.warnings
+  plain, resampled = predictor.predict([same, fast], progress=False)
+  assert (plain['fps'], resampled['fps']) == (SPEC.fps, 2 * SPEC.fps)
+  assert 'fps_note' not in plain and resampled['num_frames'] == plain['num_frames']
+  # Every second frame of the fast clip is the slow clip: the same flow, the same scores.
+  np.testing.assert_array_equal(resampled['predictions']['temporal']['probs'],
+                                plain['predictions']['temporal']['probs'])
+  note = resampled['fps_note']
+  assert f'clip at {2 * SPEC.fps} fps, the records at {SPEC.fps} fps: resampled' in note
+  assert note in capsys.readouterr().err
+  # Not resampled: the flow between repeated frames is zero, the scores differ, the note says so.
+  predictor.settings = dataclasses.replace(predictor.settings, resample_fps=False)
+  (kept,) = predictor.predict([fast], progress=False)
+  assert kept['num_frames'] == 2 * plain['num_frames']
+  assert f'clip at {2 * SPEC.fps} fps, the records at {SPEC.fps} fps: not resampled' in kept['fps_note']
+  assert not np.allclose(kept['predictions']['temporal']['probs'],
+                         plain['predictions']['temporal']['probs'], atol=1e-6)
+
+
+def test_frame_selection_at_a_rate_that_is_no_whole_multiple(tmp_path):
+  # Frame i has grey level 8 i; at 40 fps against records at 25 fps, frame k of the result is
+  # source frame round(1.6 k), and the cap counts kept frames.
+  frames = np.repeat(np.arange(30, dtype=np.uint8)[:, None, None, None] * 8, 3, axis=-1)
+  path = str(tmp_path / 'clip.avi')
+  synthetic_videos.write_avi(np.broadcast_to(frames, (30, 16, 16, 3)).copy(), path, 40)
+  settings = clip_reader.ClipSettings(short_side=0, max_frames=0, frame_stride=3, jpeg_quality=90,
+                                      flow_bound_px=20.0, num_views=2, num_flow_fields=0,
+                                      want_frames=True, pair_flow='', records_fps=25.0)
+  rgb, fps, note = clip_reader.decode_frames(path, settings)
+  levels = [int(round(f.mean() / 8)) for f in rgb]
+  assert fps == 40 and levels == [round(1.6 * k) for k in range(19)], levels
+  assert 'clip at 40 fps, the records at 25 fps: resampled' in note
+  capped, _, _ = clip_reader.decode_frames(path, dataclasses.replace(settings, max_frames=7))
+  assert [int(round(f.mean() / 8)) for f in capped] == levels[:7]
+  # A rate the records do not know: the records' own frame stride, no note.
+  rgb, _, note = clip_reader.decode_frames(path, dataclasses.replace(settings, records_fps=0.0))
+  assert [int(round(f.mean() / 8)) for f in rgb] == list(range(0, 30, 3)) and note == ''
+
+
+def _edited_copy(workdir: str, folder: str, edit) -> str:
+  """A copy of `workdir` whose recorded data set (head 0) `edit` changes in place."""
+  shutil.copytree(workdir, folder)
+  path = os.path.join(folder, workdir_metadata.FILENAME)
+  with open(path) as f:
+    content = json.load(f)
+  edit(content['datasets'][0])
+  with open(path, 'w') as f:
+    json.dump(content, f)
+  return folder
+
+
+def test_flow_parameters_unlike_the_records_are_refused_naming_each(runs, tmp_path):
+  parameters = dataset_metadata.load_metadata(runs['records']).extra['flow_parameters']
+  patch = parameters['patch_size']
+
+  def edit(dataset):
+    dataset['extra']['flow_parameters'].update(patch_size=patch + 4, opencv='3.0.0')
+    del dataset['extra'][dataset_metadata.SOURCE_FPS_KEY]  # records from before it was recorded
+
+  workdir = _edited_copy(runs['workdirs']['temporal'], str(tmp_path / 'temporal'), edit)
+  with pytest.raises(video_prediction.PredictError) as refused:
+    video_prediction.Predictor(temporal_workdir=workdir, num_workers=0)
+  message = str(refused.value)
+  assert f'patch_size: {patch + 4} (records) vs {patch} (predict)' in message
+  assert f"opencv: '3.0.0' (records) vs '{parameters['opencv']}' (predict)" in message
+  assert 'finest_scale' not in message and '--accept_flow_mismatch' in message
+  # The command line refuses at start, before any checkpoint is restored.
+  out = _predict_cli(f'--temporal_workdir={workdir}', runs['paths'][0])
+  assert out.returncode == 2 and 'patch_size' in out.stderr and 'Traceback' not in out.stderr
+  # Accepted: a warning names the differences, another (one) says the frame rate is unknown.
+  accepted = video_prediction.Predictor(temporal_workdir=workdir, num_workers=0,
+                                        accept_flow_mismatch=True)
+  assert [w for w in accepted.warnings if 'patch_size' in w]
+  unknown = [w for w in accepted.warnings if 'frame rate' in w]
+  assert len(unknown) == 1 and 'do not record the source videos' in unknown[0]
+  assert accepted.settings.records_fps == 0.0
+  (result,) = accepted.predict(runs['paths'][:1], progress=False)
+  assert result['ok'] and 'fps_note' not in result
+
+
+def test_dataset_picks_the_head_of_a_multitask_run(runs, tmp_path):
+  other = str(tmp_path / 'other_records')
+  record_fixtures.write_tiny_dataset(other, name='tiny_other')  # 3 classes, 'synthetic' flow
+  config = tiny_train_config(f'{runs["records"]},{other}', 'flow')
+  config.train.num_train_steps = 2
+  workdir = str(tmp_path / 'multitask')
+  train_loop.train(config, spec_of(config), workdir)
+  stacks = np.random.default_rng(0).integers(0, 256, (3, 32, 40, 4), dtype=np.uint8)
+  first = stream_predictor.StreamPredictor(workdir)
+  assert first.head == 0 and first.score(stacks)[0].shape == (6,)
+  for choice in ('tiny_other', '1'):
+    chosen = stream_predictor.StreamPredictor(workdir, dataset=choice)
+    assert chosen.head == 1 and chosen.metadata.name == 'tiny_other'
+    assert chosen.class_names == dataset_metadata.load_metadata(other).class_names
+    assert chosen.score(stacks)[0].shape == (3,)
+  with pytest.raises(stream_predictor.PredictorError, match="'nope' is not one of.*synthetic, tiny_other"):
+    video_prediction.Predictor(temporal_workdir=workdir, dataset='nope')
+  # The whole predict on head 1: its classes, its records' decoding (short side 32).
+  predictor = video_prediction.Predictor(temporal_workdir=workdir, dataset='tiny_other',
+                                         flow_algorithm='dis', num_workers=0)
+  assert predictor.class_names == chosen.class_names and predictor.settings.short_side == 32
+  assert [w for w in predictor.warnings if "trained on 'synthetic' flow" in w]
+  (result,) = predictor.predict(runs['paths'][:1], progress=False)
+  assert len(result['predictions']['temporal']['probs']) == 3 and result['height'] == 32

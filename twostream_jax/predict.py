@@ -2,13 +2,14 @@ r"""Classify new videos with trained streams: decode, compute flow, run both str
 
     python -m twostream_jax.predict --spatial_workdir runs/spatial --temporal_workdir runs/temporal \
         [--fusion runs/fusion1/fusion_svm.npz] [--output predictions.json] [--top_k 5] \
-        [--render DIR] VIDEO_OR_FOLDER...
+        [--render DIR] [--dataset NAME_OR_INDEX] [--accept_flow_mismatch] VIDEO_OR_FOLDER...
 
 A folder stands for the videos under it. One stream alone works too; without `--fusion` two
 streams are averaged with equal weights. Writes `--output` (JSON, see
 `inference.video_prediction`) and, with `--render`, one PNG per video (frames | flow | top-5 bars).
 Exit status 1 if a video could not be decoded (the others are predicted), 2 on a start-up error
-(workdirs without checkpoints or metadata, streams trained on different class lists, ...).
+(workdirs without checkpoints or metadata, streams trained on different class lists, flow
+parameters that differ from the records' without --accept_flow_mismatch, ...).
 """
 
 from __future__ import annotations
@@ -36,6 +37,13 @@ def _define_flags() -> None:
   flags.DEFINE_bool('jpeg_roundtrip', True, 'Pass frames and flow through the records\' JPEG '
                     'coding, so that scores match evaluation on records.')
   flags.DEFINE_integer('batch_size', 0, 'Views per network call (0: the run\'s eval batch size).')
+  flags.DEFINE_string('dataset', '', 'A multi-task run\'s data set (its metadata name or index in '
+                      'data.data_dirs) whose head predicts (default: the run\'s eval.dataset).')
+  flags.DEFINE_bool('accept_flow_mismatch', False, 'Predict even when the flow parameters (or the '
+                    'OpenCV version) differ from those the records were made with (a warning '
+                    'names each difference; without this flag it is an error).')
+  flags.DEFINE_bool('resample_fps', True, 'Bring clips faster than the records\' frame rate to it '
+                    'by frame selection (a warning names both rates either way).')
 
 
 def main(argv: Sequence[str]) -> None:
@@ -46,7 +54,8 @@ def main(argv: Sequence[str]) -> None:
     content = run(argv[1:], spatial_workdir=f.spatial_workdir, temporal_workdir=f.temporal_workdir,
                   fusion_path=f.fusion, output=f.output, top_k=f.top_k, render_dir=f.render,
                   num_workers=f.num_workers, flow_algorithm=f.flow_algorithm,
-                  jpeg_roundtrip=f.jpeg_roundtrip, batch_size=f.batch_size)
+                  jpeg_roundtrip=f.jpeg_roundtrip, batch_size=f.batch_size, dataset=f.dataset,
+                  accept_flow_mismatch=f.accept_flow_mismatch, resample_fps=f.resample_fps)
   except (ValueError, FileNotFoundError) as e:
     # A user's mistake (workdirs, classes, fusion file, paths): one clear line, no traceback.
     print(f'predict: error: {e}', file=sys.stderr)

@@ -60,6 +60,8 @@ def test_batched_path_writes_the_same_records_as_the_pair_path(tmp_path):
   for batched, pair in zip(batched_specs, pair_specs):
     expected = shard_writer.write_shard(pair)
     assert by_path[batched.path].videos == expected.videos
+    # The source rate of each written video (the fixtures' .avi files are 25 fps), on both paths.
+    assert {o.fps for o in expected.videos if o.ok} == {25.0}
     assert fx.read_records([batched.path]) == fx.read_records([pair.path])
   assert 'cannot open' in by_path[batched_specs[0].path].videos[1].reason
   assert shard_writer.load_result(batched_specs[1].path) is not None

@@ -44,6 +44,8 @@ def test_iter_frames_streams_resized_rgb(avi):
   assert len(frames) == 12 == stats.kept_frames == stats.decoded_frames
   assert stats.reported_frames == 12 and (stats.source_height, stats.source_width) == (48, 64)
   assert stats.truncation_warning() is None
+  assert stats.fps == 25.0 == video_decoding.frame_rate(avi)  # the container's rate
+  assert video_decoding.frame_rate(avi + '.missing') == 0.0
   expected = cv2.resize(reference[3], (32, 24), interpolation=cv2.INTER_AREA)
   np.testing.assert_array_equal(frames[3], expected)
 

@@ -27,6 +27,8 @@ from twostream_jax.data import record_schema
 METADATA_FILENAME = 'twostream_metadata.json'
 FILE_FORMAT = 'tfrecord'
 HELDOUT_SPLIT = 'heldout'
+# extra[SOURCE_FPS_KEY]: {source frame rate ('25', '29.97'): number of videos}; absent: unknown.
+SOURCE_FPS_KEY = 'source_fps'
 _CLIP_SUFFIX = re.compile(r'_c\d+$')
 
 
@@ -168,6 +170,18 @@ class DatasetMetadata:
     if unknown:
       raise DatasetError(f'unknown metadata keys {unknown}: written by a newer twostream_jax?')
     return cls(**data)
+
+
+def stored_frame_rate(metadata: DatasetMetadata) -> float:
+  """Frames per second of the stored frames: the most common source rate / `frame_stride`.
+
+  0.0 when unknown: records written before the rate was recorded, or from rawframes (no rate).
+  """
+  counts = metadata.extra.get(SOURCE_FPS_KEY) or {}
+  if not counts:
+    return 0.0
+  rate = max(counts, key=lambda r: (counts[r], -float(r)))
+  return float(rate) / max(1, int(metadata.extra.get('frame_stride', 1)))
 
 
 def heldout_video_ids(video_ids: Sequence[str], fraction: float) -> list[str]:

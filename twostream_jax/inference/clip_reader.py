@@ -1,7 +1,8 @@
 """One new video -> the uint8 frames and quantised flow its test views need, as the records hold them.
 
 Per video, in worker processes: decode with the records' settings (`prep.video_decoding`: short
-side, frame stride, frame cap), keep the frames of the K test positions (`data.protocol_positions`),
+side, frame stride, frame cap; a clip faster than the records' frame rate is brought to it by
+frame selection, `record_match`), keep the frames of the K test positions (`data.protocol_positions`),
 compute the flow fields their K stacks of L fields use (a per-pair OpenCV algorithm here; for a
 batched one such as tvl1_jax the caller gets the grayscale pairs), quantise flow with the records'
 bound and, by default, pass frames and fields through the records' JPEG coding, in `shard_writer`'s
@@ -27,6 +28,7 @@ import numpy as np
 from twostream_jax.data import record_schema
 from twostream_jax.data.protocol_positions import flow_indices, view_starts
 from twostream_jax.flow import algorithms as optical_flow
+from twostream_jax.inference import record_match
 from twostream_jax.prep import jpeg_codec
 from twostream_jax.prep import video_decoding
 
@@ -49,6 +51,9 @@ class ClipSettings:
     jpeg_roundtrip: pass frames and quantised flow through JPEG as the records do.
     render_frames: also keep this many RGB frames (at the starts of evenly chosen stacks) for
       pictures; 0: none.
+    records_fps: frames per second of the records' stored frames (0: unknown; then every clip is
+      read with `frame_stride`, as the records were).
+    resample_fps: bring a faster clip to `records_fps` by frame selection (`record_match`).
   """
   short_side: int
   max_frames: int
@@ -61,6 +66,8 @@ class ClipSettings:
   pair_flow: str
   jpeg_roundtrip: bool = True
   render_frames: int = 0
+  records_fps: float = 0.0
+  resample_fps: bool = True
 
 
 @dataclasses.dataclass
@@ -79,6 +86,8 @@ class Clip:
     render_frames: `[R, H, W, 3]` RGB frames for pictures (not JPEG-coded).
     render_rows: int64 `[R]` row of `field_indices` whose flow goes with each picture frame.
     decode_seconds, flow_seconds: time spent decoding (with JPEG coding) and on flow here.
+    fps: the clip's frame rate (its container's; 0: unknown or not asked).
+    note: about its frame rate against the records' ('' nothing to say).
   """
   path: str
   num_frames: int
@@ -93,6 +102,8 @@ class Clip:
   render_rows: np.ndarray
   decode_seconds: float
   flow_seconds: float
+  fps: float = 0.0
+  note: str = ''
 
   def stacks(self) -> np.ndarray:
     """`[K, H, W, 2L]` quantised flow stacks, channel 2k = x and 2k+1 = y of field k."""
@@ -137,8 +148,7 @@ def read_clip(path: str, settings: ClipSettings,
     video_decoding.VideoDecodeError: the video is missing, corrupt, or has fewer than 2 frames.
   """
   start = time.perf_counter()
-  rgb = list(video_decoding.iter_frames(path, settings.short_side, settings.max_frames,
-                                        settings.frame_stride))
+  rgb, fps, note = decode_frames(path, settings)
   if len(rgb) < 2:
     raise video_decoding.VideoDecodeError(
         f'too short: {len(rgb)} decodable frame{"" if len(rgb) == 1 else "s"}, need at least 2')
@@ -179,7 +189,33 @@ def read_clip(path: str, settings: ClipSettings,
               field_indices=field_indices, stack_rows=stack_rows, fields=fields,
               gray_pairs=gray_pairs,
               render_frames=np.stack(render) if render else np.zeros([0, h, w, 3], np.uint8),
-              render_rows=render_rows, decode_seconds=decode_seconds, flow_seconds=flow_seconds)
+              render_rows=render_rows, decode_seconds=decode_seconds, flow_seconds=flow_seconds,
+              fps=fps, note=note)
+
+
+def decode_frames(path: str, settings: ClipSettings) -> tuple[list[np.ndarray], float, str]:
+  """(the kept RGB frames, the clip's frame rate, a note on it): at the records' rate when both
+  rates are known (every `step`-th source frame), else with the records' frame stride."""
+  fps = video_decoding.frame_rate(path) if settings.records_fps > 0 else 0.0
+  step = record_match.frame_selection(fps, settings.records_fps) if settings.resample_fps else 0.0
+  note = record_match.rate_note(fps, settings.records_fps, step)
+  stride = settings.frame_stride
+  if fps > 0 and (step or settings.resample_fps):
+    stride = 1  # the rates decide: the records' stride is part of their rate
+    if step and abs(step - round(step)) <= record_match.RATE_TOLERANCE * step:
+      stride, step = int(round(step)), 0.0  # a whole step: the decoder's stride skips conversions
+  frames = video_decoding.iter_frames(path, settings.short_side, 0 if step else settings.max_frames,
+                                      stride)
+  if not step:
+    return list(frames), fps, note
+  rgb, wanted = [], 0
+  for index, frame in enumerate(frames):
+    if settings.max_frames and len(rgb) >= settings.max_frames:
+      break
+    if index == wanted:
+      rgb.append(frame)
+      wanted = int(round(len(rgb) * step))
+  return rgb, fps, note
 
 
 # ------------------------------------------------------------------------------ worker processes

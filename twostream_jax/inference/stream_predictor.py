@@ -30,6 +30,7 @@ from twostream_jax.train import checkpointing
 from twostream_jax.train import restore
 from twostream_jax.train import sharding
 from twostream_jax.train import steps as train_steps
+from twostream_jax.train import task_heads
 
 
 class PredictorError(ValueError):
@@ -42,28 +43,32 @@ class StreamPredictor:
   Attributes:
     workdir: the run's folder.
     config: the run's config.
-    metadata: the records' metadata of the run's first data set (the head predictions use).
+    metadata: the records' metadata of the data set whose head predictions use (`chosen_dataset`).
+    head: that head's index (0 but for a multi-task run).
     name: 'spatial', 'temporal' or `eval.stream_name`.
     modality: 'rgb' or 'flow'.
     step: the restored checkpoint's step.
     batch_size: views per network call (about; whole test positions of C views each).
   """
 
-  def __init__(self, workdir: str, *, batch_size: int = 0, mesh: Any = None):
+  def __init__(self, workdir: str, *, batch_size: int = 0, mesh: Any = None, dataset: str = ''):
     """Restores the latest checkpoint of `workdir`.
 
     Args:
       workdir: a training run's folder.
+      dataset: the data set (name or index) whose head scores, for a multi-task run
+        (`chosen_dataset`; '': the run's `eval.dataset`).
       batch_size: views per network call (0: the run's `train.eval_batch_size`); rounded up to a
         multiple of the devices.
       mesh: the data mesh (default: all devices).
 
     Raises:
-      PredictorError: no workdir metadata, or no checkpoint.
+      PredictorError: no workdir metadata, no such data set, or no checkpoint.
     """
     self.workdir = workdir
     run = read_run(workdir)
-    self.config, self.metadata = run.config, run.dataset
+    self.head, self.metadata = chosen_dataset(run, dataset)
+    self.config = run.config
     directory = os.path.join(workdir, checkpointing.CHECKPOINT_SUBDIR)
     # Checked before the Checkpointer, which would create the folder.
     if not os.path.isdir(directory) or not any(n.isdigit() for n in os.listdir(directory)):
@@ -133,7 +138,7 @@ class StreamPredictor:
       if self.modality == 'flow':
         batch[batch_keys.FLOW_STEP] = np.full(
             per_batch, record_schema.flow_quantisation_step(self.metadata.flow_bound_px), np.float32)
-      out = self._eval_fn(self.state, sharding.global_batch(batch, self.mesh))
+      out = self._eval_fn(self.state, sharding.global_batch(batch, self.mesh), head=self.head)
       logits.append(np.asarray(jax.device_get(out), np.float64)[:len(chunk) * self.num_crops])
     logits = np.concatenate(logits)
     return (stream_scores.softmax(logits).mean(axis=0).astype(np.float32),
@@ -148,17 +153,37 @@ def read_run(workdir: str) -> workdir_metadata.WorkdirMetadata:
     raise PredictorError(str(e)) from e
 
 
-def check_same_classes(workdirs: list[str]) -> list[str]:
+def chosen_dataset(run: workdir_metadata.WorkdirMetadata,
+                   dataset: str = '') -> tuple[int, dataset_metadata.DatasetMetadata]:
+  """(head index, its data set's metadata) that `dataset` names (a name or an index, as config
+  `eval.dataset`; '': the run's own `eval.dataset`, whose default is the first data set).
+
+  Raises:
+    PredictorError: `dataset` names no data set of the run (the message lists them).
+  """
+  choice = str(dataset).strip() or str(run.config.eval.get('dataset', '') or '')
+  try:
+    index = task_heads.eval_dataset_index([m.name for m in run.datasets], choice)
+  except ValueError as e:
+    raise PredictorError(f'--dataset: {e}'.replace('eval.dataset=', '')) from e
+  return index, run.datasets[index]
+
+
+def check_same_classes(workdirs: list[str], dataset: str = '') -> list[str]:
   """The class names the runs of all `workdirs` share (cheap: read before anything is restored).
+
+  Args:
+    workdirs: the runs' folders.
+    dataset: the data set whose head each run predicts with (`chosen_dataset`).
 
   Raises:
     PredictorError: a workdir without metadata, or two runs trained on data sets with different
       class lists (naming the first difference).
   """
-  runs = [read_run(w) for w in workdirs]
-  first = runs[0]
-  for workdir, other in zip(workdirs[1:], runs[1:]):
-    a, b = first.dataset.class_names, other.dataset.class_names
+  chosen = [chosen_dataset(read_run(w), dataset)[1] for w in workdirs]
+  first = chosen[0]
+  for workdir, other in zip(workdirs[1:], chosen[1:]):
+    a, b = first.class_names, other.class_names
     if a != b:
       where = next((i for i in range(min(len(a), len(b))) if a[i] != b[i]), min(len(a), len(b)))
       detail = (f'class {where} is {a[where]!r} vs {b[where]!r}' if where < min(len(a), len(b))
@@ -167,4 +192,4 @@ def check_same_classes(workdirs: list[str]) -> list[str]:
           f'the runs in {workdirs[0]} and {workdir} were trained on data sets with different class '
           f'lists ({len(a)} and {len(b)} classes; {detail}); their scores cannot be fused. Use '
           'two runs trained on the same records.')
-  return list(first.dataset.class_names)
+  return list(first.class_names)

@@ -20,12 +20,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 import time
 from typing import Any, Sequence
 
 import numpy as np
 import tqdm
 
+from twostream_jax.data import dataset_metadata
 from twostream_jax.data import record_schema
 from twostream_jax.evaluation import fusion
 from twostream_jax.evaluation import fusion_file
@@ -34,6 +36,7 @@ from twostream_jax.flow import algorithms as optical_flow
 from twostream_jax.flow import visualization
 from twostream_jax.inference import clip_reader
 from twostream_jax.inference import prediction_strip
+from twostream_jax.inference import record_match
 from twostream_jax.inference import stream_predictor
 from twostream_jax.prep import video_decoding
 
@@ -79,6 +82,18 @@ def _decoding(predictors: list[stream_predictor.StreamPredictor]) -> dict[str, A
   return settings
 
 
+def _tvl1_params(algorithm: str, records: dataset_metadata.DatasetMetadata) -> Any:
+  """tvl1_jax's parameters: the records' own when they were made with tvl1_jax, else the defaults
+  (OpenCV's, which OpenCV TV-L1 records used); None for another algorithm."""
+  if algorithm != 'tvl1_jax':
+    return None
+  from twostream_jax.flow import tvl1_jax  # pylint: disable=g-import-not-at-top
+  recorded = records.extra.get('flow_parameters') or {}
+  fields = {f.name for f in dataclasses.fields(tvl1_jax.TVL1Params)}
+  return tvl1_jax.TVL1Params(**{k: v for k, v in recorded.items() if k in fields}
+                             if records.flow_algorithm == 'tvl1_jax' else {})
+
+
 def flow_algorithm_for(records_algorithm: str, override: str, backend: str) -> str:
   """The flow algorithm to run: `override`, else the records' one (TV-L1 batched on an accelerator).
 
@@ -103,8 +118,19 @@ class Predictor:
 
   def __init__(self, spatial_workdir: str = '', temporal_workdir: str = '', fusion_path: str = '',
                *, flow_algorithm: str = '', jpeg_roundtrip: bool = True, batch_size: int = 0,
-               num_workers: int = 2, flow_batch_size: int = 8):
+               num_workers: int = 2, flow_batch_size: int = 8, dataset: str = '',
+               accept_flow_mismatch: bool = False, resample_fps: bool = True):
     """Restores the streams and checks that they fit together (fails before any video is read).
+
+    Args (beyond the flags of `python -m twostream_jax.predict`, same names):
+      dataset: the data set (name or index) whose head a multi-task run predicts with ('': the
+        run's `eval.dataset`).
+      accept_flow_mismatch: go on, with a warning, when the flow parameters predict computes with
+        differ from the records' (`record_match.flow_differences`).
+      resample_fps: bring clips faster than the records' frame rate to it by frame selection.
+
+    Attributes:
+      warnings: what the start found worth saying (each also printed once to stderr).
 
     Raises:
       PredictError, stream_predictor.PredictorError, fusion.FusionError, FileNotFoundError.
@@ -116,7 +142,8 @@ class Predictor:
     workdirs = [w for w, _ in given]
     # Everything that can be checked from the workdirs' metadata and the fusion file is checked
     # before any checkpoint is restored, so that a mistake fails in a second.
-    self.class_names = stream_predictor.check_same_classes(workdirs)
+    self.warnings: list[str] = []
+    self.class_names = stream_predictor.check_same_classes(workdirs, dataset)
     runs = [stream_predictor.read_run(w) for w in workdirs]
     for (workdir, wanted), run in zip(given, runs):
       if run.config.data.modality != wanted:
@@ -149,7 +176,16 @@ class Predictor:
       if fusion_path:
         raise PredictError('--fusion needs both streams')
       self.fusion, self._order = None, [0]
-    self.predictors = [stream_predictor.StreamPredictor(w, batch_size=batch_size) for w in workdirs]
+    temporal_data = (stream_predictor.chosen_dataset(runs[-1], dataset)[1]
+                     if temporal_workdir else None)
+    self.flow_algorithm, self._tvl1_params = '', None
+    if temporal_data is not None:
+      self.flow_algorithm = flow_algorithm_for(temporal_data.flow_algorithm, flow_algorithm,
+                                               jax.default_backend())
+      self._tvl1_params = _tvl1_params(self.flow_algorithm, temporal_data)
+      self._check_flow(temporal_data, temporal_workdir, accept_flow_mismatch)
+    self.predictors = [stream_predictor.StreamPredictor(w, batch_size=batch_size, dataset=dataset)
+                       for w in workdirs]
     spatial = next((p for p in self.predictors if p.modality == 'rgb'), None)
     self.temporal = next((p for p in self.predictors if p.modality == 'flow'), None)
     decoding = _decoding(self.predictors)
@@ -157,10 +193,6 @@ class Predictor:
     if len(views) > 1:
       raise PredictError(f'the streams test {sorted(views)} frames per video '
                          '(data.test_num_frames); predict reads one set of positions per video')
-    self.flow_algorithm = ''
-    if self.temporal is not None:
-      self.flow_algorithm = flow_algorithm_for(self.temporal.metadata.flow_algorithm,
-                                               flow_algorithm, jax.default_backend())
     bound = (self.temporal or self.predictors[0]).metadata.flow_bound_px
     self.batched_flow = self.flow_algorithm in optical_flow.BATCHED_ALGORITHMS
     self.settings = clip_reader.ClipSettings(
@@ -168,18 +200,54 @@ class Predictor:
         num_flow_fields=self.temporal.num_flow_fields if self.temporal else 0,
         want_frames=spatial is not None,
         pair_flow='' if self.batched_flow else self.flow_algorithm,
-        jpeg_roundtrip=jpeg_roundtrip)
+        jpeg_roundtrip=jpeg_roundtrip, records_fps=self._records_fps(), resample_fps=resample_fps)
     self.num_workers, self.flow_batch_size = num_workers, flow_batch_size
-    self._tvl1_params = None
-    if self.batched_flow:
-      from twostream_jax.flow import tvl1_jax  # pylint: disable=g-import-not-at-top
-      recorded = self.temporal.metadata.extra.get('flow_parameters', {})
-      fields = {f.name for f in dataclasses.fields(tvl1_jax.TVL1Params)}
-      # The records' own solver parameters when they were made with tvl1_jax, else the defaults
-      # (OpenCV's, which OpenCV TV-L1 records used).
-      self._tvl1_params = tvl1_jax.TVL1Params(**{
-          k: v for k, v in recorded.items() if k in fields
-      } if self.temporal.metadata.flow_algorithm == 'tvl1_jax' else {})
+
+  def _warn(self, message: str) -> None:
+    self.warnings.append(message)
+    print(f'predict: warning: {message}', file=sys.stderr)
+
+  def _check_flow(self, records: dataset_metadata.DatasetMetadata, workdir: str,
+                  accept: bool) -> None:
+    """Refuses (or, with `accept`, warns about) flow computed otherwise than the records'."""
+    recorded = records.extra.get('flow_parameters') or {}
+    if self.flow_algorithm != records.flow_algorithm and not (
+        records.flow_algorithm == 'tvl1' and self.flow_algorithm == 'tvl1_jax'):
+      self._warn(f'the temporal stream of {workdir} was trained on {records.flow_algorithm!r} flow; '
+                 f'predict computes {self.flow_algorithm!r} flow (--flow_algorithm)')
+      return
+    if not recorded:
+      self._warn(f'the records of {workdir} do not record their flow parameters: predict cannot '
+                 f'check that its {self.flow_algorithm!r} flow is computed as theirs was')
+      return
+    current = record_match.current_flow_parameters(self.flow_algorithm, self._tvl1_params)
+    if self.flow_algorithm != records.flow_algorithm:  # tvl1 records, tvl1_jax here: numerics only
+      current = {k: v for k, v in current.items() if k in recorded}
+      recorded = {k: v for k, v in recorded.items() if k in current and k != 'implementation'}
+    differences = record_match.flow_differences(recorded, current)
+    if not differences:
+      return
+    message = (f'the {records.flow_algorithm!r} flow the temporal stream of {workdir} was trained on '
+               f'was computed with other parameters than predict would use: '
+               f'{"; ".join(differences)}')
+    if not accept:
+      raise PredictError(f'{message}. Its flow would differ from the records\'; pass '
+                         '--accept_flow_mismatch to predict anyway (with a warning)')
+    self._warn(message + ' (--accept_flow_mismatch given: going on)')
+
+  def _records_fps(self) -> float:
+    """The records' stored frame rate (0: unknown, said once)."""
+    rates = {p.workdir: dataset_metadata.stored_frame_rate(p.metadata) for p in self.predictors}
+    known = {r for r in rates.values() if r > 0}
+    unknown = [w for w, r in rates.items() if r <= 0]
+    if unknown:
+      self._warn(f'the records of {", ".join(unknown)} do not record the source videos\' frame '
+                 'rate (records written before it was, or from rawframes): predict cannot check '
+                 'a clip\'s frame rate against it')
+    if len(known) > 1:
+      self._warn(f'the streams\' records hold frames at different rates ({sorted(known)} fps): '
+                 'clips are brought to the first stream\'s')
+    return next((r for r in rates.values() if r > 0), 0.0)
 
   def describe(self) -> dict[str, Any]:
     """What the output file says about the streams and the fusion."""
@@ -187,7 +255,8 @@ class Predictor:
                                 'views': f'{p.num_views} x {p.num_crops}'}
                        for p in self.predictors},
            'flow_algorithm': self.flow_algorithm, 'jpeg_roundtrip': self.settings.jpeg_roundtrip,
-           'classes': self.class_names}
+           'records_fps': self.settings.records_fps, 'classes': self.class_names,
+           'warnings': self.warnings}
     if self.fusion is not None:
       out['fusion'] = {'method': self.fusion.method, 'streams': self.fusion.streams,
                        **({'weights': [float(w) for w in self.fusion.weights]}
@@ -236,7 +305,10 @@ class Predictor:
         streams['fusion'] = {'method': self.fusion.method, 'top_k': self._top(fused, top_k),
                              'probs': fused.tolist()}
       network = time.perf_counter() - start - (clip.flow_seconds if self.batched_flow else 0.0)
-      result = {'path': clip.path, 'ok': True, 'num_frames': clip.num_frames,
+      if clip.note:
+        bar.write(f'predict: warning: {clip.path}: {clip.note}', file=sys.stderr)
+      result = {'path': clip.path, 'ok': True, 'num_frames': clip.num_frames, 'fps': clip.fps,
+                **({'fps_note': clip.note} if clip.note else {}),
                 'height': clip.height, 'width': clip.width,
                 'flow_fields': int(len(clip.field_indices)), 'predictions': streams,
                 'seconds': {'decode': round(clip.decode_seconds, 4),

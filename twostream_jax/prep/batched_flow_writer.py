@@ -55,7 +55,7 @@ def decode_unit_messages(shard_index: int, spec: shard_writer.ShardSpec,
   """Decodes one shard's videos in order and passes each message to `put`.
 
   Messages: ('frame', shard, video, frame JPEG bytes, `[H, W]` uint8 gray), ('end', shard, video,
-  failure reason or '', warnings) after each video, ('shard_end', shard, number of videos).
+  failure reason or '', warnings, source frame rate) after each video, ('shard_end', shard, number of videos).
   """
   for video_index, task in enumerate(spec.videos):
     if os.environ.get(shard_writer.CRASH_ENV) == task.video_id:
@@ -76,18 +76,18 @@ def _video_messages(shard_index: int, video_index: int, task: shard_writer.Video
     except StopIteration:
       break
     except video_decoding.VideoDecodeError as e:
-      yield ('end', shard_index, video_index, str(e), [])
+      yield ('end', shard_index, video_index, str(e), [], 0.0)
       return
     except Exception as e:  # pylint: disable=broad-except
-      yield ('end', shard_index, video_index, f'{type(e).__name__}: {e}', [])
+      yield ('end', shard_index, video_index, f'{type(e).__name__}: {e}', [], 0.0)
       return
     yield ('frame', shard_index, video_index, jpeg, gray)
   if stats.kept_frames < 2:
     yield ('end', shard_index, video_index,
-           f'too short: {stats.kept_frames} decodable frame(s), need at least 2', [])
+           f'too short: {stats.kept_frames} decodable frame(s), need at least 2', [], 0.0)
     return
   warning = stats.truncation_warning()
-  yield ('end', shard_index, video_index, '', [warning] if warning else [])
+  yield ('end', shard_index, video_index, '', [warning] if warning else [], stats.fps)
 
 
 @dataclasses.dataclass
@@ -101,6 +101,7 @@ class _Video:
   ended: bool = False
   reason: str = ''
   warnings: list[str] = dataclasses.field(default_factory=list)
+  fps: float = 0.0
 
   def complete(self) -> bool:
     return self.ended and (bool(self.reason) or len(self.flow_x) == len(self.frames) - 1)
@@ -141,9 +142,10 @@ class _Assembler:
           self._run_batch(gray.shape)
       video.prev_gray = gray
     elif kind == 'end':
-      _, _, v, reason, warnings = message
+      _, _, v, reason, warnings, fps = message
       video = self._video(s, v)
       video.ended, video.reason, video.warnings, video.prev_gray = True, reason, warnings, None
+      video.fps = fps
       self._write_ready(s)
     else:  # shard_end
       self.shard_ended.add(s)
@@ -189,7 +191,7 @@ class _Assembler:
             video.task.video_id, video.task.label, video.task.label_name, h, w, video.frames,
             [video.flow_x[i] for i in range(n)], [video.flow_y[i] for i in range(n)])
         self.writers[s].write(record)
-        outcome = shard_writer.outcome_of(record, [], video.warnings)
+        outcome = shard_writer.outcome_of(record, [], video.warnings, video.fps)
       del self.videos[key]
       outcomes.append(outcome)
       self.on_video_done(outcome.ok)

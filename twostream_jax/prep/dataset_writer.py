@@ -142,6 +142,17 @@ def _flow_parameters(algorithm: str, batch_size: int) -> dict[str, Any]:
   return optical_flow.make_flow_algorithm(algorithm, batch_size).parameters()
 
 
+def source_fps_counts(results: dict[str, shard_writer.ShardResult]) -> dict[str, int]:
+  """{source frame rate ('25', '29.97'): number of written videos}, videos of unknown rate left out."""
+  counts: dict[str, int] = {}
+  for result in results.values():
+    for o in result.videos:
+      if o.ok and o.fps > 0:
+        key = f'{round(o.fps, 3):g}'
+        counts[key] = counts.get(key, 0) + 1
+  return dict(sorted(counts.items(), key=lambda kv: float(kv[0])))
+
+
 def collect_failures(plan: dataset_plan.Plan, results: dict[str, shard_writer.ShardResult],
                      ) -> list[dict[str, str]]:
   """The videos that could not be written, sorted by id.
@@ -256,6 +267,7 @@ def _write_metadata(plan: dataset_plan.Plan, options: WriterOptions,
       extra={'flow_parameters': _flow_parameters(settings.flow_algorithm, options.flow_batch_size),
              'source_kind': plan.source_kind, 'max_frames': settings.max_frames,
              'frame_stride': settings.frame_stride, 'split_scheme': plan.index,
+             dataset_metadata.SOURCE_FPS_KEY: source_fps_counts(results),
              'videos_per_split': summary.per_split, 'num_failed': len(summary.failures),
              'empty_splits': summary.empty_splits,
              'rawframes_layouts': summary.rawframes_layouts,

@@ -94,6 +94,7 @@ class VideoOutcome:
     flow_bytes: bytes of its flow JPEGs (x and y).
     notes: layout notes (rawframes variants, see `rawframes`).
     warnings: problems that did not stop the video (e.g. a container promising more frames).
+    fps: the source video's frame rate (its container's; 0: unknown, e.g. rawframes).
   """
   video_id: str
   ok: bool
@@ -105,6 +106,7 @@ class VideoOutcome:
   flow_bytes: int = 0
   notes: list[str] = dataclasses.field(default_factory=list)
   warnings: list[str] = dataclasses.field(default_factory=list)
+  fps: float = 0.0
 
 
 @dataclasses.dataclass
@@ -220,6 +222,7 @@ def _too_short(n: int) -> video_decoding.VideoDecodeError:
 
 def encode_video(task: VideoTask, settings: EncodeSettings,
                  flow: Optional[optical_flow.FlowAlgorithm],
+                 stats: Optional[video_decoding.DecodeStats] = None,
                  ) -> tuple[record_schema.VideoRecord, list[str], list[str]]:
   """Encodes one video into a record.
 
@@ -227,6 +230,7 @@ def encode_video(task: VideoTask, settings: EncodeSettings,
     task: the video.
     settings: how to encode it.
     flow: the flow algorithm (per pair, or batched with batches of one); None for rawframes.
+    stats: filled in while a video file is decoded (its frame rate, ...).
 
   Returns:
     (the record, layout notes, warnings).
@@ -244,7 +248,7 @@ def encode_video(task: VideoTask, settings: EncodeSettings,
     return record, raw.notes, []
   frames, flow_x, flow_y, back_x, back_y = [], [], [], [], []
   prev_gray = None
-  stats = video_decoding.DecodeStats()
+  stats = stats if stats is not None else video_decoding.DecodeStats()
   for jpeg, gray in iter_encoded_frames(task, settings, stats):
     frames.append(jpeg)
     if prev_gray is not None:
@@ -266,14 +270,14 @@ def encode_video(task: VideoTask, settings: EncodeSettings,
 
 
 def outcome_of(record: record_schema.VideoRecord, notes: list[str],
-               warnings: list[str]) -> VideoOutcome:
-  """The outcome of a written video."""
+               warnings: list[str], fps: float = 0.0) -> VideoOutcome:
+  """The outcome of a written video (`fps`: its source's frame rate, 0 unknown)."""
   return VideoOutcome(record.video_id, True, num_frames=record.num_frames, height=record.height,
                       width=record.width, frame_bytes=sum(map(len, record.frames)),
                       # Forward flow only, so that the summary's bytes per field stay comparable
                       # (backward flow is in the shard's bytes on disk).
                       flow_bytes=sum(map(len, record.flow_x)) + sum(map(len, record.flow_y)),
-                      notes=notes, warnings=warnings)
+                      notes=notes, warnings=warnings, fps=round(float(fps), 3))
 
 
 class ShardFileWriter:
@@ -330,8 +334,9 @@ def write_shard(spec: ShardSpec,
     for task in spec.videos:
       if os.environ.get(CRASH_ENV) == task.video_id:
         os._exit(17)  # pylint: disable=protected-access
+      stats = video_decoding.DecodeStats()
       try:
-        record, notes, warnings = encode_video(task, settings, flow)
+        record, notes, warnings = encode_video(task, settings, flow, stats)
         record.validate()
       except video_decoding.VideoDecodeError as e:
         outcome = VideoOutcome(task.video_id, False, reason=str(e))
@@ -340,7 +345,7 @@ def write_shard(spec: ShardSpec,
         outcome = VideoOutcome(task.video_id, False, reason=f'{type(e).__name__}: {e}')
       else:
         writer.write(record)
-        outcome = outcome_of(record, notes, warnings)
+        outcome = outcome_of(record, notes, warnings, stats.fps)
       outcomes.append(outcome)
       if on_video_done is not None:
         on_video_done(outcome)

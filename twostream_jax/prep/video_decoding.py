@@ -69,6 +69,7 @@ class DecodeStats:
     source_height: height of the decoded frames before resizing.
     source_width: width of the decoded frames before resizing.
     stopped_early: True when `max_frames` ended decoding before the end of the video.
+    fps: the frame rate the container reports (CAP_PROP_FPS; 0: unknown).
   """
   reported_frames: int = 0
   decoded_frames: int = 0
@@ -76,6 +77,7 @@ class DecodeStats:
   source_height: int = 0
   source_width: int = 0
   stopped_early: bool = False
+  fps: float = 0.0
 
   def truncation_warning(self) -> Optional[str]:
     """A note when the container promised clearly more frames than could be decoded."""
@@ -101,6 +103,22 @@ def check_readable(path: str) -> None:
       f.read(1)
   except OSError as e:
     raise VideoDecodeError(f'unreadable: {e.strerror or e}') from e
+
+
+def _reported_fps(capture: cv2.VideoCapture) -> float:
+  fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+  return fps if np.isfinite(fps) and 0.0 < fps < 10000.0 else 0.0  # junk headers read as unknown
+
+
+def frame_rate(path: str) -> float:
+  """The frame rate a video's container reports (CAP_PROP_FPS), 0.0 when unknown or unreadable."""
+  if not os.path.isfile(path):
+    return 0.0
+  capture = cv2.VideoCapture(path)
+  try:
+    return _reported_fps(capture) if capture.isOpened() else 0.0
+  finally:
+    capture.release()
 
 
 def iter_frames(path: str, short_side: int = 0, max_frames: int = 0, frame_stride: int = 1,
@@ -130,6 +148,7 @@ def iter_frames(path: str, short_side: int = 0, max_frames: int = 0, frame_strid
     if not capture.isOpened():
       raise VideoDecodeError('OpenCV cannot open it (corrupt file or unsupported container/codec)')
     stats.reported_frames = max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
+    stats.fps = _reported_fps(capture)
     index = 0
     while True:
       if max_frames and stats.kept_frames >= max_frames:
