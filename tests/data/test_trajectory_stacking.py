@@ -117,3 +117,38 @@ def test_pipeline_stacks_along_trajectories_in_training_and_evaluation(tmp_path)
   with pytest.raises(pipelines.InputConfigError, match='data.stacking'):
     trajectory.data.stacking = 'trajectories'
     pipelines.create_train_dataset(trajectory.data, global_batch_size=4, seed=0)
+
+
+def test_training_stacks_equal_the_reference_along_trajectories(tmp_path):
+  """The training path by value: with frames the crop's size, a training example holds the whole
+  stack, and the trajectory run draws the same videos, fields and boxes as the plain one (same
+  seed), so each of its stacks must be `_trajectory_np` of the plain stack."""
+  from tests import record_fixtures  # pylint: disable=g-import-not-at-top
+  from tests.config_fixtures import tiny_train_config  # pylint: disable=g-import-not-at-top
+  from tests.data import pipelines  # pylint: disable=g-import-not-at-top
+  size, num_fields, bound = 24, 3, record_fixtures.FLOW_BOUND_PX
+  # Flow that differs per field and varies across the frame (x a ramp), so trajectories matter.
+  record_fixtures.write_tiny_dataset(str(tmp_path), num_classes=2, train_per_class=2,
+                                     test_per_class=1, num_frames=6, height=size, width=size,
+                                     distinct_flow=True)
+  plain, trajectory = tiny_train_config(str(tmp_path)), tiny_train_config(str(tmp_path))
+  for c in (plain, trajectory):
+    c.data.crop_size, c.data.num_flow_fields = size, num_fields
+  trajectory.data.stacking = 'trajectory'
+  batches = [next(pipelines.numpy_batches(pipelines.create_train_dataset(
+      c.data, global_batch_size=8, seed=3))) for c in (plain, trajectory)]
+  np.testing.assert_array_equal(batches[0]['label'], batches[1]['label'])
+  q_plain, q_trajectory = (b['images'] for b in batches)  # uint8 [B, 2L, H, W] planes
+  assert q_plain.shape == q_trajectory.shape == (8, 2 * num_fields, size, size)
+  step = record_schema.flow_quantisation_step(bound)
+  moved = 0.0
+  for plain_stack, got_stack in zip(q_plain, q_trajectory):
+    fields = np.moveaxis(record_schema.dequantise_flow(plain_stack, bound).reshape(
+        num_fields, 2, size, size), 1, -1)  # [L, H, W, 2]
+    want = _trajectory_np(fields.astype(np.float64))
+    got = np.moveaxis(record_schema.dequantise_flow(got_stack, bound).reshape(
+        num_fields, 2, size, size), 1, -1)
+    np.testing.assert_allclose(got, want, atol=step / 2 + 1e-4)
+    moved = max(moved, float(np.abs(got - fields).max()))
+  # Not optical flow stacking under another name: the trajectories sample other pixels.
+  assert moved > 4 * step, moved
