@@ -23,6 +23,7 @@ ALLOWED = {
     # Decoding a video as the records were made needs prep's video decoder and JPEG codec.
     'inference': {'data', 'models', 'flow', 'evaluation', 'train.restore', 'train.state',
                   'train.steps', 'train.sharding', 'train.checkpointing', 'train.device_views',
+                  'train.task_heads',
                   'prep.video_decoding', 'prep.jpeg_codec'},
     'experiments': {'data', 'models', 'flow', 'prep', 'train', 'evaluation', 'inference'},
 }
