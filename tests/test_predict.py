@@ -23,6 +23,7 @@ from twostream_jax.data import protocol_positions
 from twostream_jax.data import record_schema
 from twostream_jax.data import workdir_metadata
 from twostream_jax.evaluation import evaluate
+from twostream_jax.evaluation import fusion
 from twostream_jax.evaluation import fusion_run
 from twostream_jax.evaluation import score_files
 from twostream_jax.inference import clip_reader
@@ -342,3 +343,14 @@ def test_dataset_picks_the_head_of_a_multitask_run(runs, tmp_path):
   assert [w for w in predictor.warnings if "trained on 'synthetic' flow" in w]
   (result,) = predictor.predict(runs['paths'][:1], progress=False)
   assert len(result['predictions']['temporal']['probs']) == 3 and result['height'] == 32
+
+
+def test_fusion_refuses_the_runs_score_files_the_wrong_way_round(runs, tmp_path):
+  paths = {split: [os.path.join(evaluate.split_dir(runs['workdirs'][s], split), 'scores.npz')
+                   for s in ('spatial', 'temporal')] for split in ('train1', 'test1')}
+  out = str(tmp_path / 'fusion')
+  # The training split of the run that made them: recorded in the file, or from its workdir.
+  with pytest.raises(fusion.FusionError, match="'spatial/test1' are of split 'test1', which is not "
+                     "the training split 'train1' of the run"):
+    fusion_run.run_fusion(paths['test1'], paths['train1'], out, methods=('svm',))
+  assert not os.path.exists(out)

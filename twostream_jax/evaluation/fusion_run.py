@@ -5,17 +5,20 @@ on their test-split score files and writes, into one folder: a fused score file 
 (`fused_<method>.npz`, `score_files`' format), the fitted fusion per method (`fusion_<method>.npz`,
 `fusion_file`, what prediction on new videos reads), and `results.md` / `results.json` (each stream
 and each fusion: top-1, top-5, mean class accuracy, number of videos; `results_table`). Mismatched
-inputs are refused before anything is written. Imports no TensorFlow.
+inputs are refused before anything is written (`fusion_inputs`); a score file that does not record
+its run's training split takes it from the workdir it lies in. Imports no TensorFlow.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from typing import Any, Sequence
 
 import numpy as np
 
+from twostream_jax.data import workdir_metadata
 from twostream_jax.evaluation import classification_metrics
 from twostream_jax.evaluation import fusion
 from twostream_jax.evaluation import fusion_file
@@ -32,6 +35,25 @@ def _row(name: str, scores: score_files.VideoScores, notes: str, **extra: Any) -
   row = {'name': name, **classification_metrics.compute_metrics(scores.probs, scores.labels)}
   row.update(notes=notes, split=scores.split, **extra)
   return row
+
+
+def _load_scores(path: str) -> score_files.VideoScores:
+  """A score file; one that does not record its run's training split takes it from the training
+  workdir it lies in (`<workdir>/eval/[<dataset>/]<split>/scores.npz`, the workdir's
+  `dataset_metadata.json`), when it lies in one."""
+  scores = score_files.load_scores(path)
+  if scores.train_split:
+    return scores
+  folder = os.path.dirname(os.path.abspath(path))
+  for _ in range(4):
+    folder = os.path.dirname(folder)
+    if os.path.isfile(os.path.join(folder, workdir_metadata.FILENAME)):
+      try:
+        train_split = str(workdir_metadata.load(folder).config.data.train_split)
+      except (ValueError, KeyError, AttributeError):
+        return scores  # not a readable training workdir: the split's name decides
+      return dataclasses.replace(scores, train_split=train_split)
+  return scores
 
 
 def run_fusion(train_paths: Sequence[str], test_paths: Sequence[str], output_dir: str,
@@ -72,8 +94,8 @@ def run_fusion(train_paths: Sequence[str], test_paths: Sequence[str], output_dir
   if weights is not None and 'average' not in methods:
     raise fusion.FusionError('--weights is only used by the "average" method, which is not in '
                              f'--methods {methods}.')
-  train = [score_files.load_scores(p) for p in train_paths]
-  test = [score_files.load_scores(p) for p in test_paths]
+  train = [_load_scores(p) for p in train_paths]
+  test = [_load_scores(p) for p in test_paths]
   # Refuse mismatched inputs before any method runs or any file is written.
   train, test = fusion_inputs.check_train_test(train, test)
   if weights is not None:
