@@ -161,6 +161,9 @@ def test_rawframes_folder_converts_with_variants_reported(tmp_path):
   assert [f['video_id'] for f in summary.failures] == ['Beta/one_frame']
   meta = dataset_metadata.load_metadata(out)
   assert meta.flow_algorithm == 'rawframes'
+  # Frame folders carry no frame rate: unknown (predict says so).
+  assert meta.extra[dataset_metadata.SOURCE_FPS_KEY] == {}
+  assert dataset_metadata.stored_frame_rate(meta) == 0.0
   assert meta.extra['rawframes_layouts'] == {
       'flow_x_y_counts_differ': 1, 'fewer_flows_than_frames': 1, 'flows_from_0': 1,
       'frames_from_0': 1, 'n_flows_first_padding_dropped': 1, 'n_flows_last_dropped': 1,
