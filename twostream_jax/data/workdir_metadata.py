@@ -46,7 +46,7 @@ class WorkdirMetadata:
 
   @property
   def dataset(self) -> dataset_metadata.DatasetMetadata:
-    """The first data set (head 0): the one predictions are made for."""
+    """The first data set (head 0); predict may choose another head (`--dataset`)."""
     return self.datasets[0]
 
 

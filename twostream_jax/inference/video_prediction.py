@@ -10,6 +10,12 @@ checkpoint, and fuse the streams with the fusion `python -m twostream_jax.fuse` 
 plain averaging. One stream alone works too. By default frames and quantised flow pass through
 the records' JPEG coding first, so that a video scores as its records would.
 
+Before any video is read, the flow parameters it will compute with (and the OpenCV version) are
+compared with those the records recorded: a difference is refused, naming each parameter, unless
+`accept_flow_mismatch` (then a warning); a clip faster than the records' frame rate is resampled
+to it by frame selection, with a warning naming both rates (`record_match`); a multi-task run
+predicts with the head of `dataset`.
+
 `run` writes JSON: per video the top-k classes and probabilities of each stream and the fusion,
 the probability vectors and timings; optionally a PNG strip per video. A video that cannot be
 decoded is reported and skipped; bad workdirs or fusion files fail before any video is read.
