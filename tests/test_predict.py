@@ -27,6 +27,7 @@ from twostream_jax.evaluation import fusion
 from twostream_jax.evaluation import fusion_run
 from twostream_jax.evaluation import score_files
 from twostream_jax.inference import clip_reader
+from twostream_jax.inference import record_match
 from twostream_jax.inference import stream_predictor
 from twostream_jax.inference import video_prediction
 from twostream_jax.prep import dataset_writer
@@ -276,6 +277,21 @@ def test_frame_selection_at_a_rate_that_is_no_whole_multiple(tmp_path):
   # A rate the records do not know: the records' own frame stride, no note.
   rgb, _, note = clip_reader.decode_frames(path, dataclasses.replace(settings, records_fps=0.0))
   assert [int(round(f.mean() / 8)) for f in rgb] == list(range(0, 30, 3)) and note == ''
+
+
+def test_opencv_tvl1_records_against_tvl1_jax_compare_the_shared_numerics():
+  from twostream_jax.flow import algorithms  # pylint: disable=g-import-not-at-top
+  from twostream_jax.flow import tvl1_jax  # pylint: disable=g-import-not-at-top
+  recorded = algorithms.make_flow_algorithm('tvl1').parameters()
+  current = record_match.current_flow_parameters('tvl1_jax', tvl1_jax.TVL1Params())
+  # tvl1_jax's defaults are OpenCV's: no difference, whatever the implementation or version.
+  assert record_match.flow_mismatch('tvl1', recorded, 'tvl1_jax', current) == []
+  changed = dict(recorded, tau=0.3, theta=0.5)
+  assert record_match.flow_mismatch('tvl1', changed, 'tvl1_jax', current) == [
+      'tau: 0.3 (records) vs 0.25 (predict)', 'theta: 0.5 (records) vs 0.3 (predict)']
+  # The same algorithm: every key, the OpenCV version included.
+  assert record_match.flow_mismatch('tvl1', dict(recorded, opencv='1.0'), 'tvl1', recorded) == [
+      f"opencv: '1.0' (records) vs {recorded['opencv']!r} (predict)"]
 
 
 def _edited_copy(workdir: str, folder: str, edit) -> str:

@@ -51,6 +51,17 @@ def flow_differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[
   return out
 
 
+def flow_mismatch(records_algorithm: str, recorded: dict[str, Any], algorithm: str,
+                  current: dict[str, Any]) -> list[str]:
+  """`flow_differences` of the records' parameters and predict's; for OpenCV TV-L1 records
+  recomputed with tvl1_jax (the same numerics), of the parameters both name."""
+  if algorithm != records_algorithm:
+    shared = (set(recorded) & set(current)) - {'implementation'}
+    recorded = {k: recorded[k] for k in shared}
+    current = {k: current[k] for k in shared}
+  return flow_differences(recorded, current)
+
+
 def same_rate(a: float, b: float) -> bool:
   return abs(a - b) <= RATE_TOLERANCE * max(a, b)
 

@@ -227,10 +227,8 @@ class Predictor:
                  f'check that its {self.flow_algorithm!r} flow is computed as theirs was')
       return
     current = record_match.current_flow_parameters(self.flow_algorithm, self._tvl1_params)
-    if self.flow_algorithm != records.flow_algorithm:  # tvl1 records, tvl1_jax here: numerics only
-      current = {k: v for k, v in current.items() if k in recorded}
-      recorded = {k: v for k, v in recorded.items() if k in current and k != 'implementation'}
-    differences = record_match.flow_differences(recorded, current)
+    differences = record_match.flow_mismatch(records.flow_algorithm, recorded,
+                                             self.flow_algorithm, current)
     if not differences:
       return
     message = (f'the {records.flow_algorithm!r} flow the temporal stream of {workdir} was trained on '
