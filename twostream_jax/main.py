@@ -9,6 +9,9 @@ Several processes (hosts) train together when started with `--jax_distributed` (
 clusters: Cloud TPU, SLURM, ...) or with `--coordinator_address=host:port --num_processes=N
 --process_id=i`. It builds the run's `DataSpec` once and dispatches; it defines its own flags
 (as fuse and predict do theirs).
+
+Exit status: 0 done; 1 a user error (one line); 75 (EX_TEMPFAIL) training stopped by SIGTERM or
+SIGINT after checkpointing the step it was on: the same command resumes there (docs/training.md).
 """
 
 from __future__ import annotations
@@ -144,9 +147,13 @@ def run(config, workdir: str) -> int:
   # Imported here so that `--help` and config errors come back before TensorFlow and JAX load.
   from twostream_jax.train import loop as train_loop  # pylint: disable=g-import-not-at-top
   from twostream_jax.train import protocol_evaluation  # pylint: disable=g-import-not-at-top
+  from twostream_jax.train import preemption  # pylint: disable=g-import-not-at-top
   state = None
   if mode in ('train', 'train_eval'):
-    state = train_loop.train(config, spec, workdir)
+    try:
+      state = train_loop.train(config, spec, workdir)
+    except preemption.Preempted:
+      return preemption.EXIT_PREEMPTED  # Checkpointed: a scheduler's retry resumes there.
   if mode in ('eval', 'train_eval'):
     protocol_evaluation.evaluate_run(config, spec, workdir, state)
   return 0
