@@ -67,7 +67,9 @@ class StopSignals:
 
   def __exit__(self, *exc) -> None:
     for s, handler in self._previous.items():
-      signal.signal(s, handler)
+      # None: a handler installed outside Python (JAX's preemption notifier under
+      # jax.distributed), which cannot be put back; the default action is the safe one.
+      signal.signal(s, signal.SIG_DFL if handler is None else handler)
 
 
 @functools.lru_cache(maxsize=4)
