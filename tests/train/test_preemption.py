@@ -123,13 +123,23 @@ def test_a_run_checkpointed_on_two_devices_resumes_on_one(data_dir, preempted, u
   assert out.returncode == 0, out.stderr[-3000:]
   assert f'on 1 device(s), 1 process(es), steps {stopped} -> {NUM_STEPS}' in out.stdout
   final = _variables(resumed, config, NUM_STEPS)
-  # The same batches: equal to the 2-device run up to the order of float32 reductions ...
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), final,
+  # The same batches: equal to the 2-device run up to the order of float32 reductions (the
+  # differences reach about 1e-6 after 24 steps) ...
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), final,
                uninterrupted)
   # ... a tolerance far below what the resumed steps changed.
   moved = jax.tree.map(lambda a, b: float(np.abs(a - b).max()), final,
                        _variables(workdir, config, stopped))
   assert max(jax.tree.leaves(moved)) > 1e-3
+
+
+def test_another_process_count_is_refused_naming_it(data_dir):
+  config = _config(data_dir)
+  meta = {'seed': config.seed, 'config': config.to_json(), 'process_count': 2}
+  with pytest.raises(restore.ResumeConfigError, match=r'processes \(hosts.*\): 2 -> 1'):
+    restore.check_resume(meta, config, 'ckpts', purpose='train')
+  restore.check_resume(meta, config, 'ckpts', purpose='eval')  # Scoring does not depend on it.
+  restore.check_resume(dict(meta, process_count=1), config, 'ckpts', purpose='train')
 
 
 _SECOND_SIGNAL = textwrap.dedent('''

@@ -162,6 +162,9 @@ def train(config: ml_collections.ConfigDict, spec: data_spec.DataSpec, workdir: 
     finally:
       checkpointer.wait()
       writer.close()
+  # A signal during the last step's checkpoint write: the run is complete, but asked to stop (an
+  # evaluation would follow in mode train_eval).
+  stop = stop or signals.requested
   if stop:
     name = signals.signal_name or "another process's signal"
     metric_writers.log(f'stopped by {name} after step {step}: checkpoint {step} saved in '
