@@ -147,13 +147,9 @@ def run(config, workdir: str) -> int:
   # Imported here so that `--help` and config errors come back before TensorFlow and JAX load.
   from twostream_jax.train import loop as train_loop  # pylint: disable=g-import-not-at-top
   from twostream_jax.train import protocol_evaluation  # pylint: disable=g-import-not-at-top
-  from twostream_jax.train import preemption  # pylint: disable=g-import-not-at-top
   state = None
   if mode in ('train', 'train_eval'):
-    try:
-      state = train_loop.train(config, spec, workdir)
-    except preemption.Preempted:
-      return preemption.EXIT_PREEMPTED  # Checkpointed: a scheduler's retry resumes there.
+    state = train_loop.train(config, spec, workdir)
   if mode in ('eval', 'train_eval'):
     protocol_evaluation.evaluate_run(config, spec, workdir, state)
   return 0
@@ -173,9 +169,13 @@ def main(argv) -> None:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(1)
   initialize_distributed()
+  # How a run stopped by SIGTERM/SIGINT exits, in any mode or experiment (JAX is loaded by now).
+  from twostream_jax.train import preemption  # pylint: disable=g-import-not-at-top
   # One line, no traceback, for the errors a user makes (missing data, bad values, NaN loss).
   try:
     sys.exit(run(config, workdir))
+  except preemption.Preempted:
+    sys.exit(preemption.EXIT_PREEMPTED)  # Checkpointed: a scheduler's retry resumes there.
   except (ValueError, FileNotFoundError, FloatingPointError) as e:
     if flags.FLAGS['verbosity'].present:
       raise  # A user debugging asked for details: keep the traceback.

@@ -59,7 +59,13 @@ class PartialScores:
       num_classes: C.
       every_seconds: write at most this often (0: after every batch).
       write: False reads only (every process but the first of several).
+
+    Raises:
+      ValueError: a negative `every_seconds`.
     """
+    if every_seconds < 0:
+      raise ValueError(f'eval.partial_scores_every_seconds must be >= 0 (0: after every batch), '
+                       f'got {every_seconds}')
     self.path, self.key, self.every_seconds, self.write = path, key, float(every_seconds), write
     self.video_ids = [str(v) for v in video_ids]
     num_videos = len(self.video_ids)

@@ -15,7 +15,6 @@ import signal
 from typing import Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from twostream_jax.train import sharding
@@ -74,7 +73,7 @@ class StopSignals:
 
 @functools.lru_cache(maxsize=4)
 def _any_flag(mesh):
-  return jax.jit(jnp.max, out_shardings=sharding.replicated(mesh))
+  return jax.jit(lambda flags: flags.max(), out_shardings=sharding.replicated(mesh))
 
 
 class StopAgreement:
