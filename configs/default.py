@@ -117,6 +117,9 @@ def get_config() -> ml_collections.ConfigDict:
   e.train_num_frames = 5  # Views per training video for those scores: frames ...
   e.train_num_crops = 1  # ... x crops (1 = centre).
   e.max_videos = 0  # Evaluate at most this many videos per split (0: all; >0 for quick checks).
+  # Save the scores so far this often (eval/<split>/scores.partial.npz; 0: after every batch): a
+  # rerun of a killed evaluation scores only the videos they lack (docs/evaluation.md).
+  e.partial_scores_every_seconds = 60.0
   # Multi-task runs: the data set evaluated and the head that scores it, by name (its metadata name,
   # e.g. 'hmdb51') or index in data.data_dirs; '' = the first. Results of a run with several data
   # sets go to eval/<name>/<split> and name the data set.

@@ -42,6 +42,7 @@ JAX_CORE = [
     'twostream_jax.evaluation.score_files', 'twostream_jax.evaluation.classification_metrics',
     'twostream_jax.evaluation.fusion_file', 'twostream_jax.evaluation.stream_scores',
     'twostream_jax.data.protocol_views', 'twostream_jax.inference.stream_predictor',
+    'twostream_jax.train.preemption', 'twostream_jax.evaluation.partial_scores',
 ]
 
 

@@ -9,6 +9,9 @@ Several processes (hosts) train together when started with `--jax_distributed` (
 clusters: Cloud TPU, SLURM, ...) or with `--coordinator_address=host:port --num_processes=N
 --process_id=i`. It builds the run's `DataSpec` once and dispatches; it defines its own flags
 (as fuse and predict do theirs).
+
+Exit status: 0 done; 1 a user error (one line); 75 (EX_TEMPFAIL) training stopped by SIGTERM or
+SIGINT after checkpointing the step it was on: the same command resumes there (docs/training.md).
 """
 
 from __future__ import annotations
@@ -166,9 +169,13 @@ def main(argv) -> None:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(1)
   initialize_distributed()
+  # How a run stopped by SIGTERM/SIGINT exits, in any mode or experiment (JAX is loaded by now).
+  from twostream_jax.train import preemption  # pylint: disable=g-import-not-at-top
   # One line, no traceback, for the errors a user makes (missing data, bad values, NaN loss).
   try:
     sys.exit(run(config, workdir))
+  except preemption.Preempted:
+    sys.exit(preemption.EXIT_PREEMPTED)  # Checkpointed: a scheduler's retry resumes there.
   except (ValueError, FileNotFoundError, FloatingPointError) as e:
     if flags.FLAGS['verbosity'].present:
       raise  # A user debugging asked for details: keep the traceback.

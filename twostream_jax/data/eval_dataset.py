@@ -39,15 +39,25 @@ def _eval_videos(metadata: dataset_metadata.DatasetMetadata, split: str, max_vid
   return min(n, max_videos) if max_videos else n
 
 
+def _remaining_videos(num_videos: int, skip_videos: Sequence[int]) -> np.ndarray:
+  """The split's video indices [0, num_videos) not in `skip_videos`, ascending (int64)."""
+  skip = np.asarray(skip_videos, np.int64).reshape(-1)
+  if skip.size and (skip.min() < 0 or skip.max() >= num_videos):
+    raise data_spec.InputConfigError(f'skip_videos must lie in [0, {num_videos}), got '
+                                     f'{skip.min()}..{skip.max()}')
+  return np.setdiff1d(np.arange(num_videos, dtype=np.int64), skip)
+
+
 def num_eval_batches(spec: data_spec.DataSpec, *, split: str, global_batch_size: int,
-                     process_count: int = 1, max_videos: int = 0, dataset_index: int = 0) -> int:
+                     process_count: int = 1, max_videos: int = 0, dataset_index: int = 0,
+                     skip_videos: Sequence[int] = ()) -> int:
   """Batches `create_eval_dataset` yields on every process (from the metadata, no reading).
 
   `global_batch_size` counts videos, as in `create_eval_dataset`.
   """
   batch = pipeline_ops.local_batch_size(global_batch_size, 0, process_count)
-  return _num_video_batches(_eval_videos(spec.metadatas[dataset_index], split, max_videos), batch,
-                            process_count)
+  num_videos = _eval_videos(spec.metadatas[dataset_index], split, max_videos)
+  return _num_video_batches(len(_remaining_videos(num_videos, skip_videos)), batch, process_count)
 
 
 def _bank_size(s: data_spec.DataSettings, num_frames: Sequence[int], k: int) -> int:
@@ -194,7 +204,8 @@ def _trajectory_bank(fields: tf.Tensor, field_rows: tf.Tensor, size: tf.Tensor, 
 
 def create_eval_dataset(spec: data_spec.DataSpec, *, split: str, num_frames: int, num_crops: int,
                         global_batch_size: int, process_index: int = 0, process_count: int = 1,
-                        max_videos: int = 0, dataset_index: int = 0) -> tf.data.Dataset:
+                        max_videos: int = 0, dataset_index: int = 0,
+                        skip_videos: Sequence[int] = ()) -> tf.data.Dataset:
   """The test protocol's videos of this process, padded (module docstring).
 
   One element per video: the frames or flow planes its K test positions use, each decoded once
@@ -212,6 +223,8 @@ def create_eval_dataset(spec: data_spec.DataSpec, *, split: str, num_frames: int
     process_index, process_count: this process and the number of processes.
     max_videos: evaluate the first this many videos of the split (0: all).
     dataset_index: which of data.data_dirs to evaluate (default the first).
+    skip_videos: indices of the split's videos to leave out (scored by an interrupted run); the
+      others keep their `video_index`, and the bank and canvas stay the split's.
 
   Returns:
     `num_eval_batches(...)` batches of v = global_batch_size / process_count videos:
@@ -239,8 +252,9 @@ def create_eval_dataset(spec: data_spec.DataSpec, *, split: str, num_frames: int
   pipeline_ops.check_records(index, metadata)
   records = _records_by_video(index, metadata.stored_video_ids(split), data_dir,
                               split)[metadata.video_positions(split)][:num_videos]
-  mine = sampling.process_videos(num_videos, process_index, process_count)
-  num_batches = _num_video_batches(num_videos, batch, process_count)
+  remaining = _remaining_videos(num_videos, skip_videos)
+  mine = remaining[sampling.process_videos(len(remaining), process_index, process_count)]
+  num_batches = _num_video_batches(len(remaining), batch, process_count)
   # Every process pads to the same bank and canvas (the split's largest), so that batches agree.
   bank = _bank_size(s, index.num_frames[records], num_frames)
   canvas_h = int(np.max(index.heights[records], initial=1))

@@ -2,7 +2,8 @@
 
 `score_split` averages each video's softmax scores (and logits) over its views, from any predict
 function and batches (the test protocol's on the devices, or anything else), and checks that each
-video received all its views. `write_split_results` writes `scores.npz` (`score_files`),
+video received all its views. Given a `partial_scores.PartialScores`, it starts from the videos an
+interrupted run scored and saves its progress as it goes. `write_split_results` writes `scores.npz` (`score_files`),
 `metrics.json` and `confusion_matrix.png` under `split_dir(workdir, split, dataset)`.
 Imports nothing of training: the caller brings the eval step and the data.
 """
@@ -11,12 +12,14 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import tqdm
 
 from twostream_jax.evaluation import classification_metrics
+from twostream_jax.evaluation import partial_scores
 from twostream_jax.evaluation import score_files
 from twostream_jax.evaluation import stream_scores
 from twostream_jax.evaluation import view_batches
@@ -26,8 +29,8 @@ EVAL_SUBDIR = 'eval'
 
 def score_split(predict: Callable, batches: Iterable[Any], *, video_ids: Sequence[str],
                 class_names: Sequence[str], split: str, views: int, stream: str,
-                num_batches: int | None = None, show_progress: bool = True
-                ) -> score_files.VideoScores:
+                num_batches: int | None = None, show_progress: bool = True,
+                partial: partial_scores.PartialScores | None = None) -> score_files.VideoScores:
   """Per-video scores from the views of `batches` (every video gets exactly `views` views).
 
   Args:
@@ -39,6 +42,8 @@ def score_split(predict: Callable, batches: Iterable[Any], *, video_ids: Sequenc
     views: K x C, the views per video.
     num_batches: for the progress bar.
     show_progress: a progress bar (on one process of several only).
+    partial: the sums of the videos an interrupted run scored (`batches` then hold the other
+      videos only), updated and saved after each batch (module docstring).
 
   Raises:
     RuntimeError: a video did not receive exactly `views` views (a pipeline bug).
@@ -48,6 +53,10 @@ def score_split(predict: Callable, batches: Iterable[Any], *, video_ids: Sequenc
   prob_sums = np.zeros((num_videos, num_classes), np.float64)
   counts = np.zeros(num_videos, np.int64)
   labels = np.full(num_videos, -1, np.int64)
+  if partial is not None:
+    done = partial.scored
+    logit_sums[done], prob_sums[done] = partial.logit_sums[done], partial.prob_sums[done]
+    counts[done], labels[done] = views, partial.labels[done]
   bar = tqdm.tqdm(total=num_batches, desc=f'eval {split} ({views} views a video)', unit='batch',
                   disable=not show_progress)
   for index, label, logits in view_batches.real_views(predict, batches):
@@ -56,6 +65,11 @@ def score_split(predict: Callable, batches: Iterable[Any], *, video_ids: Sequenc
     np.add.at(counts, index, 1)
     labels[index] = label
     bar.update(1)
+    if partial is not None and partial.update(counts == views, labels, logit_sums, prob_sums):
+      if show_progress:
+        bar.write(f'partial scores: {int(partial.scored.sum())}/{num_videos} videos of {split} '
+                  f'-> {partial.path}')
+        sys.stdout.flush()
   bar.close()
   wrong = np.flatnonzero(counts != views)
   if wrong.size:

@@ -56,7 +56,9 @@ class Checkpointer:
     step = int(jax.device_get(state.step))
     if step in self._manager.all_steps():
       return
-    self._manager.save(step, args=ocp.args.Composite(
+    # force: this class decides when to save (intervals, the last step, a stop signal); orbax's
+    # own policy could skip a step while an earlier save is still being written.
+    self._manager.save(step, force=True, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state_to_tree(state)), meta=ocp.args.JsonSave(meta)))
 
   def read_meta(self, step: int | None = None) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 `train(config, workdir)` runs from the latest checkpoint in `<workdir>/checkpoints` (or from scratch)
 to `config.train.num_train_steps`, and returns the final state. The data stream is a pure function of
-(seed, step), so a resumed run sees exactly the batches an uninterrupted run would have seen.
+(seed, step), so a resumed run sees exactly the batches an uninterrupted run would have seen. A
+SIGTERM or SIGINT stops it after the current step with a checkpoint of that step
+(`train.preemption`; every process stops after the same step), raising `preemption.Preempted`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from twostream_jax.data import workdir_metadata
 from twostream_jax.evaluation import view_batches
 from twostream_jax.train import checkpointing
 from twostream_jax.train import metric_writers
+from twostream_jax.train import preemption
 from twostream_jax.train import restore
 from twostream_jax.train import sharding
 from twostream_jax.train import steps as train_steps
@@ -76,6 +79,8 @@ def train(config: ml_collections.ConfigDict, spec: data_spec.DataSpec, workdir: 
 
   Raises:
     NonFiniteLossError: a NaN/Inf loss (names the step; no checkpoint is written after it).
+    preemption.Preempted: a SIGTERM or SIGINT (on any process); the step it stopped after is
+      checkpointed.
   """
   mesh = sharding.create_mesh()
   batch_size = config.train.global_batch_size
@@ -90,8 +95,9 @@ def train(config: ml_collections.ConfigDict, spec: data_spec.DataSpec, workdir: 
   state = restore.restore_or_init(config, spec, mesh, checkpointer)
   train_fn, eval_fn = train_steps.make_jitted_steps(config, mesh, state)
   start_step, num_steps = int(jax.device_get(state.step)), config.train.num_train_steps
+  # The stream is per process (train.restore refuses another process count); devices may change.
   meta = {'seed': config.seed, 'config': config.to_json(),
-          'datasets': spec.names}
+          'datasets': spec.names, 'process_count': jax.process_count()}
   if start_step >= num_steps:
     metric_writers.log(f'nothing to train: checkpoint at step {start_step} >= {num_steps} steps')
     return state
@@ -113,38 +119,57 @@ def train(config: ml_collections.ConfigDict, spec: data_spec.DataSpec, workdir: 
   window_start = time.perf_counter()
   run_start, run_start_step = window_start, start_step
   step = start_step
-  try:
-    for step in range(start_step + 1, num_steps + 1):
-      batch = next(batches)
-      state, metrics = train_fn(state, batch, dropout_rng)
-      # Check the previous step while this one runs: names the exact step without a sync per step.
-      if pending is not None:
-        _check_finite(*pending)
-      pending = (step, metrics)
-      window.append(metrics)
-      if step % config.train.log_every_steps == 0 or step == num_steps:
-        _check_finite(*pending)
-        now = time.perf_counter()
-        means = {k: float(np.mean([jax.device_get(m[k]) for m in window])) for k in window[0]}
-        steps_per_s = len(window) / max(now - window_start, 1e-9)
-        means.update({'steps_per_s': steps_per_s, 'examples_per_s': steps_per_s * batch_size})
-        # The rate of the logged step, not the window's mean (which blurs a decay boundary).
-        means['learning_rate'] = float(jax.device_get(metrics['learning_rate']))
-        writer.write_scalars(step, means)
-        eta = (num_steps - step) * (now - run_start) / max(step - run_start_step, 1)
-        shown = {k: means[k] for k in ('loss', 'accuracy', 'learning_rate', 'examples_per_s')}
-        metric_writers.log(metric_writers.console_line(step, num_steps, shown, eta))
-        window, window_start = [], time.perf_counter()
-      if validate and (step % config.train.val_every_steps == 0 or step == num_steps):
-        val = clip_accuracy(state, eval_fn, mesh, val_dataset)
-        writer.write_scalars(step, val)
-        metric_writers.log(f'step {step}: clip-level validation accuracy '
-                           f'{val["val_clip_accuracy"]:.4f} on {int(val["val_clips"])} clips')
-      if checkpointer.should_save(step) or step == num_steps:
-        _check_finite(*pending)
-        checkpointer.save(state, dict(meta, step=step))
-  finally:
-    checkpointer.wait()
-    writer.close()
+  stop = False
+  signals = preemption.StopSignals(on_request=lambda name: metric_writers.log(
+      f'{name} received: stopping after the current step with a checkpoint of it '
+      '(a second signal stops at once, without one)'))
+  with signals:
+    agreement = preemption.StopAgreement(signals, mesh)
+    try:
+      for step in range(start_step + 1, num_steps + 1):
+        batch = next(batches)
+        state, metrics = train_fn(state, batch, dropout_rng)
+        # Check the previous step while this one runs: names the exact step without a sync per step.
+        if pending is not None:
+          _check_finite(*pending)
+        pending = (step, metrics)
+        stop = agreement.stop_after(step)
+        window.append(metrics)
+        if step % config.train.log_every_steps == 0 or step == num_steps or stop:
+          _check_finite(*pending)
+          now = time.perf_counter()
+          means = {k: float(np.mean([jax.device_get(m[k]) for m in window])) for k in window[0]}
+          steps_per_s = len(window) / max(now - window_start, 1e-9)
+          means.update({'steps_per_s': steps_per_s, 'examples_per_s': steps_per_s * batch_size})
+          # The rate of the logged step, not the window's mean (which blurs a decay boundary).
+          means['learning_rate'] = float(jax.device_get(metrics['learning_rate']))
+          writer.write_scalars(step, means)
+          eta = (num_steps - step) * (now - run_start) / max(step - run_start_step, 1)
+          shown = {k: means[k] for k in ('loss', 'accuracy', 'learning_rate', 'examples_per_s')}
+          metric_writers.log(metric_writers.console_line(step, num_steps, shown, eta))
+          window, window_start = [], time.perf_counter()
+        # A stopping run skips validation: the time a scheduler grants after its signal is short.
+        if validate and not stop and (step % config.train.val_every_steps == 0 or step == num_steps):
+          val = clip_accuracy(state, eval_fn, mesh, val_dataset)
+          writer.write_scalars(step, val)
+          metric_writers.log(f'step {step}: clip-level validation accuracy '
+                             f'{val["val_clip_accuracy"]:.4f} on {int(val["val_clips"])} clips')
+        if checkpointer.should_save(step) or step == num_steps or stop:
+          _check_finite(*pending)
+          checkpointer.save(state, dict(meta, step=step))
+        if stop:
+          break
+    finally:
+      checkpointer.wait()
+      writer.close()
+  # A signal during the last step's checkpoint write: the run is complete, but asked to stop (an
+  # evaluation would follow in mode train_eval).
+  stop = stop or signals.requested
+  if stop:
+    name = signals.signal_name or "another process's signal"
+    metric_writers.log(f'stopped by {name} after step {step}: checkpoint {step} saved in '
+                       f'{checkpointer.directory}; run the same command to resume there '
+                       f'(exit status {preemption.EXIT_PREEMPTED})')
+    raise preemption.Preempted(step, name)
   metric_writers.log(f'training done at step {step}; checkpoints in {checkpointer.directory}')
   return state

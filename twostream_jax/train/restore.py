@@ -9,6 +9,11 @@ history, so training refuses to resume, naming every such key with its old and n
 the keys of `RESUMABLE_KEYS` (how long to train, logging, checkpointing, evaluation and
 validation settings) may change; they are logged. Evaluation (`purpose='eval'`) only warns: scoring
 a checkpoint on another split or data set is legitimate.
+
+The number of devices may change between runs (the global batch is the same; only the reduction
+order differs, and the replicated state is restored onto the new mesh); the number of processes
+(hosts) may not, since each process has its own data stream (`data.train_dataset`): training
+refuses it like a stream key.
 """
 
 from __future__ import annotations
@@ -127,6 +132,10 @@ def check_resume(meta: dict[str, Any], config: ml_collections.ConfigDict, direct
     allowed = []
   else:
     refused, allowed = compare_configs(meta['config'], config)
+  stored_processes = meta.get('process_count')  # Absent in checkpoints older than the key.
+  if stored_processes is not None and stored_processes != jax.process_count():
+    refused.append(f'processes (hosts, each with its own data stream): {stored_processes!r} -> '
+                   f'{jax.process_count()!r}')
   if allowed:
     metric_writers.log('config changes since the checkpoint (they do not change the data stream '
                        'or the model): ' + '; '.join(allowed))
