@@ -365,7 +365,9 @@ def test_fusion_refuses_the_runs_score_files_the_wrong_way_round(runs, tmp_path)
   paths = {split: [os.path.join(evaluate.split_dir(runs['workdirs'][s], split), 'scores.npz')
                    for s in ('spatial', 'temporal')] for split in ('train1', 'test1')}
   out = str(tmp_path / 'fusion')
-  # The training split of the run that made them: recorded in the file, or from its workdir.
+  # The protocol records the training split of the run that made the scores in each file.
+  for path in paths['train1'] + paths['test1']:
+    assert score_files.load_scores(path).train_split == 'train1'
   with pytest.raises(fusion.FusionError, match="'spatial/test1' are of split 'test1', which is not "
                      "the training split 'train1' of the run"):
     fusion_run.run_fusion(paths['test1'], paths['train1'], out, methods=('svm',))

@@ -30,7 +30,8 @@ EVAL_SUBDIR = 'eval'
 def score_split(predict: Callable, batches: Iterable[Any], *, video_ids: Sequence[str],
                 class_names: Sequence[str], split: str, views: int, stream: str,
                 num_batches: int | None = None, show_progress: bool = True,
-                partial: partial_scores.PartialScores | None = None) -> score_files.VideoScores:
+                partial: partial_scores.PartialScores | None = None,
+                train_split: str = '') -> score_files.VideoScores:
   """Per-video scores from the views of `batches` (every video gets exactly `views` views).
 
   Args:
@@ -39,6 +40,7 @@ def score_split(predict: Callable, batches: Iterable[Any], *, video_ids: Sequenc
     video_ids: the split's videos, in `video_index` order.
     class_names: the classes of the head that scores.
     split, stream: names recorded with the scores.
+    train_split: the training split of the run that made the scores, recorded with them.
     views: K x C, the views per video.
     num_batches: for the progress bar.
     show_progress: a progress bar (on one process of several only).
@@ -79,7 +81,7 @@ def score_split(predict: Callable, batches: Iterable[Any], *, video_ids: Sequenc
   return score_files.VideoScores(
       video_ids=list(video_ids), labels=labels, logits=(logit_sums / views).astype(np.float32),
       probs=(prob_sums / views).astype(np.float32), class_names=list(class_names), split=split,
-      stream=stream, num_views=views)
+      stream=stream, num_views=views, train_split=train_split)
 
 
 def write_split_results(scores: score_files.VideoScores, out_dir: str, dataset: str = '',

@@ -129,7 +129,7 @@ def evaluate_run(config: ml_collections.ConfigDict, spec: data_spec.DataSpec, wo
     scores = evaluate.score_split(
         predict, batches, video_ids=video_ids, class_names=metadata.class_names, split=split,
         views=views, stream=stream, num_batches=eval_dataset.num_eval_batches(spec, **dataset_kwargs),
-        show_progress=first_process, partial=partial)
+        show_progress=first_process, partial=partial, train_split=spec.train_split)
     m = results[split] = evaluate.write_split_results(scores, out_dir, dataset,
                                                       write=first_process)
     partial.remove()  # scores.npz is written (process 0 only removes it).
