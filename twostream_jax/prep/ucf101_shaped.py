@@ -187,9 +187,12 @@ def render_clip(spec: Spec, c: int, group: int, clip: int) -> np.ndarray:
 
 def split_lists(spec: Spec) -> dict[str, list[str]]:
   """'trainlist01.txt' .. 'testlist03.txt' -> their lines (UCF101's formats: train lines carry the
-  1-based label, test lines do not)."""
+  1-based label, test lines do not). A split whose test groups or training groups are all missing
+  from `spec.groups` (a rehearsal's subset) is left out."""
   out = {}
   for k, test_groups in UCF101_TEST_GROUPS.items():
+    if all(g in test_groups for g in spec.groups) or not any(g in test_groups for g in spec.groups):
+      continue
     out[f'trainlist{k:02d}.txt'] = [f'{video_relpath(spec, *v)} {v[0] + 1}' for v in clips(spec)
                                     if v[1] not in test_groups]
     out[f'testlist{k:02d}.txt'] = [video_relpath(spec, *v) for v in clips(spec)
