@@ -58,8 +58,12 @@ def test_eval_bank_is_bounded_by_the_protocol_not_the_video_length():
 def test_a_configuration_that_would_not_fit_is_refused_naming_its_knob():
   flow = rehearsal_limits.StreamShape('flow', 10, 224, (256, 341), train_batch=8)
   assert rehearsal_limits.check_fits('temporal', flow, 300, int(64e9))['eval']['bank_bytes'] > 0
-  with pytest.raises(rehearsal_limits.LimitError, match='eval_batch_size'):
-    rehearsal_limits.check_fits('temporal', flow, 300, int(2e9))
+  with pytest.raises(rehearsal_limits.LimitError, match='validation batch of 256 .*eval_batch_size'):
+    rehearsal_limits.check_fits('temporal', flow, 300, int(4e9))
+  small_val = rehearsal_limits.StreamShape('flow', 10, 224, (256, 341), eval_batch_size=250,
+                                           train_batch=8, val_frames=25)
+  with pytest.raises(rehearsal_limits.LimitError, match='longest video .*eval_batch_size'):
+    rehearsal_limits.check_fits('temporal', small_val, 300, int(2e9))
   big = rehearsal_limits.StreamShape('flow', 10, 224, (256, 341), eval_batch_size=250,
                                      train_batch=4096)
   with pytest.raises(rehearsal_limits.LimitError, match='global_batch_size'):
@@ -89,7 +93,8 @@ def test_rehearsal_runs_end_to_end_on_a_ci_sized_set(tmp_path):
       [sys.executable, '-m', 'twostream_jax.experiments.rehearsal', f'--workdir={work}',
        '--num_classes=3', '--groups=1,8', '--clip_frames=4', '--long_clip_frames=30', '--steps=2',
        '--batch=2', '--eval_videos=2', '--predict_videos=1', '--width=128', '--height=96',
-       '--short_side=64', '--crop=56', '--temporal_model=tiny', '--spatial_model=tiny'],
+       '--short_side=64', '--crop=56', '--temporal_model=tiny', '--spatial_model=tiny',
+       '--flow_algorithm=farneback'],
       cwd=REPO_ROOT, env=dict(os.environ, XLA_FLAGS=''), capture_output=True, text=True,
       timeout=600)
   assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]

@@ -62,6 +62,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                  '(tests only).')
   p.add_argument('--spatial_model', default='', help='Override configs/spatial.py\'s resnet18; '
                  'another model trains from scratch without the conversion (tests only).')
+  p.add_argument('--flow_algorithm', default='tvl1_jax', help='Flow of the records (and of '
+                 'predict, which follows the records); other than tvl1_jax for tests only.')
   p.add_argument('--num_workers', type=int, default=2)
   p.add_argument('--accelerators', type=int, default=8, help='N for the bill.')
   p.add_argument('--gpu_table', default='', help='Saved stdout of `bash bench/gpu.sh` on the '
@@ -128,8 +130,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
   stages: list[dict[str, Any]] = []
 
-  def stage(name, command, items, unit, bytes_path=None, items_per_s=None):
+  def stage(name, command, items, unit, bytes_path=None, steady_rate=None):
     r = stage_runner.run_stage(name, command, logs, cwd=REPO_ROOT)
+    items_per_s = steady_rate(r.lines) if steady_rate else None
     on_disk = stage_runner.folder_bytes(bytes_path) if bytes_path and os.path.isdir(bytes_path) else (
         os.path.getsize(bytes_path) if bytes_path and os.path.isfile(bytes_path) else 0)
     row = {'stage': name, 'seconds': round(r.seconds, 1), 'peak_rss_bytes': r.peak_rss_bytes,
@@ -155,7 +158,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
   pairs = sum(n - 1 for n in lengths.values())
   stage('records', [sys.executable, 'tools/make_tfrecords.py', f'--videos_dir={videos}/videos',
                     f'--splits_dir={videos}/splits', f'--output_dir={records}',
-                    '--flow_algorithm=tvl1_jax', f'--short_side={args.short_side}',
+                    f'--flow_algorithm={args.flow_algorithm}', f'--short_side={args.short_side}',
                     f'--num_workers={args.num_workers}', '--noprogress'],
         pairs, 'flow pairs', records)
 
@@ -189,11 +192,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
        [f'--config.model.name={args.temporal_model}'] if args.temporal_model else []),
       ('spatial', 'configs/spatial.py', spatial_extra)):
     run_dir = runs[name] = os.path.join(work, name)
-    r = stage(f'{name}_train', _main_command(config, run_dir, records, args, train_flags + extra),
-              steps * batch, 'examples', os.path.join(run_dir, 'checkpoints'))
-    stages[-1]['items_per_s'] = _examples_per_s(r.lines) or stages[-1]['items_per_s']
-    if _examples_per_s(r.lines):
-      stages[-1]['rate_note'] = 'steady (the last logged window)'
+    stage(f'{name}_train', _main_command(config, run_dir, records, args, train_flags + extra),
+          steps * batch, 'examples', os.path.join(run_dir, 'checkpoints'), _examples_per_s)
     # The 25 x 10 protocol on the first test videos and 5 x 1 views of as many training videos
     # (for fitting fusion): one `main --config.mode=eval`, eval.max_videos bounding both splits.
     stage(f'{name}_eval', _main_command(config, run_dir, records, args, extra + [

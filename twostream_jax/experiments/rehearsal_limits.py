@@ -4,9 +4,11 @@ Evaluation (data/eval_dataset.py): a batch holds v = max(1, eval_batch_size // (
 sending its bank, the distinct frames (RGB) or flow planes its K positions use, padded to the
 split's largest bank: at most K frames or 2 K L planes, whatever the video's length (a 300-frame
 video's bank is no larger than a 260-frame one's). The device then makes v K C float32 views.
-Training: a batch of B crops (uint8) on the host and B float32 inputs on the device; the record
-index keeps a few integers per stored JPEG, so host memory does not grow with the videos' pixels.
-`check_fits` refuses, naming the knob, a configuration whose estimate exceeds the memory it may use.
+Clip-level validation during training batches max(1, eval_batch_size // (val frames x crops))
+videos the same way (256 videos of one flow stack each by default). Training: a batch of B crops
+(uint8) on the host and B float32 inputs on the device; the record index keeps a few integers per
+stored JPEG, so host memory does not grow with the number of videos. `check_fits` refuses, naming
+the knob, a configuration whose inputs would take more than half the memory it may use.
 Plain Python and numpy: no TensorFlow, no JAX.
 """
 
@@ -38,6 +40,7 @@ class StreamShape:
     test_frames, test_crops: K and C of the protocol.
     eval_batch_size: views per eval batch (config.train.eval_batch_size).
     train_batch: examples per training batch on this host (config.train.global_batch_size).
+    val_frames, val_crops: views per held-out video in validation (config.data.val_num_*).
   """
   modality: str
   num_fields: int
@@ -47,6 +50,8 @@ class StreamShape:
   test_crops: int = 10
   eval_batch_size: int = 256
   train_batch: int = 256
+  val_frames: int = 1
+  val_crops: int = 1
 
   @property
   def channels(self) -> int:
@@ -77,30 +82,43 @@ def eval_estimate(shape: StreamShape, longest_video_frames: int) -> dict[str, in
 
 
 def train_estimate(shape: StreamShape) -> dict[str, int]:
-  """Bytes of a training batch: uint8 crops on the host (in flight), float32 inputs on the device."""
+  """Bytes of training: a batch of uint8 crops on the host (in flight) and its float32 inputs on the
+  device; validation's batches likewise ('val_*')."""
   crop = shape.crop**2 * shape.channels
+  h, w = shape.frame_hw
+  val_views = shape.val_frames * shape.val_crops
+  val_videos = max(1, shape.eval_batch_size // val_views)
+  val_items = shape.val_frames * (1 if shape.modality == 'rgb' else 2 * shape.num_fields)
+  val_bank = val_items * h * w * (3 if shape.modality == 'rgb' else 1)
   return {'host_bytes': HOST_BATCHES_IN_FLIGHT * shape.train_batch * crop,
-          'device_input_bytes': shape.train_batch * crop * 4}
+          'device_input_bytes': shape.train_batch * crop * 4,
+          'val_videos_per_batch': val_videos,
+          'val_host_bytes': HOST_BATCHES_IN_FLIGHT * val_videos * val_bank,
+          'val_device_input_bytes': val_videos * val_views * crop * 4}
 
 
 def check_fits(name: str, shape: StreamShape, longest_video_frames: int, memory_bytes: int) -> dict:
-  """The stream's estimates; raises LimitError when the eval or training inputs exceed a quarter of
-  `memory_bytes` (the rest is the network's activations, parameters and the runtime).
+  """The stream's estimates; raises LimitError when the eval, validation or training inputs exceed
+  half of `memory_bytes` (the rest is the network's activations, parameters and the runtime).
   """
   ev, tr = eval_estimate(shape, longest_video_frames), train_estimate(shape)
-  budget = memory_bytes // 4
+  budget = memory_bytes // 2
   gb = 1e9
   if ev['host_bytes'] + ev['device_input_bytes'] > budget:
     raise LimitError(
         f'{name}: evaluating the longest video ({longest_video_frames} frames) needs about '
         f'{(ev["host_bytes"] + ev["device_input_bytes"]) / gb:.1f} GB of inputs ({ev["videos_per_batch"]} '
         f'video(s) a batch, bank {ev["bank_bytes"] / 1e6:.0f} MB, views '
-        f'{ev["device_input_bytes"] / gb:.2f} GB), more than a quarter of the {memory_bytes / gb:.1f} GB '
-        'available: lower --config.train.eval_batch_size (views per batch) or '
+        f'{ev["device_input_bytes"] / gb:.2f} GB), more than half of the {memory_bytes / gb:.1f} GB available: lower --config.train.eval_batch_size (views per batch) or '
         '--config.data.test_num_frames.')
+  if tr['val_host_bytes'] + tr['val_device_input_bytes'] > budget:
+    raise LimitError(
+        f'{name}: a validation batch of {tr["val_videos_per_batch"]} held-out videos needs about '
+        f'{(tr["val_host_bytes"] + tr["val_device_input_bytes"]) / gb:.1f} GB of inputs, more than '
+        f'half of the {memory_bytes / gb:.1f} GB available: lower --config.train.eval_batch_size.')
   if tr['host_bytes'] + tr['device_input_bytes'] > budget:
     raise LimitError(
         f'{name}: a training batch of {shape.train_batch} needs about '
-        f'{(tr["host_bytes"] + tr["device_input_bytes"]) / gb:.1f} GB of inputs, more than a quarter '
+        f'{(tr["host_bytes"] + tr["device_input_bytes"]) / gb:.1f} GB of inputs, more than half '
         f'of the {memory_bytes / gb:.1f} GB available: lower --config.train.global_batch_size.')
   return {'eval': ev, 'train': tr}
