@@ -86,8 +86,13 @@ def _available_memory(args) -> int:
 
 
 def _main_command(config: str, workdir: str, records: str, args, extra: list[str]) -> list[str]:
+  """`python -m twostream_jax.main` with the config's own shapes. eval_batch_size (views a batch)
+  becomes the training batch: validation and the training split's 5 x 1 scores batch
+  eval_batch_size // views videos, padded (rehearsal_limits), while the 25 x 10 protocol still
+  sends one video's 250 views a batch."""
   return [sys.executable, '-m', 'twostream_jax.main', f'--config={config}', f'--workdir={workdir}',
-          f'--config.data.data_dirs={records}', f'--config.data.crop_size={args.crop}', *extra]
+          f'--config.data.data_dirs={records}', f'--config.data.crop_size={args.crop}',
+          f'--config.train.eval_batch_size={args.batch}', *extra]
 
 
 def _examples_per_s(lines) -> float | None:
@@ -115,14 +120,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                      'in 8-25 (trained on)')
   frame_hw = (args.short_side, round(args.short_side * args.width / args.height))
   shapes = {
-      'temporal': rehearsal_limits.StreamShape('flow', 10, args.crop, frame_hw,
-                                               train_batch=args.batch),
-      'spatial': rehearsal_limits.StreamShape('rgb', 10, args.crop, frame_hw,
-                                              train_batch=args.batch),
+      modality: rehearsal_limits.StreamShape(modality, 10, args.crop, frame_hw,
+                                             eval_batch_size=args.batch, train_batch=args.batch)
+      for modality in ('flow', 'rgb')
   }
   memory = _available_memory(args)
-  limits = {name: rehearsal_limits.check_fits(name, shape, max(lengths.values()), memory)
-            for name, shape in shapes.items()}
+  limits = {name: rehearsal_limits.check_fits(name, shapes[modality], max(lengths.values()), memory)
+            for name, modality in (('temporal', 'flow'), ('spatial', 'rgb'))}
   print(f'rehearsal: {spec.num_classes} classes, groups {list(groups)}, {len(clips)} videos '
         f'({num_train} train1, {num_test} test1), {sum(lengths.values())} frames; '
         f'{args.steps} steps of batch {args.batch}; 25 x 10 on {args.eval_videos} test videos; '
@@ -233,7 +237,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
   result = {
       'command': ' '.join(['python -m twostream_jax.experiments.rehearsal'] + sys.argv[1:]),
       'quick': args.quick,
-      'scaled_down': {k: getattr(args, k) for k in QUICK},
+      'scaled_down': {**{k: getattr(args, k) for k in QUICK},
+                      'train.eval_batch_size': args.batch},
       'spec': spec.to_dict(), 'videos': len(clips), 'train1_videos': num_train,
       'test1_videos': num_test, 'longest_video_frames': max(lengths.values()),
       'limits': limits, 'memory_bytes_checked_against': memory,

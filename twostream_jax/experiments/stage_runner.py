@@ -91,15 +91,20 @@ def run_stage(name: str, command: Sequence[str], log_dir: str, *, cwd: Optional[
   if sampler is not None:
     sampler.start()
   lines = []
-  with open(log_path, 'w') as log:
-    log.write('$ ' + ' '.join(command) + '\n')
-    for line in proc.stdout:
-      t = time.perf_counter() - start
-      lines.append((t, line.rstrip('\n')))
-      log.write(f'[{t:8.1f}s] {line}')
-      if echo and not line.startswith(('\r', 'W0', 'I0')):
-        sys.stdout.write(f'  [{name} {t:6.0f}s] {line}')
-        sys.stdout.flush()
+  try:
+    with open(log_path, 'w') as log:
+      log.write('$ ' + ' '.join(command) + '\n')
+      for line in proc.stdout:
+        t = time.perf_counter() - start
+        lines.append((t, line.rstrip('\n')))
+        log.write(f'[{t:8.1f}s] {line}')
+        if echo and not line.startswith(('\r', 'W0', 'I0')):
+          sys.stdout.write(f'  [{name} {t:6.0f}s] {line}')
+          sys.stdout.flush()
+  except BaseException:  # e.g. Ctrl-C: the stage's process does not outlive the rehearsal
+    proc.kill()
+    done.set()
+    raise
   status = proc.wait()
   seconds = time.perf_counter() - start
   done.set()
