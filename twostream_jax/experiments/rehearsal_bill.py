@@ -127,6 +127,10 @@ def bill(measured: dict[str, float], measured_bytes: dict[str, float], *, accele
   }
 
 
+def _hours(h: float) -> str:
+  return f'{h:.0f}' if h >= 10 else f'{h:.2f}' if h >= 0.1 else f'{h:.3f}'
+
+
 def markdown(b: dict[str, Any]) -> str:
   """The bill as a markdown table."""
   n = b['accelerators']
@@ -134,11 +138,16 @@ def markdown(b: dict[str, Any]) -> str:
            'items/s each | hours | device rate from |', '| :-- | --: | --: | --: | --: | --: | :-- |']
   for r in b['rows']:
     here = f'{r["here_items_per_s"]:.2f}' if r['here_items_per_s'] else '-'
-    hours = f'{r["here_hours"]:.0f}' if r['here_hours'] else '-'
+    hours = _hours(r['here_hours']) if r['here_hours'] else '-'
     lines.append(f'| {r["stage"]} ({r["unit"]}) | {r["items"]:,} | {here} | {hours} | '
-                 f'{r["device_items_per_s"]:.0f} | {r["devices_hours"]:.2f} | {r["device_source"]} |')
-  lines.append(f'| total | | | {b["here_total_hours"]:.0f} | | {b["devices_total_hours"]:.2f} | |')
+                 f'{r["device_items_per_s"]:.0f} | {_hours(r["devices_hours"])} | {r["device_source"]} |')
+  lines.append(f'| total | | | {_hours(b["here_total_hours"])} | | {_hours(b["devices_total_hours"])} | |')
   s = b['storage_bytes']
+  flow_train = next(r for r in b['rows'] if r['stage'] == 'temporal_train')
+  lines += ['', f'The device rows count the networks and TV-L1 only: temporal training at '
+            f'{flow_train["device_items_per_s"] * n:,.0f} examples/s over the {n} devices needs '
+            f'{20 * flow_train["device_items_per_s"] * n:,.0f} flow-plane JPEG decodes/s (2L = 20 an '
+            'example) from the hosts\' input pipelines.']
   lines.append('')
   lines.append(f'Storage: records {s["records"] / 1e9:.1f} GB '
                f'({b["ucf101_split1"]["frames"]:,} frames at the rehearsal\'s bytes per frame), '

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -25,6 +26,7 @@ except ImportError:  # optional: the fallback below
   psutil = None
 
 SAMPLE_SECONDS = 0.2
+_ABSL_LINE = re.compile(r'^[IW]\d{4} ')  # absl INFO/WARNING lines stay in the log only
 
 
 class StageError(RuntimeError):
@@ -98,7 +100,7 @@ def run_stage(name: str, command: Sequence[str], log_dir: str, *, cwd: Optional[
         t = time.perf_counter() - start
         lines.append((t, line.rstrip('\n')))
         log.write(f'[{t:8.1f}s] {line}')
-        if echo and not line.startswith(('\r', 'W0', 'I0')):
+        if echo and not _ABSL_LINE.match(line):
           sys.stdout.write(f'  [{name} {t:6.0f}s] {line}')
           sys.stdout.flush()
   except BaseException:  # e.g. Ctrl-C: the stage's process does not outlive the rehearsal
