@@ -55,9 +55,9 @@ def get_config():
   ab.quick_data_root = 'data/ablations_quick'
   ab.quick_appearances = 'Checker'
   ab.quick_train_per_class = 8
-  ab.quick_test_per_class = 4
+  ab.quick_test_per_class = 10
   ab.quick_seeds = 1
-  ab.quick_steps = 100
+  ab.quick_steps = 60
   ab.quick_test_num_frames = 3
   c.lock()
   return c

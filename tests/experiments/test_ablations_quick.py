@@ -47,4 +47,7 @@ def test_quick_job_ranks_L10_above_L1_and_a_broken_stack_collapses_to_L1(tmp_pat
   monkeypatch.setattr(protocol_positions, 'flow_indices', lambda *a: np.broadcast_to(
       test_indices(*a)[..., :1], test_indices(*a).shape).copy())
   broken = _top1(ablations.run(_quick_config(data_root, 'temporal_L10'), str(tmp_path / 'broken')))
-  assert broken['temporal_L10'] <= top1['temporal_L1'] + 0.15, (broken, top1)
+  # L=1 is near chance (1/3): the broken L=10 must be as close to it as chance scores over 30 test
+  # videos are to each other (binomial std ~0.09), and far below the intact L=10.
+  assert abs(broken['temporal_L10'] - top1['temporal_L1']) <= 0.2, (broken, top1)
+  assert broken['temporal_L10'] <= top1['temporal_L10'] - 0.3, (broken, top1)
