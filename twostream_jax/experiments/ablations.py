@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import time
 from typing import Any
 
@@ -153,10 +154,14 @@ def _run_config(config: ml_collections.ConfigDict, records: str, settings: dict[
 
 def _build(config: ml_collections.ConfigDict, spec: ablation_videos.AblationSpec,
            root: str, **kwargs) -> tuple[dict[str, Any], str]:
-  """(videos, records folder) of a set in `root`, each built when absent."""
+  """(videos, records folder) of a set in `root`, each built when absent (records rebuilt when the
+  videos were)."""
   c = copy.deepcopy(config)
   c.demo.data_root = root
   videos = ablation_videos.write_dataset(spec, os.path.join(root, 'videos'))
+  if videos['generated']:
+    for subdir in ('records', BACKWARD_RECORDS):
+      shutil.rmtree(os.path.join(root, subdir), ignore_errors=True)
   return videos, synthetic_streams.build_records(c, videos, **kwargs)
 
 
