@@ -274,3 +274,25 @@ def render_video(spec: SyntheticSpec, class_index: int, video_seed: int) -> np.n
 def video_truth(spec: SyntheticSpec, class_index: int, video_seed: int) -> VideoTruth:
   """The ground truth of `render_video(spec, class_index, video_seed)`, without rendering."""
   return _draw_video(spec, class_index, video_seed, with_background=False)[0]
+
+
+# Public building blocks for other generators (prep.ablation_videos): one disc's random look, a
+# background, a path's start, and the frames of a scene whose geometry the caller draws.
+draw_look = _draw_look
+draw_background = _background
+path_start = _path_start
+
+
+def render_frames(appearance: str, look: _Look, world: np.ndarray, margin: int,
+                  center_xy: np.ndarray, radius_px: np.ndarray, camera_xy: np.ndarray, height: int,
+                  width: int) -> np.ndarray:
+  """Frames [T, H, W, 3] uint8 RGB of a disc at `center_xy` [T, 2] (screen px) with radius [T] over
+  `world` [H + 2 margin', W + 2 margin', 3] float32 seen through a camera at `camera_xy` [T, 2]
+  (world px; screen (x, y) shows world (x + margin + camera_x, y + margin + camera_y))."""
+  frames = np.empty((len(center_xy), height, width, 3), np.uint8)
+  for i in range(len(center_xy)):
+    shift = np.float32([[1, 0, margin + camera_xy[i, 0]], [0, 1, margin + camera_xy[i, 1]]])
+    frame = cv2.warpAffine(world, shift, (width, height), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP)
+    _paint_disc(frame, appearance, look, center_xy[i, 0], center_xy[i, 1], radius_px[i])
+    frames[i] = np.clip(np.rint(frame), 0, 255).astype(np.uint8)
+  return frames
