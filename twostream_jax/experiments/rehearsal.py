@@ -88,8 +88,8 @@ def _available_memory(args) -> int:
 def _main_command(config: str, workdir: str, records: str, args, extra: list[str]) -> list[str]:
   """`python -m twostream_jax.main` with the config's own shapes. eval_batch_size (views a batch)
   becomes the training batch: validation and the training split's 5 x 1 scores batch
-  eval_batch_size // views videos, padded (rehearsal_limits), while the 25 x 10 protocol still
-  sends one video's 250 views a batch."""
+  eval_batch_size // views videos (rehearsal_limits), while the 25 x 10 protocol still sends one
+  video's 250 views a batch."""
   return [sys.executable, '-m', 'twostream_jax.main', f'--config={config}', f'--workdir={workdir}',
           f'--config.data.data_dirs={records}', f'--config.data.crop_size={args.crop}',
           f'--config.train.eval_batch_size={args.batch}', *extra]

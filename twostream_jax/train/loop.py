@@ -44,12 +44,13 @@ def validation_dataset(config: ml_collections.ConfigDict, spec: data_spec.DataSp
 
   One dataset (and one record reader, whose JPEG locations stay cached) for the whole run.
   """
+  num_videos = len(spec.metadatas[0].video_ids(spec.val_split)[:config.data.val_max_videos or None])
   return eval_dataset.create_eval_dataset(
       spec, split=spec.val_split, num_frames=config.data.val_num_frames,
       num_crops=config.data.val_num_crops,
       global_batch_size=view_outputs.videos_per_batch(
           config.train.eval_batch_size, config.data.val_num_frames * config.data.val_num_crops,
-          mesh),
+          mesh, num_videos),
       process_index=jax.process_index(), process_count=jax.process_count(),
       max_videos=config.data.val_max_videos)
 

@@ -116,7 +116,8 @@ def evaluate_run(config: ml_collections.ConfigDict, spec: data_spec.DataSpec, wo
       metric_writers.log(f'resuming {stream} {dataset} {split} from {partial.path}: '
                          f'{partial.resumed_from} of {len(video_ids)} videos scored by an earlier '
                          f'run; scoring the other {len(video_ids) - partial.resumed_from}')
-    batch_size = view_outputs.videos_per_batch(config.train.eval_batch_size, views, mesh)
+    batch_size = view_outputs.videos_per_batch(config.train.eval_batch_size, views, mesh,
+                                               len(video_ids) - partial.resumed_from)
     dataset_kwargs = dict(split=split, global_batch_size=batch_size,
                           process_count=jax.process_count(), max_videos=max_videos,
                           dataset_index=dataset_index, skip_videos=partial.scored_indices())

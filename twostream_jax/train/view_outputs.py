@@ -16,16 +16,21 @@ from twostream_jax.train import device_views
 from twostream_jax.train import sharding
 
 
-def videos_per_batch(views_per_batch: int, views_per_video: int, mesh) -> int:
+def videos_per_batch(views_per_batch: int, views_per_video: int, mesh, num_videos: int = 0) -> int:
   """Videos per global eval batch: about `views_per_batch` views, a multiple of the devices.
 
   Args:
     views_per_batch: the view budget (`config.train.eval_batch_size`).
     views_per_video: K x C, the views the device makes of each video.
     mesh: the data mesh (its device count; a multiple of the process count).
+    num_videos: the videos to evaluate (0: unknown); a batch holds no more than these, rounded up
+      to the devices, so that a short split is not padded to the whole budget.
   """
   n = mesh.devices.size
-  return max(n, views_per_batch // views_per_video // n * n)
+  videos = max(n, views_per_batch // views_per_video // n * n)
+  if num_videos > 0:
+    videos = min(videos, -(-num_videos // n) * n)
+  return videos
 
 
 def device_batches(host_batches: Iterable[dict[str, np.ndarray]], mesh) -> Iterator[dict[str, Any]]:
