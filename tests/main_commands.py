@@ -11,24 +11,15 @@ import sys
 
 import ml_collections
 
+from twostream_jax.train import restore
 from tests.config_fixtures import default_config
-
-
-def _flat(tree: dict, prefix: str = '') -> dict:
-  out = {}
-  for key, value in tree.items():
-    if isinstance(value, dict):
-      out.update(_flat(value, f'{prefix}{key}.'))
-    else:
-      out[f'{prefix}{key}'] = value
-  return out
 
 
 def config_flags(config: ml_collections.ConfigDict) -> list[str]:
   """`--config.<key>=value` for each key whose value differs from configs/default.py."""
-  base = _flat(json.loads(default_config().to_json()))
+  base = restore.flat_keys(json.loads(default_config().to_json()))
   flags = []
-  for key, value in _flat(json.loads(config.to_json())).items():
+  for key, value in restore.flat_keys(json.loads(config.to_json())).items():
     if base.get(key) != value:
       flags.append(f'--config.{key}={value}')
   return flags

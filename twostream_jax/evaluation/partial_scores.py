@@ -18,11 +18,12 @@ from __future__ import annotations
 import json
 import os
 import time
-import uuid
 import zipfile
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
+
+from twostream_jax.evaluation import score_files
 
 FILENAME = 'scores.partial.npz'
 
@@ -130,23 +131,10 @@ class PartialScores:
     return True
 
   def _save(self) -> None:
-    folder = os.path.dirname(os.path.abspath(self.path))
-    os.makedirs(folder, exist_ok=True)
-    arrays: dict[str, Any] = {
+    score_files.save_npz_atomically(self.path, {
         'key': np.array(self.key, dtype=np.str_),
         'video_ids': np.array(self.video_ids, dtype=np.str_), 'scored': self.scored,
-        'labels': self.labels, 'logit_sums': self.logit_sums, 'prob_sums': self.prob_sums}
-    tmp_path = os.path.join(folder, f'.{os.path.basename(self.path)}.{uuid.uuid4().hex}.tmp')
-    try:
-      with open(tmp_path, 'xb') as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-      os.replace(tmp_path, self.path)
-    except BaseException:
-      if os.path.exists(tmp_path):
-        os.remove(tmp_path)
-      raise
+        'labels': self.labels, 'logit_sums': self.logit_sums, 'prob_sums': self.prob_sums})
 
   def remove(self) -> None:
     """Deletes the file (once the final scores are written)."""

@@ -151,14 +151,8 @@ class VideoScores:
 
 
 def save_scores(path: str, scores: VideoScores) -> None:
-  """Writes `scores` to `path` (.npz), atomically: readers never see a half-written file.
-
-  The file is written next to `path` under a temporary name and renamed over it, so an interrupted
-  evaluation leaves either the old file or none. Parent folders are created.
-  """
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  arrays = {
+  """Writes `scores` to `path` (.npz), atomically (`save_npz_atomically`)."""
+  save_npz_atomically(path, {
       'video_ids': np.array(scores.video_ids, dtype=np.str_),
       'labels': scores.labels.astype(np.int32),
       'logits': scores.logits.astype(np.float32),
@@ -169,7 +163,17 @@ def save_scores(path: str, scores: VideoScores) -> None:
       'num_views': np.array(scores.num_views, dtype=np.int64),
       'train_split': np.array(scores.train_split, dtype=np.str_),
       'format_version': np.array(FORMAT_VERSION, dtype=np.int64),
-  }
+  })
+
+
+def save_npz_atomically(path: str, arrays: dict[str, np.ndarray]) -> None:
+  """Writes `arrays` to `path` (.npz) so that readers never see a half-written file.
+
+  The file is written next to `path` under a temporary name and renamed over it, so an interrupted
+  write leaves either the old file or none. Parent folders are created.
+  """
+  folder = os.path.dirname(os.path.abspath(path))
+  os.makedirs(folder, exist_ok=True)
   # A unique name in the same folder (os.replace is atomic only within a file system), opened with
   # open() rather than mkstemp so that the file gets the usual umask permissions, not 0600.
   tmp_path = os.path.join(folder, f'.{os.path.basename(path)}.{uuid.uuid4().hex}.tmp')

@@ -79,11 +79,12 @@ class ResumeConfigError(ValueError):
   """The config differs from the checkpoint's in keys that change the data stream or the model."""
 
 
-def _flat(tree: dict[str, Any], prefix: str = '') -> dict[str, Any]:
+def flat_keys(tree: dict[str, Any], prefix: str = '') -> dict[str, Any]:
+  """A nested dict as {'section.key': value}."""
   out = {}
   for key, value in tree.items():
     if isinstance(value, dict):
-      out.update(_flat(value, f'{prefix}{key}.'))
+      out.update(flat_keys(value, f'{prefix}{key}.'))
     else:
       out[f'{prefix}{key}'] = value
   return out
@@ -110,7 +111,7 @@ def compare_configs(stored_json: str, config: ml_collections.ConfigDict
     changes the data stream or the model (refused) or not (allowed; `RESUMABLE_KEYS`). A key that
     one config lacks shows as '<absent>'.
   """
-  old, new = _flat(json.loads(stored_json)), _flat(json.loads(config.to_json()))
+  old, new = flat_keys(json.loads(stored_json)), flat_keys(json.loads(config.to_json()))
   refused, allowed = [], []
   for key in sorted(set(old) | set(new)):
     a, b = old.get(key, _ABSENT), new.get(key, _ABSENT)
