@@ -8,13 +8,11 @@ batches, i.e. the two processes' streams side by side, as their global arrays la
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 
 import jax
 import numpy as np
-import pytest
 
 from twostream_jax.evaluation import evaluate
 from twostream_jax.evaluation import score_files
@@ -23,17 +21,12 @@ from twostream_jax.train import restore
 from twostream_jax.train import sharding
 from twostream_jax.train import steps as train_steps
 from tests import distributed_train_driver as driver
+from tests import local_processes
 from tests import record_fixtures
 from tests.config_fixtures import REPO_ROOT, spec_of
 from tests.data import pipelines
 
 DRIVER = os.path.join(REPO_ROOT, 'tests', 'distributed_train_driver.py')
-
-
-def _free_port():
-  with socket.socket() as s:
-    s.bind(('127.0.0.1', 0))
-    return s.getsockname()[1]
 
 
 def _one_process_training(config, streams: int) -> dict[str, np.ndarray]:
@@ -60,25 +53,13 @@ def _one_process_training(config, streams: int) -> dict[str, np.ndarray]:
 def test_two_processes_train_and_evaluate_like_one(tmp_path):
   data_dir = str(tmp_path / 'records')
   record_fixtures.write_tiny_dataset(data_dir)  # 2 shards per partition: one per process.
-  coordinator = f'127.0.0.1:{_free_port()}'
-  # Without the session's compilation cache (tests/conftest.py): with one, JAX compiles each program
-  # in process 0 only and sends it to process 1, which waits; here each process compiles its own.
-  env = {k: v for k, v in os.environ.items() if k != 'JAX_COMPILATION_CACHE_DIR'}
-  env.update(XLA_FLAGS='--xla_force_host_platform_device_count=1', JAX_PLATFORMS='cpu')
+  coordinator = local_processes.coordinator_address()
+  env = local_processes.one_device_env()
   procs = [subprocess.Popen([sys.executable, DRIVER, coordinator, str(i), '2', data_dir,
                              str(tmp_path / 'run'), str(tmp_path / f'params_{i}.npz')],
                             cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True) for i in range(2)]
-  outputs = []
-  for p in procs:
-    try:
-      outputs.append(p.communicate(timeout=420)[0])
-    except subprocess.TimeoutExpired:
-      for q in procs:
-        q.kill()
-      pytest.fail('distributed training did not finish in 420 s')
-  for p, out in zip(procs, outputs):
-    assert p.returncode == 0, out[-3000:]
+  outputs = local_processes.outputs_of_all(procs, 420, 'distributed training')
   a, b = (np.load(tmp_path / f'params_{i}.npz') for i in range(2))
   assert a['devices'].tolist() == [2, 2]  # 2 global devices, 2 processes.
   assert 'training done at step 3' in outputs[0]
