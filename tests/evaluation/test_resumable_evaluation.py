@@ -23,7 +23,7 @@ from twostream_jax.train import restore
 from twostream_jax.train import sharding
 from tests import record_fixtures
 from tests.config_fixtures import REPO_ROOT, spec_of, tiny_train_config
-from tests.main_commands import main_command
+from tests.main_commands import main_command, run_signalled
 
 NUM_TEST_VIDEOS = 60
 
@@ -68,20 +68,14 @@ def test_a_killed_evaluation_resumes_and_writes_the_same_scores(trained, tmp_pat
   partial_path = os.path.join(split_dir, partial_scores.FILENAME)
 
   config.mode = 'eval'
-  proc = subprocess.Popen(main_command(config, workdir), cwd=REPO_ROOT, stdout=subprocess.PIPE,
-                          stderr=subprocess.DEVNULL, text=True)
-  lines = []
-  try:
-    for line in proc.stdout:
-      lines.append(line)
-      written = re.match(r'partial scores: (\d+)/(\d+) videos', line)
-      if written and int(written.group(1)) > NUM_TEST_VIDEOS // 2:
-        proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=300)
-  finally:
-    proc.kill()
-  output = ''.join(lines)
-  assert proc.returncode == -signal.SIGKILL, f'not killed halfway:\n{output[-3000:]}'
+
+  def past_half(line):
+    written = re.match(r'partial scores: (\d+)/(\d+) videos', line)
+    return bool(written) and int(written.group(1)) > NUM_TEST_VIDEOS // 2
+
+  returncode, output = run_signalled(main_command(config, workdir), past_half, signal.SIGKILL,
+                                     stderr=subprocess.DEVNULL)
+  assert returncode == -signal.SIGKILL, f'not killed halfway:\n{output[-3000:]}'
   assert not os.path.exists(os.path.join(split_dir, 'scores.npz'))
   killed_scored = int(_arrays(partial_path)['scored'].sum())
   assert NUM_TEST_VIDEOS // 2 < killed_scored < NUM_TEST_VIDEOS

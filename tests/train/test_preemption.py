@@ -25,7 +25,7 @@ from twostream_jax.train import restore
 from twostream_jax.train import sharding
 from tests import record_fixtures
 from tests.config_fixtures import REPO_ROOT, spec_of, tiny_train_config
-from tests.main_commands import main_command
+from tests.main_commands import main_command, run_signalled
 
 NUM_STEPS = 24
 
@@ -69,18 +69,9 @@ def preempted(data_dir, tmp_path_factory):
   config = _config(data_dir)
   workdir = str(tmp_path_factory.mktemp('preempted'))
   signal_after = int(np.random.default_rng(26).integers(2, 9))
-  proc = subprocess.Popen(main_command(config, workdir), cwd=REPO_ROOT, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
-  lines = []
-  try:
-    for line in proc.stdout:
-      lines.append(line)
-      if line.startswith(f'step {signal_after}/{NUM_STEPS} '):
-        proc.send_signal(signal.SIGTERM)
-    returncode = proc.wait(timeout=300)
-  finally:
-    proc.kill()
-  output = ''.join(lines)
+  returncode, output = run_signalled(
+      main_command(config, workdir),
+      lambda line: line.startswith(f'step {signal_after}/{NUM_STEPS} '), signal.SIGTERM)
   assert returncode == preemption.EXIT_PREEMPTED, output[-3000:]
   stopped = re.search(r'stopped by SIGTERM after step (\d+): checkpoint \1 saved', output)
   assert stopped, output[-3000:]
