@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from twostream_jax.prep import synthetic_classes
 from twostream_jax.prep import synthetic_rendering
 from twostream_jax.prep.synthetic_classes import APPEARANCES
 from twostream_jax.prep.synthetic_videos import write_avi
@@ -65,10 +66,9 @@ class AblationSpec:
   def __post_init__(self):
     object.__setattr__(self, 'appearances', tuple(self.appearances))
     object.__setattr__(self, 'motions', tuple(self.motions))
-    for field, given, known in (('appearances', self.appearances, APPEARANCES),
-                                ('motions', self.motions, MOTION_PATTERNS)):
-      if not given or set(given) - set(known) or len(set(given)) != len(given):
-        raise ValueError(f'AblationSpec.{field}={list(given)} must be distinct names from {list(known)}.')
+    synthetic_classes.check_factor_names('AblationSpec', 'appearances', self.appearances,
+                                         APPEARANCES)
+    synthetic_classes.check_factor_names('AblationSpec', 'motions', self.motions, MOTION_PATTERNS)
     if self.height < 48 or self.width < 48:
       raise ValueError(f'AblationSpec frame size {self.width}x{self.height}: use sides >= 48.')
     if not 3 <= self.num_frames <= MAX_CONTEXT_FIELDS + 4:
@@ -78,16 +78,12 @@ class AblationSpec:
       raise ValueError('AblationSpec needs train_per_class, test_per_class, seed >= 0 and fps > 0.')
 
   def to_dict(self) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+    return synthetic_classes.spec_dict(self)
 
 
-def class_factors(spec: AblationSpec) -> list[tuple[str, str]]:
-  """(appearance, motion) of every class in label order."""
-  return sorted(((a, m) for a in spec.appearances for m in spec.motions), key=lambda f: f[0] + f[1])
-
-
-def class_names(spec: AblationSpec) -> list[str]:
-  return [a + m for a, m in class_factors(spec)]
+# Class i of a spec and its name, in label order, as for the demo's set.
+class_factors = synthetic_classes.class_factors
+class_names = synthetic_classes.class_names
 
 
 def velocity_signs(motion: str, num_fields: int, rng: np.random.Generator) -> np.ndarray:

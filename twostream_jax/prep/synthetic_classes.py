@@ -49,12 +49,8 @@ class SyntheticSpec:
     # Accept lists (e.g. from JSON or flags) but keep the spec hashable and comparable.
     object.__setattr__(self, 'appearances', tuple(self.appearances))
     object.__setattr__(self, 'motions', tuple(self.motions))
-    for field, given, known in (('appearances', self.appearances, APPEARANCES),
-                                ('motions', self.motions, MOTIONS)):
-      unknown = [x for x in given if x not in known]
-      if not given or unknown or len(set(given)) != len(given):
-        raise ValueError(f'SyntheticSpec.{field}={list(given)} must be a non-empty list of distinct '
-                         f'names from {list(known)}; unknown: {unknown}.')
+    check_factor_names('SyntheticSpec', 'appearances', self.appearances, APPEARANCES)
+    check_factor_names('SyntheticSpec', 'motions', self.motions, MOTIONS)
     if self.height < 48 or self.width < 48:
       raise ValueError(f'SyntheticSpec frame size {self.width}x{self.height} is too small: '
                        'use height and width >= 48.')
@@ -68,15 +64,31 @@ class SyntheticSpec:
       raise ValueError(f'SyntheticSpec needs seed >= 0 and fps > 0 (got {self.seed}, {self.fps}).')
 
   def to_dict(self) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+    return spec_dict(self)
 
 
-def class_factors(spec: SyntheticSpec) -> list[tuple[str, str]]:
-  """(appearance, motion) of every class, in label order (sorted by class name, as classInd.txt)."""
+def check_factor_names(spec_name: str, field: str, given: tuple[str, ...], known) -> None:
+  """Raises ValueError unless `given` is a non-empty tuple of distinct names from `known`."""
+  unknown = [x for x in given if x not in known]
+  if not given or unknown or len(set(given)) != len(given):
+    raise ValueError(f'{spec_name}.{field}={list(given)} must be a non-empty list of distinct '
+                     f'names from {list(known)}; unknown: {unknown}.')
+
+
+def spec_dict(spec) -> dict[str, Any]:
+  """A spec dataclass as JSON-ready values (tuples as lists)."""
+  return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(spec).items()}
+
+
+def class_factors(spec) -> list[tuple[str, str]]:
+  """(appearance, motion) of every class, in label order (sorted by class name, as classInd.txt).
+
+  `spec`: anything with `appearances` and `motions` (SyntheticSpec, ablation_videos.AblationSpec).
+  """
   return sorted(((a, m) for a in spec.appearances for m in spec.motions), key=lambda f: f[0] + f[1])
 
 
-def class_names(spec: SyntheticSpec) -> list[str]:
+def class_names(spec) -> list[str]:
   """CamelCase class names in label order, e.g. ['CheckerDown', 'CheckerUp', ...]."""
   return [a + m for a, m in class_factors(spec)]
 
