@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 
 from twostream_jax.models import layers
+from twostream_jax.models import max_pool as max_pool_lib
+from twostream_jax.models import strided_conv
 
 Dtype = Any
 
@@ -66,7 +68,8 @@ class CNNM2048(nn.Module):
     for name, features, kernel, stride, pad in CNN_M_CONVS:
       x = nn.Conv(features, (kernel, kernel), strides=(stride, stride),
                   padding=((pad, pad), (pad, pad)), dtype=self.dtype, param_dtype=jnp.float32,
-                  kernel_init=layers.conv_kernel_init, name=name)(x)
+                  kernel_init=layers.conv_kernel_init,
+                  conv_general_dilated=strided_conv.conv_general_dilated, name=name)(x)
       x = nn.relu(x)
       self.sow('intermediates', f'{name}_relu', x)
       if name == 'conv1' or (name == 'conv2' and self.second_lrn):

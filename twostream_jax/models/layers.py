@@ -15,6 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from twostream_jax.models import max_pool as max_pool_lib
+from twostream_jax.models.batch_norm_train import batch_norm_train
+
 Dtype = Any
 
 # torch.nn.Conv2d / BatchNorm2d defaults used by torchvision.
@@ -71,22 +74,19 @@ class TorchBatchNorm(nn.Module):
 
     x32 = x.astype(jnp.float32)
     if train:
-      axes = tuple(range(x.ndim - 1))
-      mean = jnp.mean(x32, axis=axes)
-      # Two-pass variance: more accurate than E[x^2] - E[x]^2 and what torch computes.
-      var = jnp.mean(jnp.square(x32 - mean), axis=axes)
+      # Two-pass variance, as torch computes it; see batch_norm_train for the backward pass.
+      y, mean, var = batch_norm_train(x32, scale, bias, self.epsilon)
       if not self.is_initializing():
         n = math.prod(x.shape[:-1])
         unbiased_var = var * (n / max(n - 1, 1))
         ra_mean.value = self.momentum * ra_mean.value + (1.0 - self.momentum) * mean
         ra_var.value = self.momentum * ra_var.value + (1.0 - self.momentum) * unbiased_var
-    else:
-      mean, var = ra_mean.value, ra_var.value
+      return y.astype(self.dtype)
 
     # Subtract the mean before scaling, as torch does: folding it into the bias (x * m + b') loses
     # precision by cancellation when |mean| >> std, which deep random-weight nets reach.
-    mul = scale * jax.lax.rsqrt(var + self.epsilon)
-    y = (x32 - mean) * mul + bias
+    mul = scale * jax.lax.rsqrt(ra_var.value + self.epsilon)
+    y = (x32 - ra_mean.value) * mul + bias
     return y.astype(self.dtype)
 
 
@@ -137,7 +137,7 @@ def max_pool_ceil(x: jax.Array, window: int, stride: int) -> jax.Array:
                        'max pool; use a larger input image.')
     out = -(-(size - window) // stride) + 1
     pads.append((0, (out - 1) * stride + window - size))
-  return nn.max_pool(x, (window, window), strides=(stride, stride), padding=pads)
+  return max_pool_lib.max_pool(x, (window, window), (stride, stride), pads)
 
 
 def _adaptive_pool_matrix(in_size: int, out_size: int) -> np.ndarray:

@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 
 from twostream_jax.models import layers
+from twostream_jax.models import max_pool as max_pool_lib
+from twostream_jax.models import strided_conv
 
 Dtype = Any
 
@@ -35,7 +37,8 @@ def _conv(features: int, kernel: int, stride: int, dtype: Dtype, name: str) -> n
   pad = kernel // 2
   return nn.Conv(features, (kernel, kernel), strides=(stride, stride),
                  padding=((pad, pad), (pad, pad)), use_bias=False, dtype=dtype,
-                 param_dtype=jnp.float32, kernel_init=layers.conv_kernel_init, name=name)
+                 param_dtype=jnp.float32, kernel_init=layers.conv_kernel_init,
+                 conv_general_dilated=strided_conv.conv_general_dilated, name=name)
 
 
 class BasicBlock(nn.Module):
@@ -109,7 +112,7 @@ class ResNet(nn.Module):
     x = x.astype(self.dtype)
     x = _conv(64, 7, 2, self.dtype, 'conv1')(x)
     x = nn.relu(layers.TorchBatchNorm(dtype=self.dtype, name='bn1')(x, train))
-    x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+    x = max_pool_lib.max_pool(x, (3, 3), (2, 2), ((1, 1), (1, 1)))
     for stage, (num_blocks, width) in enumerate(zip(blocks_per_stage, STAGE_WIDTHS)):
       for block in range(num_blocks):
         stride = 2 if stage > 0 and block == 0 else 1

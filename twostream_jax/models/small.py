@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 
 from twostream_jax.models import layers
+from twostream_jax.models import max_pool as max_pool_lib
+from twostream_jax.models import strided_conv
 
 Dtype = Any
 
@@ -42,11 +44,12 @@ class SmallNet(nn.Module):
       pad = kernel // 2
       x = nn.Conv(width, (kernel, kernel), strides=(stride, stride), padding=((pad, pad), (pad, pad)),
                   use_bias=False, dtype=self.dtype, param_dtype=jnp.float32,
-                  kernel_init=layers.conv_kernel_init, name=f'conv{i + 1}')(x)
+                  kernel_init=layers.conv_kernel_init,
+                  conv_general_dilated=strided_conv.conv_general_dilated, name=f'conv{i + 1}')(x)
       x = layers.TorchBatchNorm(dtype=self.dtype, name=f'bn{i + 1}')(x, train)
       x = nn.relu(x)
       if pool:
-        x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+        x = max_pool_lib.max_pool(x, (3, 3), (2, 2), ((1, 1), (1, 1)))
     x = jnp.mean(x, axis=(1, 2))
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
     return layers.apply_heads(x, self.num_classes, self.dtype)

@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 
 from twostream_jax.models import layers
+from twostream_jax.models import max_pool as max_pool_lib
+from twostream_jax.models import strided_conv
 
 Dtype = Any
 
@@ -40,7 +42,8 @@ class TinyNet(nn.Module):
       stride = 1 if i == 0 else 2
       x = nn.Conv(width, (3, 3), strides=(stride, stride), padding=((1, 1), (1, 1)),
                   use_bias=False, dtype=self.dtype, param_dtype=jnp.float32,
-                  kernel_init=layers.conv_kernel_init, name=f'conv{i + 1}')(x)
+                  kernel_init=layers.conv_kernel_init,
+                  conv_general_dilated=strided_conv.conv_general_dilated, name=f'conv{i + 1}')(x)
       x = layers.TorchBatchNorm(dtype=self.dtype, name=f'bn{i + 1}')(x, train)
       x = nn.relu(x)
     x = jnp.mean(x, axis=(1, 2))

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from twostream_jax.models import layers
+from twostream_jax.models import max_pool as max_pool_lib
 
 Dtype = Any
 
@@ -64,7 +65,7 @@ class VGG(nn.Module):
         if min(x.shape[1:3]) < 2:
           raise ValueError(f'VGG input of spatial size {x.shape[1:3]} is too small after pooling; '
                            'use images of at least 32x32.')
-        x = nn.max_pool(x, (2, 2), strides=(2, 2))
+        x = max_pool_lib.max_pool(x, (2, 2), (2, 2))
         index += 1
         continue
       x = nn.Conv(int(item), (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype,
