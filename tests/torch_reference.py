@@ -11,8 +11,9 @@ non-trivial affine parameters and running statistics (so that a mapping mistake 
                       the test reads it without torch, memory-mapped (VGG-16's is 550 MB)
     <arch>.pth        the same state dict via torch.save (only for --pth_archs)
     <arch>_ref.npz    x [B, H, W, 3] (NHWC), logits_eval [B, 1000] and, for --train_archs,
-                      logits_train [B, 1000] (one train-mode forward) and running/<bn key> = the
-                      running statistics after it
+                      logits_train [B, 1000] (one train-mode forward), running/<bn key> = the
+                      running statistics after it, cotangent [B, 1000] (random) and grad/<key> =
+                      the gradient of sum(logits_train * cotangent) for every parameter
 """
 
 from __future__ import annotations
@@ -82,13 +83,15 @@ def make_reference(arch: str, out_dir: str, *, seed: int, batch: int, size: int,
     if isinstance(m, torch.nn.Dropout):
       m.p = 0.0
   model.train()
-  with torch.no_grad():
-    logits_train = model(x).numpy()
+  logits = model(x)
+  cotangent = torch.randn_like(logits)
+  (logits * cotangent).sum().backward()
   running = {f'running/{k}': v.detach().numpy() for k, v in model.state_dict().items()
              if k.endswith(('running_mean', 'running_var'))}
+  grads = {f'grad/{k}': p.grad.numpy() for k, p in model.named_parameters()}
   np.savez(os.path.join(out_dir, f'{arch}_ref.npz'),
            x=x.numpy().transpose(0, 2, 3, 1), logits_eval=logits_eval,
-           logits_train=logits_train, **running)
+           logits_train=logits.detach().numpy(), cotangent=cotangent.numpy(), **running, **grads)
 
 
 def main() -> None:

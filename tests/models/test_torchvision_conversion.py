@@ -109,6 +109,33 @@ def test_train_mode_step_matches_torch(reference_dir):
 
 
 @needs_torch
+def test_train_mode_gradients_match_torch(reference_dir):
+  # Through every hand-written backward pass (batch norm, max pooling, strided convolutions).
+  arch = 'resnet18'
+  state, ref = _load(reference_dir, arch)
+  variables, _ = torchvision_conversion.convert_state_dict(arch, state)
+  model = models.build_model(arch, 1000)
+
+  def objective(params):
+    logits, _ = model.apply({'params': params, 'batch_stats': variables['batch_stats']},
+                            ref['x'], train=True, mutable=['batch_stats'])
+    return jnp.sum(logits * ref['cotangent'])
+
+  grads = jax.jit(jax.grad(objective))(variables['params'])
+  # torch's gradients, laid out as parameters by the converter itself.
+  torch_grads = dict(state, **{k[len('grad/'):]: v for k, v in ref.items() if k.startswith('grad/')})
+  want = traverse_util.flatten_dict(
+      torchvision_conversion.convert_state_dict(arch, torch_grads)[0]['params'])
+  got = traverse_util.flatten_dict(grads)
+  assert set(got) == set(want)
+  for path, value in got.items():
+    scale = np.abs(want[path]).max()
+    assert scale > 0, path
+    np.testing.assert_allclose(np.asarray(value), want[path], rtol=0, atol=2e-4 * scale,
+                               err_msg='/'.join(path))
+
+
+@needs_torch
 def test_cli_converts_pth_with_new_head_and_cross_modality(reference_dir, tmp_path):
   out_dir = tmp_path / 'resnet18_flow'
   result = subprocess.run(
