@@ -1,13 +1,21 @@
 r"""Forward and train-step throughput (images/s) of the Flax models, beside PyTorch's same models.
 
     python bench/bench_models.py --quick                          # CPU: resnet18, cnn_m_2048, minutes
-    python bench/bench_models.py --models=resnet18,cnn_m_2048 --iters=5 --variants=all --wait_idle=600
+    python bench/bench_models.py --models=resnet18,cnn_m_2048 --batch=32 --iters=5 --wait_idle=600
+    python bench/bench_models.py --models=resnet18,cnn_m_2048 --variants=all --wait_idle=600
     python bench/bench_models.py --models=resnet18,resnet50,vgg16,cnn_m_2048 --batch=64 --iters=20
 
-`--variants` times the same JAX model compiled with other XLA CPU options (`VARIANTS`: XNNPACK,
-YNNPACK or oneDNN paths, fast math), interleaved with the default and with PyTorch in the same
-run, so that their ratios hold under the same load. Every row prints the 1-minute load average;
-the run ends with bench/load_check.py's verdict (a loud banner when the machine was not idle).
+`--variants` times the same JAX model compiled with other XLA CPU options (`VARIANTS`; the default,
+`eigen`, is what `python -m twostream_jax.main` uses on a CPU), interleaved with each other and
+with PyTorch in the same run, so that their ratios hold under the same load. Every row prints the
+1-minute load average; the run ends with bench/load_check.py's verdict (a loud banner when the
+machine was not idle).
+
+A second table gives each step's achieved FLOP/s: the forward's FLOPs are XLA's count for the
+model (`cost_analysis`), a train step counts three forwards (the usual convention), and the same
+counts divide both frameworks' times. On a CPU each figure is also a fraction of the peak that
+bench/cpu_peak.py derives from the cores, clock and vector width (stated in the output), beside
+the rate a large float32 matmul reaches in each framework.
 
 JAX runs on its default device (GPU/TPU when there is one). PyTorch (torchvision's model, or an
 equivalent nn.Sequential for CNN-M-2048) runs in the same process on the same kind of device when
@@ -30,22 +38,25 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-import load_check  # pylint: disable=wrong-import-order  (the script's folder)
+import cpu_peak  # pylint: disable=wrong-import-order  (the script's folder)
+import load_check  # pylint: disable=wrong-import-order
 from twostream_jax import models
 
 NUM_CLASSES = 101
 DROPOUT = 0.5
-# XLA CPU compile options worth trying for convolutions in jaxlib 0.10.2 (jax.jit compiler_options,
-# so that each variant is timed in the same process as the others and as PyTorch). This jaxlib
-# sends convolutions (forward and both backward ones) to YNNPACK fusions by default; an empty
-# `ynn_fusion_type` list leaves them to XLA's own (Eigen) convolutions. Asking for XNNPACK or
-# oneDNN convolutions instead (xnn_fusion_type / use_onednn) compiled to the same Eigen
-# convolutions here (no __xnn / oneDNN calls in the compiled HLO), so they are not listed.
+# XLA CPU compile options (jax.jit compiler_options, so that each variant is timed in the same
+# process as the others and as PyTorch). This jaxlib sends convolutions (forward and both backward
+# ones) to YNNPACK fusions by default; an empty `ynn_fusion_type` list leaves them to XLA's own
+# (Eigen) convolutions, which `train.cpu_convolutions='eigen'` (main's CPU default) selects.
+# Asking for XNNPACK or oneDNN convolutions instead compiled to the same Eigen convolutions (no
+# __xnn / oneDNN calls in the compiled HLO), so they are not listed.
 VARIANTS = {
-    'default': {},
-    'eigen_conv': {'xla_cpu_experimental_ynn_fusion_type': ''},
+    'eigen': {'xla_cpu_experimental_ynn_fusion_type': ''},
+    'ynnpack': {},
     'eigen_fast_math': {'xla_cpu_experimental_ynn_fusion_type': '', 'xla_cpu_enable_fast_math': True},
 }
+MAIN_VARIANT = 'eigen'
+MATMUL_SIZE = 2048
 
 
 def _timed(fn: Callable[[], Any]) -> float:
@@ -73,10 +84,11 @@ def _interleaved_medians(fns: dict[str, Callable[[], Any]], warmup: int,
 
 def jax_benchmarks(name: str, batch: int, size: int, channels: int, dtype: str,
                    compiler_options: dict[str, Any] | None = None
-                   ) -> tuple[Callable[[], Any], Callable[[], Any], float]:
-  """(forward, train step, train-step compile seconds) of the Flax model, compiled and ready.
+                   ) -> tuple[Callable[[], Any], Callable[[], Any], float, float]:
+  """(forward, train step, train-step compile seconds, forward FLOPs) of the Flax model, compiled.
 
-  `compiler_options` (a `VARIANTS` value) go to XLA for the forward and the train step.
+  `compiler_options` (a `VARIANTS` value) go to XLA for the forward and the train step. The FLOPs
+  are XLA's count for one forward pass of the whole batch.
   """
   options = compiler_options or None
   model = models.build_model(name, NUM_CLASSES, dropout_rate=DROPOUT, dtype=dtype)
@@ -115,9 +127,11 @@ def jax_benchmarks(name: str, batch: int, size: int, channels: int, dtype: str,
     state[:] = [p, s, o]
     loss.block_until_ready()
 
+  cost = apply_eval.lower(variables, x).cost_analysis()
+  forward_flops = float((cost[0] if isinstance(cost, list) else cost)['flops'])
   forward()
   compile_s = _timed(run_step)
-  return forward, run_step, compile_s
+  return forward, run_step, compile_s, forward_flops
 
 
 def _torch_model(name: str, channels: int):
@@ -183,6 +197,21 @@ def torch_benchmarks(name: str, batch: int, size: int, channels: int,
   return forward, step
 
 
+def matmul_rates(torch_device: str | None) -> dict[str, float]:
+  """FLOP/s of a MATMUL_SIZE^3 float32 matmul in JAX (and PyTorch on `torch_device`)."""
+  n = MATMUL_SIZE
+  a = jnp.asarray(np.random.default_rng(0).standard_normal((n, n), np.float32))
+  dot = jax.jit(lambda u, v: jnp.dot(u, v, precision=jax.lax.Precision.HIGHEST))
+  fns = {'JAX': lambda: dot(a, a).block_until_ready()}
+  if torch_device:
+    import torch  # pylint: disable=g-import-not-at-top
+    ta = torch.from_numpy(np.array(a)).to(torch_device)
+    sync = torch.cuda.synchronize if torch_device == 'cuda' else (lambda: None)
+    fns['PyTorch'] = lambda: (torch.mm(ta, ta), sync())
+  sec = _interleaved_medians(fns, warmup=2, iters=5)
+  return {k: 2 * n**3 / v for k, v in sec.items()}
+
+
 def _torch_device(jax_platform: str) -> str | None:
   """The torch device matching JAX's, or None when torch is absent or cannot use it."""
   try:
@@ -197,6 +226,25 @@ def _torch_device(jax_platform: str) -> str | None:
   return None
 
 
+def _print_flop_table(rows: list[tuple[str, float, dict[str, float]]],
+                      peak: cpu_peak.CpuPeak | None) -> None:
+  """Achieved GFLOP/s per step (and the fraction of the CPU's peak) of each timed function."""
+  print('achieved GFLOP/s (forward: XLA\'s FLOP count of the model; train step: 3 x forward)'
+        + (' and fraction of the CPU peak' if peak else ''))
+  columns = ('JAX fwd', 'torch fwd', 'JAX train', 'torch train')
+  print(f'{"model":<30}{"GFLOP/img":>10}' + ''.join(f'{c:>17}' for c in columns))
+  for label, flops_per_image, rates in rows:
+    cells = []
+    for column in columns:
+      if column not in rates:
+        cells.append(f'{"-":>17}')
+        continue
+      rate = rates[column]
+      share = f' ({rate / peak.flops:.2f})' if peak else ''
+      cells.append(f'{f"{rate / 1e9:.1f}{share}":>17}')
+    print(f'{label:<30}{flops_per_image / 1e9:>10.2f}' + ''.join(cells), flush=True)
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--models', default=None,
@@ -208,10 +256,15 @@ def main() -> None:
   parser.add_argument('--dtype', default=None, help="JAX compute dtype (default float32 on CPU, "
                       "bfloat16 otherwise)")
   parser.add_argument('--iters', type=int, default=None, help='timed iterations (median)')
-  parser.add_argument('--warmup', type=int, default=1)
+  parser.add_argument('--warmup', type=int, default=2)
   parser.add_argument('--no_torch', action='store_true', help='JAX only')
-  parser.add_argument('--variants', default='default',
-                      help=f'comma-separated XLA option sets from {list(VARIANTS)}, or "all"')
+  parser.add_argument('--variants', default=MAIN_VARIANT,
+                      help=f'comma-separated XLA option sets from {list(VARIANTS)}, or "all" '
+                      f'(default {MAIN_VARIANT}: what main uses on a CPU)')
+  parser.add_argument('--clock_ghz', type=float, default=None,
+                      help='CPU clock for the peak FLOP/s (default: read from the system)')
+  parser.add_argument('--fma_pipes', type=int, default=2,
+                      help='FMA pipes per core for the peak FLOP/s (default 2)')
   parser.add_argument('--quick', action='store_true',
                       help='resnet18 and cnn_m_2048, batch 8, 3 iterations: a few minutes on a CPU')
   load_check.add_arguments(parser)
@@ -238,15 +291,24 @@ def main() -> None:
     import torch  # pylint: disable=g-import-not-at-top
     print(f'PyTorch {torch.__version__} on {torch_device} ({torch.get_num_threads()} threads), '
           'float32')
+  peak = cpu_peak.cpu_peak(args.clock_ghz, args.fma_pipes) if on_cpu else None
+  if peak:
+    print(f'{cpu_peak.model_name()}: {peak.describe()}')
+  rates = matmul_rates(torch_device)
+  print(f'float32 matmul {MATMUL_SIZE}^3: ' + ', '.join(
+      f'{k} {v / 1e9:.0f} GFLOP/s' + (f' ({v / peak.flops:.2f} of peak)' if peak else '')
+      for k, v in rates.items()))
   header = (f'{"model":<30}{"JAX fwd":>10}{"torch fwd":>11}{"ratio":>7}'
             f'{"JAX train":>11}{"torch train":>13}{"ratio":>7}{"compile s":>11}{"load":>7}')
   print('images/s (ratio = JAX / torch)')
   print(header)
+  flop_rows = []
   for name in names:
     fns, compile_s = {}, {}
     for variant in variants:
-      fns[f'jax_fwd/{variant}'], fns[f'jax_train/{variant}'], compile_s[variant] = jax_benchmarks(
-          name, batch, args.size, args.channels, dtype, VARIANTS[variant])
+      (fns[f'jax_fwd/{variant}'], fns[f'jax_train/{variant}'], compile_s[variant],
+       forward_flops) = jax_benchmarks(name, batch, args.size, args.channels, dtype,
+                                       VARIANTS[variant])
     torch_fns = (torch_benchmarks(name, batch, args.size, args.channels, torch_device)
                  if torch_device else None)
     if torch_fns:
@@ -254,7 +316,7 @@ def main() -> None:
     sec = _interleaved_medians(fns, args.warmup, iters)
     load = f'{load_check.load_average() or 0:>7.2f}'
     for variant in variants:
-      label = name if variant == 'default' else f'{name} [{variant}]'
+      label = name if variant == MAIN_VARIANT else f'{name} [{variant}]'
       jf, jt = batch / sec[f'jax_fwd/{variant}'], batch / sec[f'jax_train/{variant}']
       if torch_fns:
         tf_, tt = batch / sec['torch_fwd'], batch / sec['torch_train']
@@ -263,6 +325,12 @@ def main() -> None:
       else:
         print(f'{label:<30}{jf:>10.1f}{"-":>11}{"-":>7}{jt:>11.1f}{"-":>13}{"-":>7}'
               f'{compile_s[variant]:>11.1f}{load}', flush=True)
+      flop_rows.append((label, forward_flops / batch, {
+          'JAX fwd': forward_flops / sec[f'jax_fwd/{variant}'],
+          'JAX train': 3 * forward_flops / sec[f'jax_train/{variant}'],
+          **({'torch fwd': forward_flops / sec['torch_fwd'],
+              'torch train': 3 * forward_flops / sec['torch_train']} if torch_fns else {})}))
+  _print_flop_table(flop_rows, peak)
   print(monitor.verdict())
 
 
