@@ -7,8 +7,9 @@ of such layers in the model, for the convolutions a train step runs: the first l
 gradient is not (nothing needs it) and is not timed. JAX compiles each with XLA's Eigen
 convolutions (what `python -m twostream_jax.main` uses on a CPU) through the models' own
 `strided_conv.conv_general_dilated`, so strided layers use their phase-split gradients; PyTorch
-calls `aten.convolution_backward` for one gradient at a time. The totals show how much of a train
-step's difference to PyTorch lies in the convolutions themselves.
+calls `aten.convolution_backward` for one gradient at a time. Rounds as in bench_models.py: an
+untimed call, then timed ones back to back, so that one framework's threads do not slow the other.
+The totals show how much of a train step's difference to PyTorch lies in the convolutions.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ if 'xla_cpu_experimental_ynn_fusion_type' not in os.environ.get('XLA_FLAGS', '')
 import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+import bench_models  # pylint: disable=wrong-import-order,wrong-import-position
 import load_check  # pylint: disable=wrong-import-order,wrong-import-position
 from twostream_jax.models import strided_conv  # pylint: disable=wrong-import-position
 
@@ -60,9 +62,11 @@ def _median_ms(fns: dict[str, object], iters: int) -> dict[str, float]:
   times: dict[str, list[float]] = {k: [] for k in fns}
   for _ in range(iters):
     for key, fn in fns.items():
-      start = time.perf_counter()
-      fn()
-      times[key].append(time.perf_counter() - start)
+      fn()  # Untimed: absorbs the switch from the other framework (bench_models.TIMED_PER_ROUND).
+      for _ in range(bench_models.TIMED_PER_ROUND):
+        start = time.perf_counter()
+        fn()
+        times[key].append(time.perf_counter() - start)
   return {k: 1e3 * statistics.median(v) for k, v in times.items()}
 
 

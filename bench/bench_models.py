@@ -65,12 +65,20 @@ def _timed(fn: Callable[[], Any]) -> float:
   return time.perf_counter() - start
 
 
+# Each round calls every function 1 + TIMED_PER_ROUND times in a row and times only the last
+# ones. PyTorch's OpenMP threads spin for a while after each parallel region and take a core from
+# whatever runs next (a 12 ms JAX convolution timed right after a PyTorch one took 23% longer than
+# alone), and an untimed pause instead lets the CPU clock down; the untimed lead call absorbs the
+# switch, and the timed calls run back to back, as a training loop's steps do.
+TIMED_PER_ROUND = 2
+
+
 def _interleaved_medians(fns: dict[str, Callable[[], Any]], warmup: int,
                          iters: int) -> dict[str, float]:
-  """Median seconds per call of each function, timed round-robin.
+  """Median seconds per call of each function over `iters` rounds of TIMED_PER_ROUND calls.
 
-  Interleaving puts JAX and torch under the same background load, so their ratio stays
-  meaningful on a shared machine.
+  Interleaving the rounds puts JAX and torch under the same background load, so their ratio
+  stays meaningful on a shared machine.
   """
   for fn in fns.values():
     for _ in range(warmup):
@@ -78,7 +86,8 @@ def _interleaved_medians(fns: dict[str, Callable[[], Any]], warmup: int,
   times: dict[str, list[float]] = {k: [] for k in fns}
   for _ in range(iters):
     for key, fn in fns.items():
-      times[key].append(_timed(fn))
+      fn()
+      times[key].extend(_timed(fn) for _ in range(TIMED_PER_ROUND))
   return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -255,7 +264,7 @@ def main() -> None:
   parser.add_argument('--channels', type=int, default=3, help='3 (RGB) or 2L (flow stacks)')
   parser.add_argument('--dtype', default=None, help="JAX compute dtype (default float32 on CPU, "
                       "bfloat16 otherwise)")
-  parser.add_argument('--iters', type=int, default=None, help='timed iterations (median)')
+  parser.add_argument('--iters', type=int, default=None, help='interleaved rounds (median)')
   parser.add_argument('--warmup', type=int, default=2)
   parser.add_argument('--no_torch', action='store_true', help='JAX only')
   parser.add_argument('--variants', default=MAIN_VARIANT,
@@ -286,7 +295,8 @@ def main() -> None:
 
   print(f'JAX {jax.__version__} on {device.platform} ({device.device_kind}), '
         f'{os.cpu_count()} CPU cores; batch {batch}, {args.size}x{args.size}x{args.channels}, '
-        f'JAX dtype {dtype}, median of {iters} interleaved iterations; {monitor.now()}')
+        f'JAX dtype {dtype}, median of {iters} interleaved rounds of {TIMED_PER_ROUND} timed calls '
+        f'after an untimed one; {monitor.now()}')
   if torch_device:
     import torch  # pylint: disable=g-import-not-at-top
     print(f'PyTorch {torch.__version__} on {torch_device} ({torch.get_num_threads()} threads), '
