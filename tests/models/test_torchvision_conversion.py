@@ -84,14 +84,19 @@ def test_converted_logits_match_torch_in_eval_mode(reference_dir, arch):
   assert np.abs(np.asarray(logits_eval) - ref['logits_eval']).max() <= 1e-4
 
 
+def _converted_resnet18(reference_dir):
+  """(arch, torch state, reference outputs, converted variables, Flax model) of the train tests."""
+  arch = 'resnet18'
+  state, ref = _load(reference_dir, arch)
+  variables, _ = torchvision_conversion.convert_state_dict(arch, state)
+  return arch, state, ref, variables, models.build_model(arch, 1000)
+
+
 @needs_torch
 def test_train_mode_step_matches_torch(reference_dir):
   # ResNet-18 only: through ResNet-50, batch statistics of 8 values per channel (layer4 at 64x64,
   # batch 2) amplify float32 rounding to ~1.5e-4 even between torch float32 and float64.
-  arch = 'resnet18'
-  state, ref = _load(reference_dir, arch)
-  variables, _ = torchvision_conversion.convert_state_dict(arch, state)
-  model = models.build_model(arch, 1000)
+  arch, state, ref, variables, model = _converted_resnet18(reference_dir)
   logits_train, updates = jax.jit(
       lambda v, x: model.apply(v, x, train=True, mutable=['batch_stats']))(variables, ref['x'])
   new_stats = updates['batch_stats']
@@ -111,10 +116,7 @@ def test_train_mode_step_matches_torch(reference_dir):
 @needs_torch
 def test_train_mode_gradients_match_torch(reference_dir):
   # Through every hand-written backward pass (batch norm, max pooling, strided convolutions).
-  arch = 'resnet18'
-  state, ref = _load(reference_dir, arch)
-  variables, _ = torchvision_conversion.convert_state_dict(arch, state)
-  model = models.build_model(arch, 1000)
+  arch, state, ref, variables, model = _converted_resnet18(reference_dir)
 
   def objective(params):
     logits, _ = model.apply({'params': params, 'batch_stats': variables['batch_stats']},
