@@ -96,10 +96,11 @@ def jax_benchmarks(name: str, batch: int, size: int, channels: int, dtype: str,
                    ) -> tuple[Callable[[], Any], Callable[[], Any], float, float]:
   """(forward, train step, train-step compile seconds, forward FLOPs) of the Flax model, compiled.
 
-  `compiler_options` (a `VARIANTS` value) go to XLA for the forward and the train step. The FLOPs
-  are XLA's count for one forward pass of the whole batch.
+  `compiler_options` (a `VARIANTS` value) go to XLA for the forward and the train step on a CPU
+  (they are XLA CPU options; other backends compile without them). The FLOPs are XLA's count for
+  one forward pass of the whole batch.
   """
-  options = compiler_options or None
+  options = (compiler_options or None) if jax.default_backend() == 'cpu' else None
   model = models.build_model(name, NUM_CLASSES, dropout_rate=DROPOUT, dtype=dtype)
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.standard_normal((batch, size, size, channels), np.float32))
