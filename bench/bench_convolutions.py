@@ -15,20 +15,15 @@ The totals show how much of a train step's difference to PyTorch lies in the con
 from __future__ import annotations
 
 import argparse
+import functools
 import os
-import statistics
-import time
 
-if 'xla_cpu_experimental_ynn_fusion_type' not in os.environ.get('XLA_FLAGS', ''):
-  os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '')
-                             + ' --xla_cpu_experimental_ynn_fusion_type=').strip()
+import jax
+import numpy as np
 
-import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
-import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-import bench_models  # pylint: disable=wrong-import-order,wrong-import-position
-import load_check  # pylint: disable=wrong-import-order,wrong-import-position
-from twostream_jax.models import strided_conv  # pylint: disable=wrong-import-position
+import bench_models  # pylint: disable=wrong-import-order  (the script's folder)
+import load_check  # pylint: disable=wrong-import-order
+from twostream_jax.models import strided_conv
 
 NHWC = ('NHWC', 'HWIO', 'NHWC')
 # (label, input size, in channels, out channels, kernel, stride, padding, count, first layer)
@@ -55,21 +50,6 @@ LAYERS = {
 }
 
 
-def _median_ms(fns: dict[str, object], iters: int) -> dict[str, float]:
-  for fn in fns.values():
-    fn()
-    fn()
-  times: dict[str, list[float]] = {k: [] for k in fns}
-  for _ in range(iters):
-    for key, fn in fns.items():
-      fn()  # Untimed: absorbs the switch from the other framework (bench_models.TIMED_PER_ROUND).
-      for _ in range(bench_models.TIMED_PER_ROUND):
-        start = time.perf_counter()
-        fn()
-        times[key].append(time.perf_counter() - start)
-  return {k: 1e3 * statistics.median(v) for k, v in times.items()}
-
-
 def _layer_functions(batch, size, cin, cout, kernel, stride, pad, first):
   """{'JAX fwd': f, 'JAX dx': f, ...}: each computes one thing and waits for it."""
   import torch  # pylint: disable=g-import-not-at-top
@@ -83,9 +63,11 @@ def _layer_functions(batch, size, cin, cout, kernel, stride, pad, first):
 
   g = rng.standard_normal(jax.eval_shape(conv, x, w).shape).astype(np.float32)
   x, w, g = jax.device_put(x), jax.device_put(w), jax.device_put(g)
-  forward = jax.jit(conv)
-  input_grad = jax.jit(lambda k, c: jax.vjp(lambda v: conv(v, k), x)[1](c)[0])
-  kernel_grad = jax.jit(lambda v, c: jax.vjp(lambda k: conv(v, k), w)[1](c)[0])
+  jit = functools.partial(jax.jit,
+                          compiler_options=bench_models.VARIANTS[bench_models.MAIN_VARIANT])
+  forward = jit(conv)
+  input_grad = jit(lambda k, c: jax.vjp(lambda v: conv(v, k), x)[1](c)[0])
+  kernel_grad = jit(lambda v, c: jax.vjp(lambda k: conv(v, k), w)[1](c)[0])
   tx = torch.from_numpy(np.array(x).transpose(0, 3, 1, 2).copy())
   tw = torch.from_numpy(np.array(w).transpose(3, 2, 0, 1).copy())
   tg = torch.from_numpy(np.array(g).transpose(0, 3, 1, 2).copy())
@@ -125,8 +107,9 @@ def main() -> None:
     print(f'{"layer":<26}{"n":>3}' + ''.join(f'{"JAX " + k:>10}{"torch " + k:>11}' for k in kinds))
     totals = {f'{f} {k}': 0.0 for f in ('JAX', 'torch') for k in kinds}
     for label, size, cin, cout, kernel, stride, pad, count, first in LAYERS[name]:
-      ms = _median_ms(_layer_functions(args.batch, size, cin, cout, kernel, stride, pad, first),
-                      args.iters)
+      fns = _layer_functions(args.batch, size, cin, cout, kernel, stride, pad, first)
+      seconds = bench_models.interleaved_medians(fns, warmup=2, iters=args.iters)
+      ms = {k: 1e3 * v for k, v in seconds.items()}
       cells = []
       for kind in kinds:
         for framework, width in (('JAX', 10), ('torch', 11)):

@@ -73,7 +73,7 @@ def _timed(fn: Callable[[], Any]) -> float:
 TIMED_PER_ROUND = 2
 
 
-def _interleaved_medians(fns: dict[str, Callable[[], Any]], warmup: int,
+def interleaved_medians(fns: dict[str, Callable[[], Any]], warmup: int,
                          iters: int) -> dict[str, float]:
   """Median seconds per call of each function over `iters` rounds of TIMED_PER_ROUND calls.
 
@@ -218,7 +218,7 @@ def matmul_rates(torch_device: str | None) -> dict[str, float]:
     ta = torch.from_numpy(np.array(a)).to(torch_device)
     sync = torch.cuda.synchronize if torch_device == 'cuda' else (lambda: None)
     fns['PyTorch'] = lambda: (torch.mm(ta, ta), sync())
-  sec = _interleaved_medians(fns, warmup=2, iters=5)
+  sec = interleaved_medians(fns, warmup=2, iters=5)
   return {k: 2 * n**3 / v for k, v in sec.items()}
 
 
@@ -324,7 +324,7 @@ def main() -> None:
                  if torch_device else None)
     if torch_fns:
       fns['torch_fwd'], fns['torch_train'] = torch_fns
-    sec = _interleaved_medians(fns, args.warmup, iters)
+    sec = interleaved_medians(fns, args.warmup, iters)
     load = f'{load_check.load_average() or 0:>7.2f}'
     for variant in variants:
       label = name if variant == MAIN_VARIANT else f'{name} [{variant}]'

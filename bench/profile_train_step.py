@@ -29,7 +29,6 @@ import time
 DUMP = tempfile.mkdtemp(prefix='profile_train_step_hlo_')
 atexit.register(shutil.rmtree, DUMP, ignore_errors=True)
 os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') + ' --xla_cpu_enable_xprof_traceme=true'
-                           ' --xla_cpu_experimental_ynn_fusion_type='
                            f' --xla_dump_to={DUMP} --xla_dump_hlo_as_text'
                            ' --xla_dump_hlo_module_re=.*train_step.*').strip()
 

@@ -22,7 +22,6 @@ import jax
 import jax.numpy as jnp
 
 from twostream_jax.models import layers
-from twostream_jax.models import max_pool as max_pool_lib
 from twostream_jax.models import strided_conv
 
 Dtype = Any
